@@ -1,0 +1,114 @@
+"""The `edgedistill` command: parse arguments, build a Recipe, call the pipeline. No logic lives here."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Distill a large image model into a small, fast one; evaluate, profile and report it.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+Overrides = Annotated[list[str] | None, typer.Argument(help="recipe overrides as section.key=value", show_default=False)]
+
+
+@app.command()
+def demo(overrides: Overrides = None) -> None:
+    """Offline demo: teacher, student alone and distilled student on scikit-learn's digits (~2 min on 2 CPUs)."""
+    from .pipeline import run
+    from .recipe import load_recipe
+    from .recipes import recipe_path
+
+    run(load_recipe(recipe_path("demo"), overrides or []), console)
+
+
+@app.command("run")
+def run_cmd(
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML file")],
+    overrides: Overrides = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the latest run of this recipe")] = False,
+) -> None:
+    """Run a recipe: RECIPE.yaml plus section.key=value overrides."""
+    from .pipeline import run
+    from .recipe import load_recipe
+
+    extra = ["train.resume=true"] if resume else []
+    run(load_recipe(recipe, (overrides or []) + extra), console)
+
+
+@app.command("eval")
+def eval_cmd(
+    checkpoint: Annotated[str, typer.Argument(help="a run folder or a .safetensors model written by edgedistill")],
+    overrides: Overrides = None,
+    split: Annotated[str, typer.Option(help="held-out split: val or test")] = "val",
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write the metrics to this file")] = None,
+) -> None:
+    """Evaluate a checkpoint on its data (from the checkpoint, or data.key=value overrides)."""
+    from .tools import evaluate_checkpoint
+
+    evaluate_checkpoint(checkpoint, overrides or [], split, json_out, console)
+
+
+@app.command()
+def profile(
+    model: Annotated[str, typer.Argument(help="a run folder, a .safetensors model, or a spec like timm:resnet18")],
+    image_size: Annotated[int | None, typer.Option(help="input side in pixels (default: the checkpoint's)")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: torch's choice)")] = None,
+    runs: Annotated[int, typer.Option(help="timed runs after warm-up")] = 50,
+    batch_size: Annotated[int, typer.Option(help="batch size of the timed input")] = 1,
+    num_classes: Annotated[int, typer.Option(help="classes, for a bare model spec")] = 1000,
+) -> None:
+    """Parameters, FLOPs, size, CPU latency (median, p90) and peak memory of a model."""
+    from .tools import profile_checkpoint
+
+    profile_checkpoint(model, image_size, threads, runs, batch_size, num_classes, console)
+
+
+class ListWhat(str, Enum):
+    models = "models"
+    data = "data"
+    methods = "methods"
+
+
+@app.command("list")
+def list_cmd(
+    what: Annotated[ListWhat, typer.Argument(help="models, data or methods")],
+    pattern: Annotated[str | None, typer.Argument(help="filter models by a glob, e.g. 'resnet*'")] = None,
+    source: Annotated[str | None, typer.Option(help="only this model source (timm, torchvision, cifar, …)")] = None,
+) -> None:
+    """Show what recipes can name: model sources and names, dataset sources, distillation methods."""
+    from .tools import list_registered
+
+    list_registered(what.value, pattern, source, console)
+
+
+def main() -> None:
+    from .engine import TrainingError
+
+    try:
+        app()
+    except UserError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+    except TrainingError as e:
+        err_console.print(f"[bold red]training stopped:[/] {e}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]; rerun with --resume (or train.resume=true) to continue")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

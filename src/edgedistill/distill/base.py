@@ -1,0 +1,123 @@
+"""The Distiller: teacher + student + weighted loss terms → a dict of named losses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from ..models import FeatureTaps
+
+
+@dataclass
+class Outputs:
+    """What a term sees of one model: its logits and the features it asked to tap."""
+
+    logits: torch.Tensor
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Term(nn.Module):
+    """One distillation loss; subclasses set Params (a pydantic schema), family and paper.
+
+    Trainable extras (connectors, learnable temperatures) are created in __init__ as submodules, so they
+    belong to the Distiller, are optimized with the student, and are never part of the exported student.
+    """
+
+    Params: ClassVar[type[BaseModel]] = NoParams
+    family: ClassVar[str] = "response"
+    paper: ClassVar[str] = ""
+
+    def __init__(self, params: BaseModel, student: nn.Module, teacher: nn.Module | None):
+        super().__init__()
+        self.params = params
+
+    def student_features(self) -> list[str]:
+        return []
+
+    def teacher_features(self) -> list[str]:
+        return []
+
+    def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+def _run(model: nn.Module, images: torch.Tensor, taps: list[str]) -> Outputs:
+    if not taps:
+        return Outputs(model(images))
+    with FeatureTaps(model, taps) as t:
+        logits = model(images)
+    return Outputs(logits, dict(t.features))
+
+
+class Distiller(nn.Module):
+    """Trains `student`; a frozen `teacher` (eval mode, no grad) supplies targets for the terms.
+
+    With no teacher and no terms it is plain supervised training, so teacher training and the
+    student-alone baseline go through the same module and the same engine.
+    """
+
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: nn.Module | None = None,
+        terms: Mapping[str, tuple[float, Term]] | None = None,
+        ce_weight: float = 1.0,
+        label_smoothing: float = 0.0,
+    ):
+        super().__init__()
+        self.student = student
+        self.teacher = teacher
+        self.weights = {name: w for name, (w, _) in (terms or {}).items()}
+        self.terms = nn.ModuleDict({name: t for name, (_, t) in (terms or {}).items()})
+        if self.terms and teacher is None:
+            raise ValueError("distillation terms need a teacher")
+        self.ce_weight = ce_weight
+        self.label_smoothing = label_smoothing
+        if teacher is not None:
+            teacher.requires_grad_(False)
+            teacher.eval()
+        self._student_taps = sorted({f for t in self.terms.values() for f in t.student_features()})
+        self._teacher_taps = sorted({f for t in self.terms.values() for f in t.teacher_features()})
+
+    def train(self, mode: bool = True) -> Distiller:
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()  # frozen BatchNorm statistics: the teacher never drifts during distillation
+        return self
+
+    def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        images, labels = batch[0], batch[1]
+        s_out = _run(self.student, images, self._student_taps)
+        losses: dict[str, torch.Tensor] = {}
+        if self.ce_weight > 0:
+            ce = F.cross_entropy(s_out.logits.float(), labels, label_smoothing=self.label_smoothing)
+            losses["ce"] = self.ce_weight * ce
+        if self.terms:
+            with torch.no_grad():
+                t_out = _run(self.teacher, images, self._teacher_taps)
+            for name, term in self.terms.items():
+                losses[name] = self.weights[name] * term(s_out, t_out, batch)
+        total = sum(losses.values()) if losses else s_out.logits.sum() * 0
+        return {"loss": total, **losses}
+
+    # The teacher is frozen and has its own weights file: keep it out of training checkpoints.
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        sd = super().state_dict(*args, **kwargs)
+        return type(sd)((k, v) for k, v in sd.items() if not k.startswith("teacher."))
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        result = super().load_state_dict(state_dict, strict=False, assign=assign)
+        missing = [k for k in result.missing_keys if not k.startswith("teacher.")]
+        if strict and (missing or result.unexpected_keys):
+            raise RuntimeError(f"checkpoint mismatch: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}")
+        return result

@@ -1,0 +1,187 @@
+"""The one training loop: teacher training, distillation and fine-tuning all run through `fit`.
+
+It trains any module whose forward(batch) returns a dict with "loss" (other entries are logged by
+name) and knows nothing of distillation methods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..recipe import TrainConfig
+from .checkpoint import atomic_save, load_checkpoint, rng_state, seed_everything, set_rng_state
+from .optim import build_optimizer, build_scheduler
+from .progress import TrainProgress
+
+Evaluate = Callable[[], dict[str, float]]
+Callback = Callable[[int, dict[str, Any]], None]
+
+
+class TrainingError(Exception):
+    """Training cannot go on (a non-finite loss); the last good checkpoint is left intact."""
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: float | None = None
+    best_epoch: int | None = None
+    resumed_from: int = 0
+    seconds: float = 0.0
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.history[-1] if self.history else {}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(f"train.device={name} but CUDA is not available here; use train.device=cpu or auto")
+    return torch.device(name)
+
+
+def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
+    if isinstance(batch, torch.Tensor):
+        fmt = torch.channels_last if channels_last and batch.dim() == 4 else torch.contiguous_format
+        return batch.to(device, non_blocking=True, memory_format=fmt)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(b, device, channels_last) for b in batch)
+    return batch
+
+
+def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    if amp == "off":
+        return contextlib.nullcontext()
+    if amp == "fp16" and device.type != "cuda":
+        raise TrainingError("train.amp=fp16 needs CUDA; on CPU use train.amp=bf16 or off")
+    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def fit(
+    module: nn.Module,
+    train_loader: DataLoader,
+    cfg: TrainConfig,
+    out_dir: Path,
+    *,
+    evaluate: Evaluate | None = None,
+    monitor: str = "top1",
+    epochs: int | None = None,
+    lr: float | None = None,
+    resume: bool = False,
+    name: str = "train",
+    console: Console | None = None,
+    on_epoch_end: Callback | None = None,
+) -> FitResult:
+    """Train `module` for `epochs` (default cfg.epochs); checkpoints in out_dir/{last,best}.pt."""
+    console = console or Console()
+    epochs = epochs or cfg.epochs
+    lr = lr or cfg.lr
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    channels_last = cfg.channels_last and device.type == "cuda"
+    module.to(device)
+    if channels_last:
+        module.to(memory_format=torch.channels_last)
+    steps_per_epoch = len(train_loader)
+    if steps_per_epoch == 0:
+        raise TrainingError(f"{name}: the train split yields no batch (fewer images than train.batch_size?)")
+    opt = build_optimizer(module.parameters(), cfg, lr)
+    sched = build_scheduler(opt, cfg, epochs, steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+    result = FitResult()
+    last_path, best_path, log_path = out_dir / "last.pt", out_dir / "best.pt", out_dir / "metrics.jsonl"
+
+    start = 0
+    if resume and last_path.exists():
+        ck = load_checkpoint(last_path)
+        module.load_state_dict(ck["module"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        scaler.load_state_dict(ck["scaler"])
+        set_rng_state(ck["rng"])
+        start = int(ck["epoch"])
+        result.history = list(ck["history"])
+        result.best, result.best_epoch = ck["best"], ck["best_epoch"]
+        result.resumed_from = start
+        console.print(f"[cyan]{name}[/]: resuming from epoch {start}/{epochs} ({last_path})")
+    log_path.write_text("".join(json.dumps(h) + "\n" for h in result.history))
+
+    t_start = time.perf_counter()
+    with TrainProgress(console, name, epochs, steps_per_epoch, start) as bar:
+        for epoch in range(start, epochs):
+            # Seeded per epoch: shuffling, augmentation and dropout do not depend on where a run resumed.
+            torch.manual_seed(cfg.seed * 100_003 + epoch)
+            if hasattr(train_loader.sampler, "set_epoch"):
+                train_loader.sampler.set_epoch(epoch)
+            module.train()
+            sums: dict[str, float] = {}
+            seen, t0 = 0, time.perf_counter()
+            for step, batch in enumerate(train_loader):
+                batch = _to_device(batch, device, channels_last)
+                with _autocast(device, cfg.amp):
+                    out = module(batch)
+                loss = out["loss"]
+                if not torch.isfinite(loss.detach()):
+                    bad = [k for k, v in out.items() if k != "loss" and not torch.isfinite(v.detach()).all()]
+                    raise TrainingError(
+                        f"{name}: non-finite loss at epoch {epoch + 1}, step {step + 1} "
+                        f"(term{'s' if len(bad) != 1 else ''}: {', '.join(bad) or 'loss'}); "
+                        f"last good checkpoint kept at {last_path if last_path.exists() else 'none yet'}. "
+                        "Try a lower train.lr or train.grad_clip."
+                    )
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.grad_clip:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                n = len(batch[0])
+                seen += n
+                for k, v in out.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * n
+                bar.step(loss=sums["loss"] / seen, lr=opt.param_groups[0]["lr"],
+                         ips=seen / (time.perf_counter() - t0))
+            record: dict[str, Any] = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
+            record.update({k: v / seen for k, v in sums.items()})
+            record["images_per_s"] = seen / (time.perf_counter() - t0)
+            if evaluate is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == epochs):
+                record.update({f"val_{k}": v for k, v in evaluate().items()})
+            result.history.append(record)
+            metric = record.get(f"val_{monitor}")
+            improved = metric is not None and (result.best is None or metric > result.best)
+            if improved:
+                result.best, result.best_epoch = metric, epoch + 1
+                atomic_save({"module": module.state_dict(), "epoch": epoch + 1, monitor: metric}, best_path)
+            atomic_save(
+                {
+                    "module": module.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "scaler": scaler.state_dict(), "rng": rng_state(), "epoch": epoch + 1,
+                    "history": result.history, "best": result.best, "best_epoch": result.best_epoch,
+                },
+                last_path,
+            )
+            with log_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            bar.epoch_done(record, monitor)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, record)
+    result.seconds = time.perf_counter() - t_start
+    return result

@@ -1,0 +1,11 @@
+"""User-facing errors: the CLI turns these into a one-line message and exit code 2."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input from the user (recipe, file, name): shown without a traceback."""
+
+    def __init__(self, message: str, key: str | None = None):
+        self.key = key
+        super().__init__(f"{key}: {message}" if key else message)

@@ -1,0 +1,316 @@
+"""The recipe: one validated document that says what a run does, so any run can be repeated from it."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import UserError
+
+
+class Section(BaseModel):
+    """Base of every recipe section: unknown keys are errors, assignments are re-validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    source: str = Field("digits", description="dataset source: digits, imagefolder, torchvision, hf-disk")
+    root: Path | None = Field(None, description="dataset folder (not needed for digits)")
+    name: str | None = Field(None, description="torchvision dataset class, e.g. CIFAR10")
+    image_size: int = Field(32, gt=0, description="side of the square input images, in pixels")
+    val_ratio: float = Field(0.2, gt=0, lt=1, description="held-out share when a source has no val split")
+    split_seed: int = Field(0, description="seed of that split, fixed so runs compare on the same images")
+    augment: Literal["auto", "padcrop", "randomresizedcrop", "none"] = Field(
+        "auto", description="train augmentation; auto: pad-crop+flip up to 64 px, random-resized-crop+flip above"
+    )
+    hflip: bool = Field(True, description="random horizontal flip in train augmentation (off for digits)")
+    mean: tuple[float, float, float] = Field((0.485, 0.456, 0.406), description="normalization mean (RGB)")
+    std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), description="normalization std (RGB)")
+    bad_images: Literal["fail", "skip"] = Field("fail", description="unreadable image: stop, or skip and count")
+    download: bool = Field(False, description="let torchvision download the dataset (needs network)")
+    workers: int = Field(2, ge=0, description="DataLoader worker processes")
+    max_train_samples: int | None = Field(None, gt=0, description="use only the first N train images")
+    max_val_samples: int | None = Field(None, gt=0, description="use only the first N held-out images")
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        from .data import DATA_SOURCES
+
+        if v not in DATA_SOURCES:
+            raise ValueError(_choices_msg(v, DATA_SOURCES.names()))
+        return v
+
+    @field_validator("root")
+    @classmethod
+    def _root_exists(cls, v: Path | None) -> Path | None:
+        if v is not None and not Path(v).expanduser().exists():
+            raise ValueError(f"folder does not exist: {v}")
+        return Path(v).expanduser() if v is not None else None
+
+    @field_validator("std")
+    @classmethod
+    def _positive_std(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if min(v) <= 0:
+            raise ValueError("every std must be > 0")
+        return v
+
+    @model_validator(mode="after")
+    def _root_needed(self) -> DataConfig:
+        if self.source != "digits" and self.root is None and not (self.source == "torchvision" and self.download):
+            raise ValueError(f"data.root is required for source {self.source!r}")
+        if self.source == "torchvision" and not self.name:
+            raise ValueError("data.name is required for source 'torchvision' (e.g. CIFAR10)")
+        return self
+
+
+class ModelConfig(Section):
+    model: str = Field(..., description="source:name, e.g. cifar:resnet8, timm:resnet18, file:run/student.safetensors")
+    weights: str | None = Field(None, description="path (.safetensors/.pth), 'pretrained', or none")
+    resize_head: bool = Field(True, description="replace the classifier when its class count differs from the data's")
+
+    @field_validator("model")
+    @classmethod
+    def _has_prefix(cls, v: str) -> str:
+        from .models import MODEL_SOURCES
+
+        prefix, sep, rest = v.partition(":")
+        if not sep or not rest:
+            raise ValueError(f"expected SOURCE:NAME with SOURCE one of {', '.join(MODEL_SOURCES.names())}")
+        if prefix not in MODEL_SOURCES:
+            raise ValueError(_choices_msg(prefix, MODEL_SOURCES.names(), what="model source"))
+        return v
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_exist(cls, v: str | None) -> str | None:
+        if v in (None, "", "none", "None"):
+            return None
+        if v != "pretrained" and not Path(v).expanduser().exists():
+            raise ValueError(f"weights file does not exist: {v} (allowed: a path, 'pretrained', or none)")
+        return v
+
+
+class TeacherConfig(ModelConfig):
+    model: str = Field("cifar:resnet20", description=ModelConfig.model_fields["model"].description)
+    epochs: int | None = Field(None, gt=0, description="epochs to train the teacher when it has no weights")
+    lr: float | None = Field(None, gt=0, description="teacher learning rate (default: train.lr)")
+
+
+class StudentConfig(ModelConfig):
+    model: str = Field("cifar:resnet8", description=ModelConfig.model_fields["model"].description)
+
+
+class TermConfig(BaseModel):
+    """One weighted loss term; its own parameters are checked by the method's schema."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    weight: float = Field(1.0, ge=0, description="weight of this term in the total loss")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _check_params(self) -> TermConfig:
+        from .distill import METHODS
+
+        if self.name not in METHODS:
+            raise ValueError(_choices_msg(self.name, METHODS.names(), what="method"))
+        METHODS.get(self.name).Params(**self.params)  # raises ValidationError naming the parameter
+        return self
+
+
+class DistillConfig(Section):
+    terms: list[TermConfig] = Field(
+        default_factory=lambda: [TermConfig(name="kd", weight=1.0, T=4.0)],
+        description="weighted loss terms between student and teacher",
+    )
+    ce_weight: float = Field(1.0, ge=0, description="weight of cross-entropy on the labels")
+    scheme: Literal["offline"] = Field("offline", description="offline: frozen teacher")
+
+
+class TrainConfig(Section):
+    epochs: int = Field(10, gt=0, description="training epochs of the student")
+    batch_size: int = Field(64, gt=0, description="images per step")
+    lr: float = Field(0.05, gt=0, description="peak learning rate")
+    optimizer: Literal["sgd", "adamw"] = Field("sgd", description="sgd (momentum, nesterov) or adamw")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    nesterov: bool = Field(True, description="Nesterov momentum for SGD")
+    weight_decay: float = Field(5e-4, ge=0, description="decoupled for adamw, L2 for sgd")
+    schedule: Literal["cosine", "step", "constant"] = Field("cosine", description="learning-rate schedule")
+    warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up length, in epochs")
+    milestones: list[int] = Field(default_factory=list, description="epochs where the step schedule decays")
+    gamma: float = Field(0.1, gt=0, le=1, description="step-schedule decay factor")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the cross-entropy")
+    grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
+    amp: Literal["off", "bf16", "fp16"] = Field("off", description="mixed precision (fp16 needs CUDA)")
+    channels_last: bool = Field(False, description="channels_last memory format (CUDA)")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    seed: int = Field(0, description="seed of weights, shuffling and augmentation")
+    threads: int | None = Field(None, gt=0, description="torch CPU threads (default: torch's choice)")
+    eval_every: int = Field(1, gt=0, description="evaluate on the held-out split every N epochs")
+    resume: bool = Field(False, description="continue the latest run in output.dir/output.name")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in ("auto", "cpu", "cuda") and not (v.startswith("cuda:") and v[5:].isdigit()):
+            raise ValueError("allowed: auto, cpu, cuda, cuda:N")
+        return v
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> TrainConfig:
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"train.warmup_epochs ({self.warmup_epochs}) must be < train.epochs ({self.epochs})")
+        if any(m <= 0 or m >= self.epochs for m in self.milestones):
+            raise ValueError(f"train.milestones {self.milestones} must lie in 1..{self.epochs - 1}")
+        return self
+
+
+class EvalConfig(Section):
+    baseline: bool = Field(True, description="also train the student alone on the same budget, for comparison")
+    split: Literal["val", "test"] = Field("val", description="held-out split every metric is computed on")
+    kd_T: float = Field(4.0, gt=0, description="temperature of the reported student-teacher KD loss")
+    ece_bins: int = Field(15, gt=0, description="bins of the expected calibration error")
+    latency_runs: int = Field(50, gt=0, description="timed batch-1 CPU runs per model (after warm-up)")
+    warmup_runs: int = Field(10, ge=0, description="untimed runs before timing")
+    threads: int | None = Field(None, gt=0, description="CPU threads for latency (default: torch's choice)")
+
+
+class OutputConfig(Section):
+    dir: Path = Field(Path("runs"), description="parent folder of run folders")
+    name: str = Field("run", description="run folder name; -2, -3, … appended when it exists (unless resuming)")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not v or "/" in v or v in (".", ".."):
+            raise ValueError("must be a plain folder name")
+        return v
+
+
+class Recipe(Section):
+    data: DataConfig = Field(default_factory=DataConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+SECTIONS = tuple(Recipe.model_fields)
+
+
+def _choices_msg(value: str, allowed: list[str], what: str = "value") -> str:
+    close = difflib.get_close_matches(value, allowed, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown {what} {value!r}{hint} (allowed: {', '.join(allowed)})"
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a recipe file as plain data: safe_load never builds Python objects from tags."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"recipe file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"{path} is not valid YAML (tags that build Python objects are refused): {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a recipe is a mapping of sections ({', '.join(SECTIONS)}), got {type(data).__name__}")
+    return data
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`train.epochs=5` → (['train', 'epochs'], 5); values are YAML scalars or flow lists/maps."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise UserError(f"override {item!r} is not of the form section.key=value")
+    parts = key.strip().split(".")
+    if parts[0] not in SECTIONS:
+        raise UserError(_choices_msg(parts[0], list(SECTIONS), what="recipe section") + f" in override {item!r}")
+    if len(parts) < 2:
+        raise UserError(f"override {item!r} needs a key inside section {parts[0]!r}, e.g. {parts[0]}.KEY=VALUE")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        parts, value = parse_override(item)
+        node = data
+        for p in parts[:-1]:
+            if isinstance(node, list) and p.isdigit() and int(p) < len(node):
+                node = node[int(p)]
+                continue
+            if not isinstance(node, dict):
+                raise UserError(f"override {item!r}: {p!r} is not a section")
+            node = node.setdefault(p, {})
+        last = parts[-1]
+        if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+            node[int(last)] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise UserError(f"override {item!r}: cannot set {last!r} there")
+    return data
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """Name the key, the bad value and what is allowed, one line per problem."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            section = ".".join(str(p) for p in e["loc"][:-1])
+            allowed = _allowed_keys(e["loc"][:-1])
+            close = difflib.get_close_matches(str(e["loc"][-1]), allowed, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            lines.append(
+                f"{loc}: unknown key{hint} (allowed in {section or 'the recipe'}: {', '.join(allowed)})"
+            )
+            continue
+        value = e.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"{loc or 'recipe'}: {msg}{shown}")
+    return "invalid recipe:\n  " + "\n  ".join(lines)
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model: type[BaseModel] = Recipe
+    for p in loc:
+        field = model.model_fields.get(str(p))
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def build_recipe(data: dict[str, Any] | None = None, overrides: list[str] | None = None) -> Recipe:
+    data = apply_overrides(dict(data or {}), overrides or [])
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        raise UserError(format_validation_error(e)) from None
+
+
+def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
+    """Recipe from a YAML file (or defaults) plus `section.key=value` overrides, validated."""
+    return build_recipe(load_yaml(path) if path else {}, overrides)

@@ -1,0 +1,71 @@
+"""report.md with the summary, every metric, training curves and an accuracy-vs-latency chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..recipe import Recipe
+from .charts import accuracy_vs_latency, training_curves
+from .tables import LABELS, METRIC_KEYS, comparison_lines, markdown_table, summary_markdown
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
+    return str(v)
+
+
+def read_history(stage_dir: Path) -> list[dict[str, Any]]:
+    path = stage_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_report(run_dir: Path, metrics: dict[str, Any], recipe: Recipe) -> Path:
+    models = metrics["models"]
+    histories = {name: read_history(run_dir / name) for name in models}
+    charts = []
+    if training_curves(histories, run_dir / "training_curves.png"):
+        charts.append(("Held-out top-1 per epoch", "training_curves.png"))
+    if accuracy_vs_latency(models, run_dir / "accuracy_vs_latency.png"):
+        charts.append(("Accuracy vs latency", "accuracy_vs_latency.png"))
+    terms = ", ".join(f"{t.name} (weight {t.weight}{''.join(f', {k}={v}' for k, v in t.params.items())})"
+                      for t in recipe.distill.terms)
+    lines = [
+        "# edgedistill report",
+        "",
+        f"Teacher `{recipe.teacher.model}` → student `{recipe.student.model}` on `{recipe.data.source}` "
+        f"({len(metrics['class_names'])} classes, {recipe.data.image_size}px). "
+        f"Distillation: ce (weight {recipe.distill.ce_weight}) + {terms}; "
+        f"{recipe.train.epochs} epochs, batch {recipe.train.batch_size}, lr {recipe.train.lr}, seed {recipe.train.seed}.",
+        "",
+        summary_markdown(metrics),
+        "",
+        *[f"- {line}" for line in comparison_lines(metrics)],
+        "",
+        *[f"![{title}]({path})\n" for title, path in charts],
+        "## All metrics",
+        "",
+        markdown_table(["metric", *(LABELS.get(n, n) for n in models)],
+                       [[k, *(_fmt(m.get(k)) for m in models.values())] for k in METRIC_KEYS]),
+        "",
+        "top-1/top-5/agreement in %; kl, js: mean over images at T=1 (nats); kd_loss at T="
+        f"{recipe.eval.kd_T} (×T²); FLOPs from torch.utils.flop_counter (a multiply-add counts 2); "
+        "size: weights as safetensors; peak_mem_mb: inference allocations at batch 1.",
+        "",
+        "## Time",
+        "",
+        markdown_table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in metrics["seconds"].items()]),
+        "",
+        f"Environment: {', '.join(f'{k} {v}' for k, v in metrics['environment'].items())}. "
+        "Recipe: [recipe.yaml](recipe.yaml); all numbers: [metrics.json](metrics.json).",
+        "",
+    ]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path

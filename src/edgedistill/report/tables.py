@@ -1,0 +1,87 @@
+"""One definition of the summary table, rendered to the terminal (rich) and to markdown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+LABELS = {"teacher": "teacher", "student_alone": "student alone", "student": "student (distilled)"}
+
+
+def _num(v: Any, fmt: str) -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def _human(n: float | None) -> str:
+    if n is None:
+        return "–"
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+Column = tuple[str, Callable[[dict[str, Any]], str]]
+
+SUMMARY_COLUMNS: list[Column] = [
+    ("model", lambda m: m["model"]),
+    ("top-1 %", lambda m: _num(m.get("top1"), ".2f")),
+    ("top-5 %", lambda m: _num(m.get("top5"), ".2f")),
+    ("F1 macro", lambda m: _num(m.get("f1_macro"), ".3f")),
+    ("ECE", lambda m: _num(m.get("ece"), ".3f")),
+    ("agree %", lambda m: _num(m.get("agreement"), ".1f")),
+    ("params", lambda m: _human(m.get("params"))),
+    ("FLOPs", lambda m: _human(m.get("flops"))),
+    ("size MB", lambda m: _num(m.get("size_mb"), ".3f")),
+    ("latency ms p50/p90", lambda m: f"{_num(m.get('latency_ms_median'), '.2f')} / {_num(m.get('latency_ms_p90'), '.2f')}"),
+]
+
+METRIC_KEYS = ["top1", "top5", "precision_macro", "recall_macro", "f1_macro", "precision_weighted",
+               "recall_weighted", "f1_weighted", "kappa", "qwk", "mcc", "roc_auc", "log_loss", "ece",
+               "agreement", "kl", "js", "kd_loss", "params", "flops", "size_mb", "latency_ms_median",
+               "latency_ms_p90", "peak_mem_mb"]
+
+
+def rows(metrics: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    return [(LABELS.get(name, name), [fn(m) for _, fn in SUMMARY_COLUMNS])
+            for name, m in metrics["models"].items()]
+
+
+def comparison_lines(metrics: dict[str, Any]) -> list[str]:
+    c, split, n = metrics["comparison"], metrics["split"], metrics["n_images"]
+    threads = next(iter(metrics["models"].values())).get("threads")
+    lines = [f"Accuracy on the held-out `{split}` split ({n} images), weights of the last epoch; "
+             f"latency: CPU, batch 1, {threads} thread(s)."]
+    if c.get("retention") is not None:
+        lines.append(f"Retention (student top-1 / teacher top-1): {100 * c['retention']:.1f}%")
+    if c.get("gain_over_alone") is not None:
+        lines.append(f"Distillation gain over the student trained alone: {c['gain_over_alone']:+.2f} points")
+    ratios = [(k, c.get(f"{k}_ratio")) for k in ("params", "flops", "size", "latency")]
+    lines.append("Teacher / student: " + ", ".join(f"{k} {v:.1f}×" for k, v in ratios if v is not None))
+    return lines
+
+
+def markdown_table(header: list[str], body: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(out)
+
+
+def summary_markdown(metrics: dict[str, Any]) -> str:
+    header = [""] + [c for c, _ in SUMMARY_COLUMNS]
+    return markdown_table(header, [[label, *cells] for label, cells in rows(metrics)])
+
+
+def print_summary(metrics: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"edgedistill — {metrics['split']} split, {metrics['n_images']} images")
+    table.add_column("")
+    for col, _ in SUMMARY_COLUMNS:
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for label, cells in rows(metrics):
+        table.add_row(label, *cells)
+    console.print(table)
+    for line in comparison_lines(metrics):
+        console.print(line.replace("`", ""))
