@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import UserError
@@ -117,5 +118,5 @@ def _table(console: Console, title: str, header: list[str], rows: list[list[str]
     for h in header:
         table.add_column(h)
     for r in rows:
-        table.add_row(*r)
+        table.add_row(*(escape(c) for c in r))
     console.print(table)

@@ -1,0 +1,94 @@
+"""From a DataConfig to ready datasets and loaders: the one entry point the pipeline uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ..errors import UserError
+from .base import DATA_SOURCES
+from .dataset import EpochSampler, TransformedDataset
+from .transforms import build_transform
+
+if TYPE_CHECKING:
+    from ..recipe import DataConfig
+
+
+@dataclass
+class DataBundle:
+    """Transformed splits plus what models and reports need to know about them."""
+
+    train: Dataset
+    val: Dataset
+    test: Dataset | None
+    class_names: list[str]
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    skipped: int = 0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def held_out(self, split: str) -> Dataset:
+        """The split metrics are computed on: val, or test where the source has one."""
+        if split == "val":
+            return self.val
+        if split == "test":
+            if self.test is None:
+                raise UserError("this dataset has no test split; allowed: val", key="eval.split")
+            return self.test
+        raise UserError(f"unknown split {split!r}; allowed: val, test", key="eval.split")
+
+
+def class_names_of(cfg: DataConfig) -> list[str]:
+    """Class names without decoding any image, to validate a recipe before work starts."""
+    return list(DATA_SOURCES.entry(cfg.source, key="data.source").meta["class_names"](cfg))
+
+
+def _first(ds: Dataset, n: int | None, seed: int) -> Dataset:
+    """First n images after a seeded shuffle, so a small budget still mixes all classes."""
+    if n is None or n >= len(ds):  # type: ignore[arg-type]
+        return ds
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(ds), generator=g)[:n]  # type: ignore[arg-type]
+    return Subset(ds, sorted(perm.tolist()))
+
+
+def build_data(cfg: DataConfig) -> DataBundle:
+    """Load the source's splits, cap their sizes, attach train augmentation and eval preprocessing."""
+    raw = DATA_SOURCES.get(cfg.source, key="data.source")(cfg)
+    if len(raw.train) == 0:  # type: ignore[arg-type]
+        raise UserError(f"the train split of {cfg.root or cfg.source} is empty", key="data.root")
+    train_tf, eval_tf = build_transform(cfg, train=True), build_transform(cfg, train=False)
+    held = cfg.max_val_samples
+    test = None if raw.test is None else TransformedDataset(_first(raw.test, held, cfg.split_seed), eval_tf)
+    return DataBundle(
+        train=TransformedDataset(_first(raw.train, cfg.max_train_samples, cfg.split_seed), train_tf),
+        val=TransformedDataset(_first(raw.val, held, cfg.split_seed), eval_tf),
+        test=test,
+        class_names=raw.class_names,
+        image_size=cfg.image_size,
+        mean=tuple(cfg.mean),  # type: ignore[arg-type]
+        std=tuple(cfg.std),  # type: ignore[arg-type]
+        skipped=raw.skipped,
+    )
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, train: bool, workers: int, seed: int = 0,
+                device_type: str = "cpu") -> DataLoader:
+    """Train: epoch-seeded shuffling and augmentation, full batches; eval: fixed order, every image."""
+    common = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=device_type == "cuda")
+    if not train:
+        return DataLoader(dataset, batch_size, shuffle=False, **common)  # type: ignore[arg-type]
+    if isinstance(dataset, TransformedDataset):
+        ds = dataset.with_seed(seed)
+    else:  # a plain dataset: wrap it so it accepts the sampler's (index, epoch) keys
+        ds = TransformedDataset(dataset, None, seed)
+    n = len(ds)
+    return DataLoader(ds, batch_size, sampler=EpochSampler(n, seed), drop_last=n > batch_size,
+                      **common)  # type: ignore[arg-type]
