@@ -19,8 +19,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Distill a large image model into a small, fast one; evaluate, profile and report it.",
 )
-console = Console()
-err_console = Console(stderr=True)
+# On a pipe rich would wrap at 80 columns and break the summary table; logs are read wide.
+console = Console(width=None if sys.stdout.isatty() else 150)
+err_console = Console(stderr=True, soft_wrap=True)  # error lines stay whole, greppable
 
 Overrides = Annotated[list[str] | None, typer.Argument(help="recipe overrides as section.key=value", show_default=False)]
 

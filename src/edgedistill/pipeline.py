@@ -5,6 +5,7 @@ recipe → data and models → (teacher training) → student alone → distille
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import platform
@@ -22,7 +23,8 @@ from . import __version__
 from .data import DataBundle, build_data, class_names_of, make_loader
 from .deploy import profile_model
 from .distill import Distiller, build_terms
-from .engine import atomic_save, fit, resolve_device
+from .engine import fit, resolve_device
+from .engine.checkpoint import seed_everything
 from .errors import UserError
 from .evaluate import classification_metrics, fidelity, predict
 from .models import create_model, load_model, save_model, weights_class_count
@@ -125,11 +127,9 @@ def train_stage(
     return model
 
 
-def get_teacher(ctx: Context) -> nn.Module:
-    """Load the teacher's weights, or train it once and cache it for later runs with the same settings."""
+def get_teacher(ctx: Context, model: nn.Module) -> nn.Module:
+    """Use the teacher's weights, or train it once and cache it for later runs with the same settings."""
     r, tc = ctx.recipe, ctx.recipe.teacher
-    model = create_model(tc.model, ctx.data.num_classes, weights=tc.weights, resize_head=tc.resize_head,
-                         key="teacher.model")
     if tc.weights is not None or tc.model.startswith("file:"):
         return model
     cached = r.output.dir / "teachers" / _teacher_key(r) / "model.safetensors"
@@ -189,7 +189,14 @@ def run(recipe: Recipe, console: Console | None = None) -> Path:
     """Run every stage of `recipe`; returns the run folder."""
     console = console or Console()
     t0 = time.perf_counter()
-    check_recipe(recipe)
+    class_names = check_recipe(recipe)
+    # Build both models before any work, so a bad name or head fails in seconds, not after training.
+    tc, sc = recipe.teacher, recipe.student
+    seed_everything(recipe.train.seed)  # initial weights depend on the seed only, not on what ran before
+    teacher = create_model(tc.model, len(class_names), weights=tc.weights, resize_head=tc.resize_head,
+                           key="teacher.model")
+    student_init = create_model(sc.model, len(class_names), weights=sc.weights, resize_head=sc.resize_head,
+                                key="student.model")
     resume = recipe.train.resume
     device = resolve_device(recipe.train.device)
     if recipe.train.threads:
@@ -214,14 +221,11 @@ def run(recipe: Recipe, console: Console | None = None) -> Path:
         timings[stage] = round(time.perf_counter() - s, 2)
         return result
 
-    teacher = timed("teacher", get_teacher, ctx)
-    sc = recipe.student
+    teacher = timed("teacher", get_teacher, ctx, teacher)
     models: dict[str, tuple[str, nn.Module]] = {"teacher": (recipe.teacher.model, teacher)}
 
     def new_student() -> nn.Module:
-        torch.manual_seed(recipe.train.seed)  # the same initial weights for the baseline and the distilled run
-        return create_model(sc.model, data.num_classes, weights=sc.weights, resize_head=sc.resize_head,
-                            key="student.model")
+        return copy.deepcopy(student_init)  # the same initial weights for the baseline and the distilled run
 
     if recipe.eval.baseline:
         alone = timed("student_alone", train_stage, ctx, "student_alone", sc.model, new_student())
@@ -263,4 +267,4 @@ def environment(device: torch.device) -> dict[str, Any]:
             "threads": torch.get_num_threads()}
 
 
-__all__ = ["STAGES", "atomic_save", "check_recipe", "run"]
+__all__ = ["STAGES", "check_recipe", "run"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -303,8 +304,17 @@ def _allowed_keys(loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
 def build_recipe(data: dict[str, Any] | None = None, overrides: list[str] | None = None) -> Recipe:
-    data = apply_overrides(dict(data or {}), overrides or [])
+    """Defaults, then the file's values, then overrides (so `distill.terms.0.T=2` works on the default list)."""
+    defaults = {s: f.default_factory().model_dump(mode="json") for s, f in Recipe.model_fields.items()}
+    data = apply_overrides(_merge(defaults, dict(data or {})), overrides or [])
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:
@@ -314,3 +324,19 @@ def build_recipe(data: dict[str, Any] | None = None, overrides: list[str] | None
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
     """Recipe from a YAML file (or defaults) plus `section.key=value` overrides, validated."""
     return build_recipe(load_yaml(path) if path else {}, overrides)
+
+
+def describe_keys() -> list[tuple[str, str, str]]:
+    """(dotted key, default, description) of every recipe key: the README's table is generated from it."""
+    out = []
+    for section, sfield in Recipe.model_fields.items():
+        model = sfield.annotation
+        for key, f in model.model_fields.items():
+            default = f.default_factory() if f.default_factory else f.default
+            if key == "terms":
+                default = [t.model_dump() for t in default]
+            if hasattr(default, "value"):
+                default = default.value
+            shown = "required" if default is ... else json.dumps(default if not isinstance(default, Path) else str(default))
+            out.append((f"{section}.{key}", shown, f.description or ""))
+    return out

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import statistics
+import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -12,6 +16,20 @@ from safetensors.torch import save as safetensors_save
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Kineto (the profiler's C++ side) prints trace markers straight to fd 2; hide them from users."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -84,7 +102,7 @@ def _cpu_peak_bytes(model: nn.Module, x: torch.Tensor) -> int | None:
     The records come from the kineto results (each has a signed byte count); None where this torch
     build does not expose them or recorded none, since then there is nothing to measure.
     """
-    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _quiet_stderr(), torch.inference_mode(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         model(x)
     results = getattr(getattr(prof, "profiler", None), "kineto_results", None)
     if results is None:
