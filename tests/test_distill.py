@@ -85,3 +85,29 @@ def test_supervised_mode_without_teacher():
 def test_every_method_is_listed_with_family_and_paper():
     for e in METHODS:
         assert e.meta.get("family") and e.meta.get("paper")
+
+
+def test_engine_hooks_reach_terms_and_their_log(tmp_path):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from edgedistill.engine import fit
+    from edgedistill.recipe import TrainConfig
+
+    class Probe(METHODS.get("kd")):
+        seen: list = []
+
+        def on_epoch_start(self, epoch, epochs):
+            self.seen.append((epoch, epochs))
+
+        def epoch_log(self):
+            return {"probe": float(len(self.seen))}
+
+    torch.manual_seed(0)
+    student, teacher = net(), net()
+    probe = Probe(Probe.Params(), student, teacher)
+    d = Distiller(student, teacher, {"probe": (1.0, probe)})
+    x = torch.randn(32, 3, 2, 2)
+    loader = DataLoader(TensorDataset(x, torch.randint(0, 3, (32,))), batch_size=8)
+    res = fit(d, loader, TrainConfig(epochs=2), tmp_path)
+    assert probe.seen == [(0, 2), (1, 2)]
+    assert [h["probe.probe"] for h in res.history] == [1.0, 2.0]

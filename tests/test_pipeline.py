@@ -12,6 +12,7 @@ from rich.console import Console
 from edgedistill.pipeline import run
 from edgedistill.recipe import load_recipe
 from edgedistill.recipes import recipe_path
+from edgedistill.tools import evaluate_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +38,10 @@ def test_demo_end_to_end_and_teacher_reuse(tmp_path, tiny_overrides, capsys):
     for stage in ("teacher", "student_alone", "student"):
         assert (run_dir / stage / "model.safetensors").exists()
         assert (run_dir / stage / "metrics.jsonl").read_text().count("\n") == 2
+    # `edgedistill eval RUN_DIR` recomputes the student's numbers from the saved model and its metadata
+    again = evaluate_checkpoint(str(run_dir), [], "val", tmp_path / "eval.json", quiet())
+    assert again["top1"] == metrics["models"]["student"]["top1"]
+    assert json.loads((tmp_path / "eval.json").read_text())["f1_macro"] == pytest.approx(again["f1_macro"])
     # the resolved recipe repeats the run
     assert load_recipe(run_dir / "recipe.yaml") == recipe
     capsys.readouterr()

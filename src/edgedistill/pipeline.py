@@ -116,7 +116,8 @@ def train_stage(
         ctx.console.print(f"[cyan]{stage}[/]: finished earlier, reusing {final}")
         return load_model(final)[0]
     r = ctx.recipe
-    terms = build_terms(r.distill, model, teacher) if teacher is not None else {}
+    example = torch.zeros(2, 3, r.data.image_size, r.data.image_size)
+    terms = build_terms(r.distill, model, teacher, example) if teacher is not None else {}
     ce_weight = r.distill.ce_weight if teacher is not None else 1.0
     module = Distiller(model, teacher, terms, ce_weight=ce_weight, label_smoothing=r.train.label_smoothing)
     val_loader = ctx.loader(r.eval.split)
@@ -230,7 +231,6 @@ def run(recipe: Recipe, console: Console | None = None) -> Path:
     if recipe.eval.baseline:
         alone = timed("student_alone", train_stage, ctx, "student_alone", sc.model, new_student())
         models["student_alone"] = (sc.model, alone)
-    teacher.to(device)
     student = timed("student", train_stage, ctx, "student", sc.model, new_student(), teacher)
     models["student"] = (sc.model, student)
     entries = timed("evaluate", evaluate_models, ctx, models)

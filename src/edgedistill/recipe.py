@@ -29,14 +29,14 @@ class DataConfig(Section):
     augment: Literal["auto", "padcrop", "randomresizedcrop", "none"] = Field(
         "auto", description="train augmentation; auto: pad-crop+flip up to 64 px, random-resized-crop+flip above"
     )
-    hflip: bool = Field(True, description="random horizontal flip in train augmentation (off for digits)")
+    hflip: bool = Field(True, description="random horizontal flip in train augmentation (turn off for digits and text)")
     mean: tuple[float, float, float] = Field((0.485, 0.456, 0.406), description="normalization mean (RGB)")
     std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), description="normalization std (RGB)")
     bad_images: Literal["fail", "skip"] = Field("fail", description="unreadable image: stop, or skip and count")
     download: bool = Field(False, description="let torchvision download the dataset (needs network)")
     workers: int = Field(2, ge=0, description="DataLoader worker processes")
-    max_train_samples: int | None = Field(None, gt=0, description="use only the first N train images")
-    max_val_samples: int | None = Field(None, gt=0, description="use only the first N held-out images")
+    max_train_samples: int | None = Field(None, gt=0, description="use a fixed random subset of N train images (quick trials)")
+    max_val_samples: int | None = Field(None, gt=0, description="use a fixed random subset of N held-out images")
 
     @field_validator("source")
     @classmethod

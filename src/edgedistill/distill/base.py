@@ -37,9 +37,18 @@ class Term(nn.Module):
     family: ClassVar[str] = "response"
     paper: ClassVar[str] = ""
 
-    def __init__(self, params: BaseModel, student: nn.Module, teacher: nn.Module | None):
+    def __init__(self, params: BaseModel, student: nn.Module, teacher: nn.Module | None,
+                 example: torch.Tensor | None = None):
+        """`example` is one input batch (e.g. 2×3×H×W) for terms that size connectors from feature shapes."""
         super().__init__()
         self.params = params
+
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        """Called by the engine before each epoch (0-based), for warm-ups and curricula."""
+
+    def epoch_log(self) -> dict[str, float]:
+        """Values to record once per epoch in metrics.jsonl (e.g. a learned temperature)."""
+        return {}
 
     def student_features(self) -> list[str]:
         return []
@@ -109,6 +118,13 @@ class Distiller(nn.Module):
                 losses[name] = self.weights[name] * term(s_out, t_out, batch)
         total = sum(losses.values()) if losses else s_out.logits.sum() * 0
         return {"loss": total, **losses}
+
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        for term in self.terms.values():
+            term.on_epoch_start(epoch, epochs)
+
+    def epoch_log(self) -> dict[str, float]:
+        return {f"{name}.{k}": v for name, term in self.terms.items() for k, v in term.epoch_log().items()}
 
     # The teacher is frozen and has its own weights file: keep it out of training checkpoints.
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:

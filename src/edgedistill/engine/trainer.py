@@ -129,6 +129,8 @@ def fit(
             torch.manual_seed(cfg.seed * 100_003 + epoch)
             if hasattr(train_loader.sampler, "set_epoch"):
                 train_loader.sampler.set_epoch(epoch)
+            if hasattr(module, "on_epoch_start"):  # e.g. warm-ups and curricula that depend on the epoch
+                module.on_epoch_start(epoch, epochs)
             module.train()
             sums: dict[str, float] = {}
             seen, t0 = 0, time.perf_counter()
@@ -162,6 +164,8 @@ def fit(
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
             record.update({k: v / seen for k, v in sums.items()})
             record["images_per_s"] = seen / (time.perf_counter() - t0)
+            if hasattr(module, "epoch_log"):  # values a module wants on record, e.g. a learned temperature
+                record.update(module.epoch_log())
             if evaluate is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == epochs):
                 record.update({f"val_{k}": v for k, v in evaluate().items()})
             result.history.append(record)
