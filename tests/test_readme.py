@@ -1,6 +1,8 @@
 """The README is the front door: every key, method and command it shows must be real."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,12 @@ def test_every_recipe_key_is_documented():
 
 def test_every_method_is_documented():
     assert all(f"`{e.name}`" in README for e in METHODS)
+
+
+def test_generated_tables_are_current():
+    root = Path(__file__).parents[1]
+    done = subprocess.run([sys.executable, str(root / "scripts" / "readme_tables.py"), "--check"], check=False)
+    assert done.returncode == 0, "README tables are stale: run python scripts/readme_tables.py"
 
 
 def test_cli_examples_use_real_commands_and_keys():

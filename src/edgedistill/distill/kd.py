@@ -8,6 +8,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..losses import kd_loss
+from ..losses.standardize import zscore
 from .base import Outputs, Term
 from .registry import METHODS
 
@@ -15,6 +16,7 @@ from .registry import METHODS
 class KDParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     T: float = Field(4.0, gt=0, description="softmax temperature")
+    standardize: bool = Field(False, description="z-score logits per sample first (Sun et al. CVPR 2024)")
 
 
 @METHODS.register("kd", family="response", paper="Hinton et al. 2015, Distilling the Knowledge in a Neural Network")
@@ -26,4 +28,7 @@ class KD(Term):
     paper = "Hinton et al. 2015"
 
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:
-        return kd_loss(student.logits, teacher.logits, self.params.T)
+        s, t = student.logits, teacher.logits
+        if self.params.standardize:
+            s, t = zscore(s), zscore(t)
+        return kd_loss(s, t, self.params.T)
