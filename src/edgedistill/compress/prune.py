@@ -1,0 +1,195 @@
+"""Structured (channel) pruning with Torch-Pruning's DepGraph, and checkpoints that reload pruned shapes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch_pruning as tp
+from safetensors.torch import load_file
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import UserError
+from ..models.heads import head_name
+from ..models.io import read_meta, save_model
+
+Importance = Literal["magnitude", "taylor", "bn_scale"]
+MAX_STEPS = 20  # target mode: prune in up to this many steps of the schedule, stopping once under target
+MAX_TARGET_RATIO = 0.95  # target mode never asks any group for more than this share of its channels
+# Module attributes that record a layer's width; pruning changes them and load_pruned restores them.
+_SHAPE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_features", "num_features",
+                "num_channels", "normalized_shape", "embed_dim")
+
+
+def _importance(kind: str) -> tp.importance.Importance:
+    """The Torch-Pruning criterion for a name: L2 weight magnitude, first-order Taylor, or BN gamma."""
+    if kind == "magnitude":
+        return tp.importance.MagnitudeImportance(p=2)
+    if kind == "taylor":
+        return tp.importance.TaylorImportance()
+    if kind == "bn_scale":
+        return tp.importance.BNScaleImportance()
+    raise UserError(f"unknown pruning importance {kind!r}; allowed: magnitude, taylor, bn_scale")
+
+
+def _prunable(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Layers whose output channels pruning can remove (convs and linears)."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and n]
+
+
+def _width(m: nn.Module) -> int:
+    return m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+
+
+def _check_widths(model: nn.Module) -> None:
+    """A layer with no output channels cannot run; name it so the user can lower the ratio."""
+    for name, m in _prunable(model):
+        if _width(m) <= 0:
+            raise UserError(f"pruning left layer {name!r} with 0 channels; allowed: a smaller ratio/target")
+
+
+def _check_ratio(pruner: tp.pruner.BasePruner, model: nn.Module, ratio: float, round_to: int | None) -> None:
+    """Torch-Pruning silently skips a layer the ratio would empty; refuse instead, naming the layer."""
+    names = {m: n for n, m in model.named_modules()}
+    for group in pruner.DG.get_all_groups(ignored_layers=pruner.ignored_layers,
+                                          root_module_types=pruner.root_module_types):
+        layer = group[0].dep.target.module
+        channels = pruner.DG.get_out_channels(layer) or 0
+        kept = int(channels * (1 - ratio))
+        if round_to:
+            kept -= kept % round_to
+        if channels and kept < 1:
+            raise UserError(f"pruning ratio {ratio} would remove every channel of layer {names.get(layer, '?')!r} "
+                            f"({channels} channels); allowed: a ratio below {1 - 1 / channels:.3f}")
+
+
+def _accumulate_grads(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Taylor importance reads .grad: fill it from the cross-entropy of a few labelled batches."""
+    device = next(model.parameters()).device
+    model.zero_grad()
+    for images, labels in batches:
+        F.cross_entropy(model(images.to(device)), labels.to(device)).backward()
+
+
+def _cost(model: nn.Module, example_input: torch.Tensor, flops: bool) -> int:
+    """Params or FLOPs as deploy.profile counts them, so targets mean what the report shows."""
+    from ..deploy.profile import count_flops, count_params
+
+    return count_flops(model, tuple(example_input.shape)) if flops else count_params(model)
+
+
+def prune_structured(model: nn.Module, example_input: torch.Tensor, ratio: float | None = None,
+                     target_params: int | None = None, target_flops: int | None = None,
+                     importance: Importance = "magnitude", global_pruning: bool = False,
+                     round_to: int | None = None,
+                     calib_batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None) -> nn.Module:
+    """Remove whole channels (model edited in place and returned) to a ratio or a params/FLOPs target.
+
+    The classifier keeps all its outputs. `ratio` is Torch-Pruning's per-group channel ratio; with a
+    target, pruning advances along a schedule up to MAX_TARGET_RATIO and stops once under it.
+    """
+    if sum(x is not None for x in (ratio, target_params, target_flops)) != 1:
+        raise UserError("structured pruning needs exactly one of ratio, target_params, target_flops")
+    head = model.get_submodule(head_name(model))
+    if ratio is not None and not 0.0 <= ratio < 1.0:
+        first = next((n for n, m in _prunable(model) if m is not head), "?")
+        raise UserError(f"pruning ratio {ratio} would remove every channel of layer {first!r}; "
+                        "allowed: 0 <= ratio < 1")
+    batches = list(calib_batches) if calib_batches is not None else []
+    if importance == "taylor" and not batches:
+        raise UserError("taylor pruning importance needs calibration batches (images, labels)")
+    targeted = ratio is None
+    target = target_params if target_params is not None else target_flops
+    if targeted and (target is None or target <= 0):
+        raise UserError(f"pruning target must be a positive count, got {target}")
+    was_training = model.training
+    model.eval()
+    pruner = tp.pruner.BasePruner(
+        model, example_input, importance=_importance(importance), global_pruning=global_pruning,
+        pruning_ratio=MAX_TARGET_RATIO if targeted else ratio, iterative_steps=MAX_STEPS if targeted else 1,
+        ignored_layers=[head], round_to=round_to)
+    if not targeted and not global_pruning:
+        _check_ratio(pruner, model, ratio, round_to)
+    flops = target_flops is not None
+    per_image = example_input[:1]
+    before = _cost(model, per_image, False)
+    for _ in range(pruner.iterative_steps):
+        if targeted and _cost(model, per_image, flops) <= target:
+            break
+        if importance == "taylor":
+            _accumulate_grads(model, batches)
+        pruner.step()
+        _check_widths(model)
+    model.zero_grad(set_to_none=True)
+    if ratio and _cost(model, per_image, False) == before:
+        raise UserError(f"pruning at ratio {ratio} removed no channels (tied importance scores, or every "
+                        "layer would be emptied); allowed: another importance or a smaller ratio")
+    if targeted and (reached := _cost(model, per_image, flops)) > target:
+        what = "FLOPs" if flops else "params"
+        raise UserError(f"pruning cannot reach {target} {what} (stopped at {reached} after removing "
+                        f"{MAX_TARGET_RATIO:.0%} of channels); allowed: a larger target")
+    return model.train(was_training)
+
+
+def layer_shapes(model: nn.Module) -> dict[str, dict[str, Any]]:
+    """Width attributes of every layer that has them: what a fresh model needs to take the pruned shape."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, m in model.named_modules():
+        attrs = {a: getattr(m, a) for a in _SHAPE_ATTRS if isinstance(getattr(m, a, None), (int, tuple))}
+        if attrs:
+            out[name] = {a: list(v) if isinstance(v, tuple) else v for a, v in attrs.items()}
+    return out
+
+
+def save_pruned(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> Path:
+    """save_model plus the per-layer widths, so load_pruned rebuilds the pruned architecture directly."""
+    return save_model(path, model, {**meta, "pruned_layers": layer_shapes(model)})
+
+
+def _resize(model: nn.Module, layers: dict[str, dict[str, Any]], state: dict[str, torch.Tensor]) -> None:
+    """Give the original architecture the recorded widths: set attributes, reallocate mis-sized tensors."""
+    modules = dict(model.named_modules())
+    for name, attrs in layers.items():
+        if name not in modules:
+            raise UserError(f"pruned checkpoint names layer {name!r}, absent from the rebuilt model")
+        m = modules[name]
+        for a, v in attrs.items():
+            setattr(m, a, tuple(v) if isinstance(v, list) else v)
+    for key, tensor in state.items():
+        owner, _, attr = key.rpartition(".")
+        m = modules.get(owner)
+        if m is None:
+            continue
+        cur = getattr(m, attr, None)
+        if isinstance(cur, torch.Tensor) and cur.shape != tensor.shape:
+            new = torch.empty(tensor.shape, dtype=cur.dtype)
+            if isinstance(cur, nn.Parameter):
+                setattr(m, attr, nn.Parameter(new, requires_grad=cur.requires_grad))
+            else:
+                m.register_buffer(attr, new)
+
+
+def load_pruned(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the original architecture, resize it to the recorded widths, load the weights strictly."""
+    from ..models.factory import create_model
+    from ..models.weights import load_state
+
+    meta = read_meta(path)
+    model = create_model(str(meta["model"]), int(meta["num_classes"]), key=str(path))
+    state = load_file(str(Path(path).expanduser()))
+    layers = meta.get("pruned_layers")
+    if isinstance(layers, str):
+        layers = json.loads(layers)
+    _resize(model, layers or {}, state)
+    load_state(model, state, str(path), key=str(path))
+    return model, meta
+
+
+def pruned_copy(model: nn.Module, example_input: torch.Tensor, **kwargs: Any) -> nn.Module:
+    """prune_structured on a deep copy, for callers that keep the dense model (e.g. to compare)."""
+    return prune_structured(copy.deepcopy(model), example_input, **kwargs)

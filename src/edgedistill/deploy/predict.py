@@ -1,0 +1,70 @@
+"""Classify image files with an exported ONNX model using only onnxruntime, numpy and PIL (no torch)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import UserError
+from .onnx_runtime import ort_predict, ort_session, read_onnx_meta
+
+SMALL = 64  # same threshold as data.transforms: direct resize up to this side, resize+center-crop above
+
+
+def _resize_short(img: Image.Image, side: int) -> Image.Image:
+    """Shorter side to `side`, aspect kept, as torchvision's Resize(int) does (int() of the long side)."""
+    w, h = img.size
+    if w <= h:
+        size = (side, int(side * h / w))
+    else:
+        size = (int(side * w / h), side)
+    return img if size == (w, h) else img.resize(size, Image.BILINEAR)  # PIL antialiases when shrinking
+
+
+def _center_crop(img: Image.Image, side: int) -> Image.Image:
+    w, h = img.size
+    left, top = int(round((w - side) / 2.0)), int(round((h - side) / 2.0))
+    return img.crop((left, top, left + side, top + side))
+
+
+def preprocess(img: Image.Image, image_size: int, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """The eval transform in numpy: resize (then center-crop above 64 px), scale to [0,1], normalize; CHW."""
+    img = img.convert("RGB")
+    img = _resize_short(img, image_size if image_size <= SMALL else int(image_size / 0.875))
+    img = _center_crop(img, image_size)
+    x = np.asarray(img, dtype=np.float32) / 255.0
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return x.transpose(2, 0, 1)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict_images(onnx_path: str | Path, image_paths: Sequence[str | Path], top_k: int = 5,
+                   threads: int | None = None) -> list[dict[str, Any]]:
+    """Per image: path, top-k [{label, index, prob}] from softmaxed logits, preprocessing from the file's meta."""
+    meta = read_onnx_meta(onnx_path)
+    names, size = meta["class_names"], meta["image_size"]
+    batch = []
+    for p in image_paths:
+        try:
+            with Image.open(Path(p).expanduser()) as img:
+                batch.append(preprocess(img, size, meta["mean"], meta["std"]))
+        except (OSError, UnidentifiedImageError) as e:
+            raise UserError(f"cannot read image {p}: {e}") from None
+    if not batch:
+        return []
+    probs = _softmax(ort_predict(ort_session(onnx_path, threads), np.stack(batch)))
+    k = max(1, min(top_k, probs.shape[1]))
+    out = []
+    for p, row in zip(image_paths, probs):
+        top = np.argsort(-row)[:k]
+        out.append({"path": str(p), "top": [{"label": names[i] if i < len(names) else str(i), "index": int(i),
+                                            "prob": float(row[i])} for i in top]})
+    return out
