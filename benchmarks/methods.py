@@ -122,7 +122,7 @@ def main() -> None:
     result = {"args": vars(args), "teacher": teacher, "teacher_top1": teacher_top1, "runs": rows,
               "summary": summary, "threads": __import__("torch").get_num_threads()}
     (out / "methods.json").write_text(json.dumps(result, indent=2))
-    table = Table(title=f"{args.student} ← {args.teacher} (top-1 {teacher_top1:.2f}), {args.epochs} epochs, "
+    table = Table(title=f"{args.student} ← {teacher} (top-1 {teacher_top1:.2f}), {args.epochs} epochs, "
                         f"val split, seeds {args.seeds}")
     for col in ("method", "top-1 mean ± std", "retention", "gain vs alone", "s/epoch"):
         table.add_column(col, justify="right")
