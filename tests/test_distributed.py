@@ -135,3 +135,17 @@ def test_epoch_sampler_shards_cover_the_single_process_batches():
     assert {e for _, e in full + a + b} == {4}
     for k in range(0, 10, 4):  # step k of 2 ranks with batch 4 = step k of 1 process with batch 8
         assert sorted(a[k:k + 4] + b[k:k + 4]) == sorted(full[2 * k:2 * k + 8])
+
+
+def test_more_processes_than_the_data_can_feed_or_an_uneven_batch_is_refused():
+    from edgedistill.errors import UserError
+    from edgedistill.pipeline import check_parallel
+    from edgedistill.recipe import build_recipe
+
+    r = build_recipe({}, ["train.batch_size=64"])
+    check_parallel(r, 1000, 8)  # 8 processes × 8 images per step
+    with pytest.raises(UserError, match="need ≥ 64 train images but the train split has 60") as e:
+        check_parallel(r, 60, 8)
+    assert e.value.key == "train.batch_size"
+    with pytest.raises(UserError, match="must divide by the 3 processes"):
+        check_parallel(r, 1000, 3)

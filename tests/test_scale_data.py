@@ -149,3 +149,28 @@ def test_device_loader_pad_crop_flip_is_keyed_by_sample_and_epoch():
         windows = [pad[i, :, dy:dy + 16, dx:dx + 16] for dy in range(5) for dx in range(5)]
         assert any(torch.allclose(x[i], w) or torch.allclose(x[i], w.flip(-1)) for w in windows)
     assert not torch.allclose(x, orig)
+
+
+@pytest.mark.slow
+def test_pipeline_with_cache_and_device_resident_data_reuses_the_cache(tmp_path, tiny_overrides):
+    import json
+
+    from edgedistill.pipeline import run
+    from edgedistill.recipe import load_recipe
+    from edgedistill.recipes import recipe_path
+    from rich.console import Console
+
+    over = tiny_overrides + ["eval.baseline=false", "data.augment=none", "data.device_resident=true",
+                             "distill.teacher_cache=true", f"distill.cache_dir={tmp_path / 'cache'}",
+                             "teacher.epochs=1", "train.epochs=1", "data.workers=0"]
+    quiet = Console(file=open(os.devnull, "w"))
+    first = run(load_recipe(recipe_path("demo"), over), quiet)
+    (folder,) = (tmp_path / "cache").iterdir()
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["complete"] and meta["identity"]["rows"] == 1 and meta["identity"]["n"] == 256
+    stamp = (folder / "logits.npy").stat().st_mtime_ns
+    second = run(load_recipe(recipe_path("demo"), over), quiet)  # same teacher (reused), same data: same cache
+    assert second != first and (folder / "logits.npy").stat().st_mtime_ns == stamp
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    m = json.loads((second / "metrics.json").read_text())
+    assert m["n_images"] == 128 and 0 <= m["models"]["student"]["top1"] <= 100

@@ -222,15 +222,15 @@ def run(recipe: Recipe, console: Console | None = None) -> Path:
     """Run every stage of `recipe`; returns the run folder. Under torchrun: data-parallel, rank 0 writes."""
     joined = ddp.init_from_env(recipe.train.device)
     try:
-        return _run(recipe, console if ddp.is_main() else Console(quiet=True))
+        return _run(recipe, (console or Console()) if ddp.is_main() else Console(quiet=True))
     finally:
         if joined:
             ddp.shutdown()
 
 
-def check_parallel(recipe: Recipe, n_train: int) -> None:
+def check_parallel(recipe: Recipe, n_train: int, world: int) -> None:
     """Before any work: the global batch splits evenly and every rank gets at least one full batch."""
-    world, batch = ddp.world_size(), recipe.train.batch_size
+    batch = recipe.train.batch_size
     if world == 1:
         return
     if batch % world:
@@ -267,7 +267,7 @@ def _run(recipe: Recipe, console: Console) -> Path:
     if ddp.is_main():
         saved.write_text(recipe.to_yaml())
     data = build_data(recipe.data)
-    check_parallel(recipe, len(data.train))
+    check_parallel(recipe, len(data.train), ddp.world_size())
     if data.skipped:
         console.print(f"[yellow]skipped {data.skipped} unreadable image(s) (data.bad_images=skip)[/]")
     ctx = Context(recipe, run_dir, data, device, console, resume)
