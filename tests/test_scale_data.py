@@ -174,3 +174,23 @@ def test_pipeline_with_cache_and_device_resident_data_reuses_the_cache(tmp_path,
     assert len(list((tmp_path / "cache").iterdir())) == 1
     m = json.loads((second / "metrics.json").read_text())
     assert m["n_images"] == 128 and 0 <= m["models"]["student"]["top1"] <= 100
+
+
+def test_cache_holds_the_teacher_features_a_method_taps(tmp_path):
+    from edgedistill.recipe import TermConfig
+
+    cfg, data = digits()
+    t = teacher()
+    torch.manual_seed(3)
+    s = create_model("cifar:resnet8", 10)
+    example = torch.zeros(2, 3, 16, 16)
+    terms = build_terms(DistillConfig(terms=[TermConfig(name="fitnet")]), s, t, example)
+    taps = Distiller(s, t, terms)._teacher_taps
+    assert taps
+    c = open_or_build(t, "cifar:resnet8", data.train, data_cfg=cfg.model_dump(mode="json"), seed=7, epochs=1,
+                      augmenting=False, taps=taps, cache_dir=tmp_path, dtype="float32", max_gb=1.0,
+                      device=torch.device("cpu"), batch_size=16, log=lambda m: None)
+    batch = next(iter(make_loader(data.train, 8, train=True, workers=0, seed=7, keys=True)))
+    live_loss = Distiller(s, t, terms).eval()(batch)["fitnet"]
+    cached_loss = Distiller(s, t, terms, teacher_outputs=c).eval()(batch)["fitnet"]
+    assert float(cached_loss.detach()) == pytest.approx(float(live_loss.detach()), rel=1e-4)

@@ -91,8 +91,10 @@ def wrap_ddp(module: nn.Module, device: torch.device, *, sync_bn: bool = False,
     all-reduced nor reported as unused; trainable extras (connectors, learnable temperatures) are
     parameters of the module and are synchronised like the student's.
     """
-    if sync_bn:
-        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if sync_bn:  # only parts that train: a frozen teacher's BatchNorm stays as it is (eval mode, no statistics)
+        for name, child in module.named_children():
+            if any(p.requires_grad for p in child.parameters()):
+                setattr(module, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
     ids = [device.index if device.index is not None else local_rank()] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused)
 
