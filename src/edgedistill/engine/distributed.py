@@ -99,13 +99,6 @@ def wrap_ddp(module: nn.Module, device: torch.device, *, sync_bn: bool = False,
     return nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused)
 
 
-def unwrap(module: nn.Module) -> nn.Module:
-    """The module DDP (or torch.compile) wraps."""
-    while isinstance(module, nn.parallel.DistributedDataParallel) or hasattr(module, "_orig_mod"):
-        module = module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module._orig_mod
-    return module
-
-
 def gather_rows(local: torch.Tensor, indices: torch.Tensor, total: int) -> torch.Tensor:
     """Rows computed on each rank for `indices` → all `total` rows in dataset order, on every rank.
 
