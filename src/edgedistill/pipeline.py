@@ -11,7 +11,7 @@ import json
 import platform
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,9 @@ from . import __version__
 from .data import DataBundle, build_data, class_names_of, make_loader
 from .deploy import profile_model
 from .distill import Distiller, build_terms
+from .data.device_loader import DeviceLoader
+from .data.teacher_cache import open_or_build
+from .engine import distributed as ddp
 from .engine import fit, resolve_device
 from .engine.checkpoint import seed_everything
 from .errors import UserError
@@ -44,12 +47,20 @@ class Context:
     device: torch.device
     console: Console
     resume: bool
+    _device_loader: Any = field(default=None, repr=False)
 
-    def loader(self, split: str) -> Any:
-        cfg = self.recipe
+    def loader(self, split: str, keys: bool = False) -> Any:
+        """Under torchrun each rank loads its shard; train.batch_size stays the global batch."""
+        cfg, world = self.recipe, ddp.world_size()
+        batch = cfg.train.batch_size // world
+        if split == "train" and cfg.data.device_resident:
+            if self._device_loader is None:  # decoded once, shared by every stage
+                self._device_loader = DeviceLoader(self.data.train, cfg.data, batch, self.device,
+                                                   seed=cfg.train.seed, num_replicas=world, rank=ddp.rank())
+            return self._device_loader
         ds = self.data.train if split == "train" else self.data.held_out(split)
-        return make_loader(ds, cfg.train.batch_size, train=split == "train", workers=cfg.data.workers,
-                           seed=cfg.train.seed, device_type=self.device.type)
+        return make_loader(ds, batch, train=split == "train", workers=cfg.data.workers, seed=cfg.train.seed,
+                           device_type=self.device.type, num_replicas=world, rank=ddp.rank(), keys=keys)
 
 
 def check_recipe(recipe: Recipe) -> list[str]:
@@ -120,12 +131,30 @@ def train_stage(
     terms = build_terms(r.distill, model, teacher, example) if teacher is not None else {}
     ce_weight = r.distill.ce_weight if teacher is not None else 1.0
     module = Distiller(model, teacher, terms, ce_weight=ce_weight, label_smoothing=r.train.label_smoothing)
+    if teacher is not None and r.distill.teacher_cache:
+        module.teacher_outputs = teacher_cache(ctx, teacher, module._teacher_taps, epochs or r.train.epochs)
     val_loader = ctx.loader(r.eval.split)
-    fit(module, ctx.loader("train"), r.train, stage_dir, evaluate=lambda: quick_top1(model, val_loader, ctx.device),
+    fit(module, ctx.loader("train", keys=module.teacher_outputs is not None), r.train, stage_dir,
+        evaluate=lambda: quick_top1(model, val_loader, ctx.device),
         epochs=epochs, lr=lr, resume=ctx.resume, name=stage, console=ctx.console)
     model = module.student.cpu()
-    save_model(final, model, _model_meta(ctx, spec, stage))
+    if ddp.is_main():
+        save_model(final, model, _model_meta(ctx, spec, stage))
+    ddp.barrier()
     return model
+
+
+def teacher_cache(ctx: Context, teacher: nn.Module, taps: list[str], epochs: int) -> Any:
+    """The teacher-output cache for this run's train split, or None (live teacher) when it does not fit."""
+    r = ctx.recipe
+    d = r.data
+    augmenting = d.augment != "none"
+    return open_or_build(
+        teacher, r.teacher.model, ctx.data.train, data_cfg=d.model_dump(mode="json", exclude={"workers"}),
+        seed=r.train.seed, epochs=epochs, augmenting=augmenting, taps=taps, cache_dir=r.distill.cache_dir,
+        dtype=r.distill.cache_dtype, max_gb=r.distill.cache_max_gb, device=ctx.device,
+        batch_size=2 * r.train.batch_size, workers=d.workers, rank=ddp.rank(), world=ddp.world_size(),
+        barrier=ddp.barrier, log=ctx.console.print)
 
 
 def get_teacher(ctx: Context, model: nn.Module) -> nn.Module:
@@ -135,12 +164,13 @@ def get_teacher(ctx: Context, model: nn.Module) -> nn.Module:
         return model
     cached = r.output.dir / "teachers" / _teacher_key(r) / "model.safetensors"
     final = ctx.run_dir / "teacher" / "model.safetensors"
-    if cached.exists() and not final.exists():
+    if cached.exists() and not final.exists() and ddp.is_main():
         final.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(cached, final)
         ctx.console.print(f"[cyan]teacher[/]: reusing the teacher trained earlier with these settings ({cached})")
+    ddp.barrier()
     model = train_stage(ctx, "teacher", tc.model, model, epochs=tc.epochs, lr=tc.lr)
-    if not cached.exists():
+    if not cached.exists() and ddp.is_main():
         cached.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(final, cached)
     return model
@@ -151,7 +181,9 @@ def evaluate_models(ctx: Context, models: dict[str, tuple[str, nn.Module]]) -> d
     r = ctx.recipe
     loader = ctx.loader(r.eval.split)
     shape = (1, 3, r.data.image_size, r.data.image_size)
-    logits = {name: predict(m, loader, ctx.device) for name, (_, m) in models.items()}
+    logits = {name: predict(m, loader, ctx.device) for name, (_, m) in models.items()}  # every rank takes part
+    if not ddp.is_main():
+        return {}
     t_logits = logits["teacher"][0]
     out: dict[str, Any] = {}
     for name, (spec, model) in models.items():
@@ -187,8 +219,30 @@ def compare(models: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(recipe: Recipe, console: Console | None = None) -> Path:
-    """Run every stage of `recipe`; returns the run folder."""
-    console = console or Console()
+    """Run every stage of `recipe`; returns the run folder. Under torchrun: data-parallel, rank 0 writes."""
+    joined = ddp.init_from_env(recipe.train.device)
+    try:
+        return _run(recipe, (console or Console()) if ddp.is_main() else Console(quiet=True))
+    finally:
+        if joined:
+            ddp.shutdown()
+
+
+def check_parallel(recipe: Recipe, n_train: int, world: int) -> None:
+    """Before any work: the global batch splits evenly and every rank gets at least one full batch."""
+    batch = recipe.train.batch_size
+    if world == 1:
+        return
+    if batch % world:
+        raise UserError(f"train.batch_size={batch} is the global batch and must divide by the {world} processes; "
+                        f"allowed: a multiple of {world}", key="train.batch_size")
+    if n_train // world < batch // world:
+        raise UserError(f"{world} processes × {batch // world} images per step need ≥ {batch} train images but the "
+                        f"train split has {n_train}; use fewer processes (--nproc_per_node) or a smaller "
+                        "train.batch_size", key="train.batch_size")
+
+
+def _run(recipe: Recipe, console: Console) -> Path:
     t0 = time.perf_counter()
     class_names = check_recipe(recipe)
     # Build both models before any work, so a bad name or head fails in seconds, not after training.
@@ -202,15 +256,18 @@ def run(recipe: Recipe, console: Console | None = None) -> Path:
     device = resolve_device(recipe.train.device)
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
-    run_dir = make_run_dir(recipe, resume)
-    console.print(f"run folder: [bold]{run_dir}[/]")
+    run_dir = ddp.broadcast_object(make_run_dir(recipe, resume) if ddp.is_main() else None)
+    console.print(f"run folder: [bold]{run_dir}[/]" + (f" ({ddp.world_size()} processes)" if ddp.is_distributed()
+                                                      else ""))
     saved = run_dir / "recipe.yaml"
-    if resume and saved.exists():
+    if resume and saved.exists() and ddp.is_main():
         before = yaml_without_resume(saved.read_text())
         if before != yaml_without_resume(recipe.to_yaml()):
             console.print("[yellow]warning: the recipe differs from the one this run started with[/]")
-    saved.write_text(recipe.to_yaml())
+    if ddp.is_main():
+        saved.write_text(recipe.to_yaml())
     data = build_data(recipe.data)
+    check_parallel(recipe, len(data.train), ddp.world_size())
     if data.skipped:
         console.print(f"[yellow]skipped {data.skipped} unreadable image(s) (data.bad_images=skip)[/]")
     ctx = Context(recipe, run_dir, data, device, console, resume)
@@ -234,6 +291,8 @@ def run(recipe: Recipe, console: Console | None = None) -> Path:
     student = timed("student", train_stage, ctx, "student", sc.model, new_student(), teacher)
     models["student"] = (sc.model, student)
     entries = timed("evaluate", evaluate_models, ctx, models)
+    if not ddp.is_main():
+        return run_dir
     metrics = {
         "split": recipe.eval.split,
         "n_images": entries["student"]["n"],
@@ -264,7 +323,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 def environment(device: torch.device) -> dict[str, Any]:
     return {"torch": torch.__version__, "edgedistill": __version__, "python": platform.python_version(),
             "device": str(device), "cpu": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "processes": ddp.world_size()}
 
 
 __all__ = ["STAGES", "check_recipe", "run"]

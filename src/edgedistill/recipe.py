@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +38,8 @@ class DataConfig(Section):
     workers: int = Field(2, ge=0, description="DataLoader worker processes")
     max_train_samples: int | None = Field(None, gt=0, description="use a fixed random subset of N train images (quick trials)")
     max_val_samples: int | None = Field(None, gt=0, description="use a fixed random subset of N held-out images")
+    device_resident: bool = Field(False, description="small images (≤64 px): hold the train split as a uint8 tensor "
+                                  "on the training device and pad-crop+flip there, no DataLoader workers")
 
     @field_validator("source")
     @classmethod
@@ -60,6 +63,15 @@ class DataConfig(Section):
         if min(v) <= 0:
             raise ValueError("every std must be > 0")
         return v
+
+    @model_validator(mode="after")
+    def _device_resident_fits(self) -> DataConfig:
+        if self.device_resident and (self.image_size > 64 or self.augment == "randomresizedcrop"):
+            raise ValueError(
+                f"data.device_resident=true holds small images with pad-crop/flip augmentation; got "
+                f"data.image_size={self.image_size}, data.augment={self.augment!r} "
+                "(allowed: image_size ≤ 64 and augment auto, padcrop or none)")
+        return self
 
     @model_validator(mode="after")
     def _root_needed(self) -> DataConfig:
@@ -135,6 +147,23 @@ class DistillConfig(Section):
     )
     ce_weight: float = Field(1.0, ge=0, description="weight of cross-entropy on the labels")
     scheme: Literal["offline"] = Field("offline", description="offline: frozen teacher")
+    teacher_cache: bool = Field(False, description="compute the teacher's outputs once into a memory-mapped cache "
+                                "and reuse it across epochs (augment none) or runs (augment on: one row per epoch)")
+    cache_dir: Path = Field(Path("runs/teacher-cache"), description="folder of teacher-output caches, one subfolder "
+                            "per key (teacher weights, data, transform, seed, image size)")
+    cache_dtype: Literal["float16", "float32"] = Field("float16", description="storage type of cached outputs")
+    cache_max_gb: float = Field(8.0, gt=0, description="disk budget of one cache; larger → live teacher, with a warning")
+
+    @model_validator(mode="after")
+    def _cache_writable(self) -> DistillConfig:
+        if self.teacher_cache:
+            existing = Path(self.cache_dir).expanduser().absolute()
+            while not existing.exists():
+                existing = existing.parent
+            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+                raise ValueError(f"distill.cache_dir={str(self.cache_dir)!r} is not writable ({existing} refuses "
+                                 "writes); allowed: a writable folder, or distill.teacher_cache=false")
+        return self
 
 
 class TrainConfig(Section):
@@ -153,6 +182,9 @@ class TrainConfig(Section):
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
     amp: Literal["off", "bf16", "fp16"] = Field("off", description="mixed precision (fp16 needs CUDA)")
     channels_last: bool = Field(False, description="channels_last memory format (CUDA)")
+    compile: bool = Field(False, description="torch.compile the training step (first steps slower while it compiles)")
+    sync_bn: bool = Field(False, description="SyncBatchNorm across processes under torchrun (CUDA only; on CPU "
+                          "each process keeps its own batch statistics)")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     seed: int = Field(0, description="seed of weights, shuffling and augmentation")
     threads: int | None = Field(None, gt=0, description="torch CPU threads (default: torch's choice)")
@@ -205,6 +237,15 @@ class Recipe(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _cache_matches_data_path(self) -> Recipe:
+        if self.distill.teacher_cache and self.data.device_resident and self.data.augment != "none":
+            raise ValueError(
+                "distill.teacher_cache=true with data.device_resident=true needs data.augment=none: the cache is "
+                f"computed on the CPU augmentation's draws, the device path draws its own (got data.augment="
+                f"{self.data.augment!r}); allowed: data.augment=none, or one of the two off")
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

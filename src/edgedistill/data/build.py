@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from ..errors import UserError
 from .base import DATA_SOURCES
@@ -80,15 +80,23 @@ def build_data(cfg: DataConfig) -> DataBundle:
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, train: bool, workers: int, seed: int = 0,
-                device_type: str = "cpu") -> DataLoader:
-    """Train: epoch-seeded shuffling and augmentation, full batches; eval: fixed order, every image."""
+                device_type: str = "cpu", num_replicas: int = 1, rank: int = 0, keys: bool = False) -> DataLoader:
+    """Train: epoch-seeded shuffling and augmentation, full batches; eval: fixed order, every image.
+
+    With num_replicas > 1 each rank gets its shard (batch_size is then per rank); an eval shard is
+    padded by DistributedSampler, which evaluate.predict removes when it gathers the ranks' rows.
+    `keys` makes train batches (images, labels, index, epoch) for the teacher-output cache.
+    """
     common = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=device_type == "cuda")
     if not train:
+        if num_replicas > 1:
+            sampler = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+            return DataLoader(dataset, batch_size, sampler=sampler, **common)  # type: ignore[arg-type]
         return DataLoader(dataset, batch_size, shuffle=False, **common)  # type: ignore[arg-type]
     if isinstance(dataset, TransformedDataset):
-        ds = dataset.with_seed(seed)
+        ds = dataset.with_seed(seed, keys=keys)
     else:  # a plain dataset: wrap it so it accepts the sampler's (index, epoch) keys
-        ds = TransformedDataset(dataset, None, seed)
-    n = len(ds)
-    return DataLoader(ds, batch_size, sampler=EpochSampler(n, seed), drop_last=n > batch_size,
-                      **common)  # type: ignore[arg-type]
+        ds = TransformedDataset(dataset, None, seed, keys=keys)
+    sampler = EpochSampler(len(ds), seed, num_replicas, rank)
+    n = len(sampler)
+    return DataLoader(ds, batch_size, sampler=sampler, drop_last=n > batch_size, **common)  # type: ignore[arg-type]

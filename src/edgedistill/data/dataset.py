@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, DistributedSampler
 
 from .base import to_rgb
 
@@ -26,6 +26,7 @@ class TransformedDataset(Dataset):
     base: Dataset
     transform: Callable[[Any], Any] | None = None
     seed: int = 0
+    keys: bool = False  # also return (index, epoch): a teacher-output cache looks rows up by them
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
@@ -37,33 +38,34 @@ class TransformedDataset(Dataset):
             with torch.random.fork_rng(devices=[]):  # leaves the caller's RNG (dropout, shuffling) untouched
                 # CPU generator only: torch.manual_seed also reseeds CUDA's (not restored) and is 20× slower
                 torch.default_generator.manual_seed(item_seed(self.seed, epoch, index))
-                return self._apply(img), int(label)
+                x = self._apply(img)
+            return (x, int(label), index, epoch) if self.keys else (x, int(label))
         img, label = self.base[key]
-        return self._apply(img), int(label)
+        return (self._apply(img), int(label), key, 0) if self.keys else (self._apply(img), int(label))
 
     def _apply(self, img: Any) -> Any:
         if self.transform is None:
             return img
         return self.transform(to_rgb(img))
 
-    def with_seed(self, seed: int) -> TransformedDataset:
+    def with_seed(self, seed: int, keys: bool = False) -> TransformedDataset:
         """A copy (sharing the images) augmenting under another seed."""
-        return dataclasses.replace(self, seed=seed)
+        return dataclasses.replace(self, seed=seed, keys=keys)
 
 
-class EpochSampler(Sampler[tuple[int, int]]):
-    """Shuffles with seed + epoch and tags each index with the epoch, so workers need no epoch state."""
+class EpochSampler(DistributedSampler):
+    """torch's DistributedSampler (shuffled with seed + epoch, sharded per rank) tagging each index with the epoch.
 
-    def __init__(self, n: int, seed: int = 0):
-        self.n, self.seed, self.epoch = n, seed, 0
+    The (index, epoch) keys let workers seed augmentation per (sample, epoch) with no epoch state. Rank r
+    takes every world-th index of one permutation, so step k of N ranks with batch B/N covers the same
+    images as step k of one process with batch B.
+    """
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def __init__(self, n: int, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+        super().__init__(range(n), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
+                         drop_last=True)  # type: ignore[arg-type]  (drops < world samples, never pads)
+        self.n = n
 
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
         epoch = self.epoch
-        return iter([(int(i), epoch) for i in torch.randperm(self.n, generator=g)])
+        return iter([(int(i), epoch) for i in super().__iter__()])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -82,7 +82,9 @@ class Distiller(nn.Module):
         terms: Mapping[str, tuple[float, Term]] | None = None,
         ce_weight: float = 1.0,
         label_smoothing: float = 0.0,
+        teacher_outputs: Callable[[Any], tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None,
     ):
+        """`teacher_outputs(batch) -> (logits, features)` replaces running the teacher (a teacher-output cache)."""
         super().__init__()
         self.student = student
         self.teacher = teacher
@@ -92,6 +94,7 @@ class Distiller(nn.Module):
             raise ValueError("distillation terms need a teacher")
         self.ce_weight = ce_weight
         self.label_smoothing = label_smoothing
+        self.teacher_outputs = teacher_outputs
         if teacher is not None:
             teacher.requires_grad_(False)
             teacher.eval()
@@ -112,8 +115,11 @@ class Distiller(nn.Module):
             ce = F.cross_entropy(s_out.logits.float(), labels, label_smoothing=self.label_smoothing)
             losses["ce"] = self.ce_weight * ce
         if self.terms:
-            with torch.no_grad():
-                t_out = _run(self.teacher, images, self._teacher_taps)
+            if self.teacher_outputs is not None:
+                t_out = Outputs(*self.teacher_outputs(batch))
+            else:
+                with torch.no_grad():
+                    t_out = _run(self.teacher, images, self._teacher_taps)
             for name, term in self.terms.items():
                 losses[name] = self.weights[name] * term(s_out, t_out, batch)
         total = sum(losses.values()) if losses else s_out.logits.sum() * 0

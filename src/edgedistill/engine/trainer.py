@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..recipe import TrainConfig
+from . import distributed as ddp
 from .checkpoint import atomic_save, load_checkpoint, rng_state, seed_everything, set_rng_state
 from .optim import build_optimizer, build_scheduler
 from .progress import TrainProgress
@@ -46,10 +47,13 @@ class FitResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """Under torchrun each process takes the GPU of its LOCAL_RANK (auto/cuda); cuda:N is kept as asked."""
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise TrainingError(f"train.device={name} but CUDA is not available here; use train.device=cpu or auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and ddp.env_world_size() > 1:
+        return torch.device("cuda", ddp.local_rank())
     return torch.device(name)
 
 
@@ -87,6 +91,8 @@ def fit(
 ) -> FitResult:
     """Train `module` for `epochs` (default cfg.epochs); checkpoints in out_dir/{last,best}.pt."""
     console = console or Console()
+    if not ddp.is_main():  # rank 0 alone prints, logs and checkpoints
+        console = Console(quiet=True, force_terminal=False)
     epochs = epochs or cfg.epochs
     lr = lr or cfg.lr
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -98,6 +104,11 @@ def fit(
     module.to(device)
     if channels_last:
         module.to(memory_format=torch.channels_last)
+    # `net` is what steps run (DDP and/or compiled); `module` stays the plain one for hooks and checkpoints.
+    net = ddp.wrap_ddp(module, device, sync_bn=cfg.sync_bn and device.type == "cuda") if ddp.is_distributed() \
+        else module
+    if cfg.compile:
+        net.compile()  # in place: state_dict keys stay unprefixed
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
         raise TrainingError(f"{name}: the train split yields no batch (fewer images than train.batch_size?)")
@@ -120,7 +131,8 @@ def fit(
         result.best, result.best_epoch = ck["best"], ck["best_epoch"]
         result.resumed_from = start
         console.print(f"[cyan]{name}[/]: resuming from epoch {start}/{epochs} ({last_path})")
-    log_path.write_text("".join(json.dumps(h) + "\n" for h in result.history))
+    if ddp.is_main():
+        log_path.write_text("".join(json.dumps(h) + "\n" for h in result.history))
 
     t_start = time.perf_counter()
     with TrainProgress(console, name, epochs, steps_per_epoch, start) as bar:
@@ -137,7 +149,7 @@ def fit(
             for step, batch in enumerate(train_loader):
                 batch = _to_device(batch, device, channels_last)
                 with _autocast(device, cfg.amp):
-                    out = module(batch)
+                    out = net(batch)
                 loss = out["loss"]
                 if not torch.isfinite(loss.detach()):
                     bad = [k for k, v in out.items() if k != "loss" and not torch.isfinite(v.detach()).all()]
@@ -161,6 +173,8 @@ def fit(
                     sums[k] = sums.get(k, 0.0) + float(v.detach()) * n
                 bar.step(loss=sums["loss"] / seen, lr=opt.param_groups[0]["lr"],
                          ips=seen / (time.perf_counter() - t0))
+            sums = ddp.all_reduce_sum({**sums, "_seen": float(seen)}, device)  # every rank's images
+            seen = int(sums.pop("_seen"))
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
             record.update({k: v / seen for k, v in sums.items()})
             record["images_per_s"] = seen / (time.perf_counter() - t0)
@@ -173,17 +187,21 @@ def fit(
             improved = metric is not None and (result.best is None or metric > result.best)
             if improved:
                 result.best, result.best_epoch = metric, epoch + 1
+            if improved and ddp.is_main():
                 atomic_save({"module": module.state_dict(), "epoch": epoch + 1, monitor: metric}, best_path)
-            atomic_save(
-                {
-                    "module": module.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "scaler": scaler.state_dict(), "rng": rng_state(), "epoch": epoch + 1,
-                    "history": result.history, "best": result.best, "best_epoch": result.best_epoch,
-                },
-                last_path,
-            )
-            with log_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            if ddp.is_main():
+                atomic_save(
+                    {
+                        "module": module.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
+                        "epoch": epoch + 1, "history": result.history, "best": result.best,
+                        "best_epoch": result.best_epoch,
+                    },
+                    last_path,
+                )
+                with log_path.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+            ddp.barrier()  # no rank runs ahead of the checkpoint it would resume from
             bar.epoch_done(record, monitor)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, record)

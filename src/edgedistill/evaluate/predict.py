@@ -6,6 +6,9 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
+from torch.utils.data import DistributedSampler
+
+from ..engine.distributed import gather_rows
 
 
 def predict(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -21,4 +24,9 @@ def predict(model: nn.Module, loader: Iterable, device: torch.device | str = "cp
             labels.append(torch.as_tensor(y).long().cpu())
     if not logits:
         raise ValueError("the loader yielded no batches")
+    sampler = getattr(loader, "sampler", None)
+    if isinstance(sampler, DistributedSampler) and sampler.num_replicas > 1:
+        # Each rank saw its shard: gather every rank's rows, padding dropped, so metrics cover the whole split.
+        idx, n = torch.tensor(list(iter(sampler)), dtype=torch.long), len(sampler.dataset)  # type: ignore[arg-type]
+        return gather_rows(torch.cat(logits), idx, n), gather_rows(torch.cat(labels), idx, n)
     return torch.cat(logits), torch.cat(labels)
