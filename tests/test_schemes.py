@@ -199,3 +199,10 @@ def test_teacher_free_kd_needs_no_teacher(tmp_path):
     assert list(metrics["models"]) == ["student"] and not (run_dir / "teacher").exists()
     assert metrics["comparison"]["retention"] is None
     assert "tf_kd_reg" in json.loads((run_dir / "student" / "metrics.jsonl").read_text())
+
+
+def test_list_methods_shows_the_teacher_free_term(capsys):
+    from test_cli import cli
+
+    code, out, _ = cli(capsys, "list", "methods")
+    assert code == 0 and "tf_kd_reg" in out and "teacher-free" in out and "Yuan" in out
