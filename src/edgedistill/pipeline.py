@@ -22,9 +22,9 @@ from torch import nn
 from . import __version__
 from .data import DataBundle, build_data, class_names_of, make_loader
 from .deploy import profile_model
-from .distill import Distiller, build_terms
 from .data.device_loader import DeviceLoader
 from .data.teacher_cache import open_or_build
+from .distill import SCHEMES, Distiller, SchemeJob
 from .engine import distributed as ddp
 from .engine import fit, resolve_device
 from .engine.checkpoint import seed_everything
@@ -33,6 +33,7 @@ from .evaluate import classification_metrics, fidelity, predict
 from .models import create_model, load_model, save_model, weights_class_count
 from .recipe import ModelConfig, Recipe
 from .report import print_summary, write_report
+from .report.markdown import read_history
 
 STAGES = ("teacher", "student_alone", "student")
 
@@ -66,7 +67,8 @@ class Context:
 def check_recipe(recipe: Recipe) -> list[str]:
     """Checks that need the data's classes or the weights' shapes; all before any work starts."""
     class_names = class_names_of(recipe.data)
-    for role in ("teacher", "student"):
+    roles = ("teacher", "student") if SCHEMES.get(recipe.distill.scheme).needs_teacher(recipe) else ("student",)
+    for role in roles:
         mc: ModelConfig = getattr(recipe, role)
         n = weights_class_count(mc.model, mc.weights)
         if n is not None and n != len(class_names) and not mc.resize_head:
@@ -117,31 +119,51 @@ def quick_top1(model: nn.Module, loader: Any, device: torch.device) -> dict[str,
 
 
 def train_stage(
-    ctx: Context, stage: str, spec: str, model: nn.Module, teacher: nn.Module | None = None, *,
-    epochs: int | None = None, lr: float | None = None,
+    ctx: Context, stage: str, spec: str, model: nn.Module, *, epochs: int | None = None, lr: float | None = None,
 ) -> nn.Module:
-    """Train one stage through the engine, or reuse its finished weights when resuming."""
-    stage_dir = ctx.run_dir / stage
-    final = stage_dir / "model.safetensors"
-    if final.exists():
-        ctx.console.print(f"[cyan]{stage}[/]: finished earlier, reusing {final}")
-        return load_model(final)[0]
+    """Train one model on labels alone (the teacher, the student alone) through the engine."""
+    module = Distiller(model, label_smoothing=ctx.recipe.train.label_smoothing)
+    return train_module(ctx, stage, module, {stage: (spec, model)}, epochs=epochs, lr=lr)[stage]
+
+
+def train_module(
+    ctx: Context, stage: str, module: nn.Module, outputs: dict[str, tuple[str, nn.Module]], *,
+    epochs: int | None = None, lr: float | None = None,
+) -> dict[str, nn.Module]:
+    """Train `module` as one engine stage and save each model of `outputs` as run_dir/NAME/model.safetensors;
+    when resuming, models whose file exists are reused."""
+    finals = {name: ctx.run_dir / name / "model.safetensors" for name in outputs}
+    if all(f.exists() for f in finals.values()):
+        for f in finals.values():
+            ctx.console.print(f"[cyan]{stage}[/]: finished earlier, reusing {f}")
+        return {name: load_model(f)[0] for name, f in finals.items()}
     r = ctx.recipe
-    example = torch.zeros(2, 3, r.data.image_size, r.data.image_size)
-    terms = build_terms(r.distill, model, teacher, example) if teacher is not None else {}
-    ce_weight = r.distill.ce_weight if teacher is not None else 1.0
-    module = Distiller(model, teacher, terms, ce_weight=ce_weight, label_smoothing=r.train.label_smoothing)
-    if teacher is not None and r.distill.teacher_cache:
+    teacher = getattr(module, "teacher", None)
+    if isinstance(module, Distiller) and teacher is not None and r.distill.teacher_cache:
         module.teacher_outputs = teacher_cache(ctx, teacher, module._teacher_taps, epochs or r.train.epochs)
+    cached = getattr(module, "teacher_outputs", None) is not None
     val_loader = ctx.loader(r.eval.split)
-    fit(module, ctx.loader("train", keys=module.teacher_outputs is not None), r.train, stage_dir,
-        evaluate=lambda: quick_top1(model, val_loader, ctx.device),
-        epochs=epochs, lr=lr, resume=ctx.resume, name=stage, console=ctx.console)
-    model = module.student.cpu()
-    if ddp.is_main():
-        save_model(final, model, _model_meta(ctx, spec, stage))
+
+    def evaluate() -> dict[str, float]:
+        tops = {n: quick_top1(m, val_loader, ctx.device)["top1"] for n, (_, m) in outputs.items()}
+        extra = {f"{n}_top1": v for n, v in tops.items()} if len(tops) > 1 else {}
+        return {"top1": next(iter(tops.values())), **extra}  # the first model's top-1 picks best.pt
+
+    fit(module, ctx.loader("train", keys=cached), r.train, ctx.run_dir / stage, evaluate=evaluate, epochs=epochs, lr=lr,
+        resume=ctx.resume, name=stage, console=ctx.console)
+    history = read_history(ctx.run_dir / stage)
+    trained = {}
+    for name, (spec, model) in outputs.items():
+        trained[name] = model.cpu()
+        if not ddp.is_main():
+            continue
+        save_model(finals[name], model, _model_meta(ctx, spec, name))
+        if name != stage:  # one curve per model for the report, from the shared stage's log
+            rows = [{"epoch": h["epoch"], "val_top1": h[f"val_{name}_top1"]} for h in history
+                    if f"val_{name}_top1" in h]
+            (finals[name].parent / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
     ddp.barrier()
-    return model
+    return trained
 
 
 def teacher_cache(ctx: Context, teacher: nn.Module, taps: list[str], epochs: int) -> Any:
@@ -184,13 +206,13 @@ def evaluate_models(ctx: Context, models: dict[str, tuple[str, nn.Module]]) -> d
     logits = {name: predict(m, loader, ctx.device) for name, (_, m) in models.items()}  # every rank takes part
     if not ddp.is_main():
         return {}
-    t_logits = logits["teacher"][0]
+    t_logits = logits["teacher"][0] if "teacher" in logits else None
     out: dict[str, Any] = {}
     for name, (spec, model) in models.items():
         lg, labels = logits[name]
         entry: dict[str, Any] = {"model": spec}
         entry.update(classification_metrics(lg, labels, ctx.data.num_classes, ece_bins=r.eval.ece_bins))
-        if name != "teacher":
+        if name != "teacher" and t_logits is not None:
             entry.update(fidelity(lg, t_logits, T=r.eval.kd_T))
         ctx.console.print(f"[dim]profiling {name} ({spec}) …[/]")
         entry.update(profile_model(model, shape, runs=r.eval.latency_runs, warmup=r.eval.warmup_runs,
@@ -199,22 +221,26 @@ def evaluate_models(ctx: Context, models: dict[str, tuple[str, nn.Module]]) -> d
     return out
 
 
-def compare(models: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def compare(models: dict[str, dict[str, Any]], primary: str = "student") -> dict[str, Any]:
     """Retention and teacher/student ratios: the numbers a reader looks for first."""
-    t, s = models["teacher"], models["student"]
+    t, s = models.get("teacher", {}), models[primary]
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return a / b if a and b else None
 
-    out = {
-        "retention": ratio(s["top1"], t["top1"]),
-        "params_ratio": ratio(t["params"], s["params"]),
-        "flops_ratio": ratio(t["flops"], s["flops"]),
-        "latency_ratio": ratio(t["latency_ms_median"], s["latency_ms_median"]),
-        "size_ratio": ratio(t["size_mb"], s["size_mb"]),
+    out: dict[str, Any] = {
+        "retention": ratio(s["top1"], t.get("top1")),
+        "params_ratio": ratio(t.get("params"), s["params"]),
+        "flops_ratio": ratio(t.get("flops"), s["flops"]),
+        "latency_ratio": ratio(t.get("latency_ms_median"), s["latency_ms_median"]),
+        "size_ratio": ratio(t.get("size_mb"), s["size_mb"]),
     }
     if "student_alone" in models:
-        out["gain_over_alone"] = s["top1"] - models["student_alone"]["top1"]
+        alone = models["student_alone"]["top1"]
+        out["gain_over_alone"] = s["top1"] - alone
+        others = [n for n in models if n not in ("teacher", "student_alone")]
+        if len(others) > 1:  # peers, generations: each one's gain
+            out["gain_over_alone_by_model"] = {n: models[n]["top1"] - alone for n in others}
     return out
 
 
@@ -247,11 +273,14 @@ def _run(recipe: Recipe, console: Console) -> Path:
     class_names = check_recipe(recipe)
     # Build both models before any work, so a bad name or head fails in seconds, not after training.
     tc, sc = recipe.teacher, recipe.student
+    scheme = SCHEMES.get(recipe.distill.scheme, key="distill.scheme")
+    needs_teacher = scheme.needs_teacher(recipe)
     seed_everything(recipe.train.seed)  # initial weights depend on the seed only, not on what ran before
     teacher = create_model(tc.model, len(class_names), weights=tc.weights, resize_head=tc.resize_head,
-                           key="teacher.model")
+                           key="teacher.model") if needs_teacher else None
     student_init = create_model(sc.model, len(class_names), weights=sc.weights, resize_head=sc.resize_head,
                                 key="student.model")
+    scheme.prepare(recipe, len(class_names))
     resume = recipe.train.resume
     device = resolve_device(recipe.train.device)
     if recipe.train.threads:
@@ -279,26 +308,34 @@ def _run(recipe: Recipe, console: Console) -> Path:
         timings[stage] = round(time.perf_counter() - s, 2)
         return result
 
-    teacher = timed("teacher", get_teacher, ctx, teacher)
-    models: dict[str, tuple[str, nn.Module]] = {"teacher": (recipe.teacher.model, teacher)}
+    models: dict[str, tuple[str, nn.Module]] = {}
+    if teacher is not None:
+        teacher = timed("teacher", get_teacher, ctx, teacher)
+        models["teacher"] = (recipe.teacher.model, teacher)
 
     def new_student() -> nn.Module:
         return copy.deepcopy(student_init)  # the same initial weights for the baseline and the distilled run
 
+    def student_alone() -> nn.Module:
+        return train_stage(ctx, "student_alone", sc.model, new_student())  # reused once its file exists
+
     if recipe.eval.baseline:
-        alone = timed("student_alone", train_stage, ctx, "student_alone", sc.model, new_student())
-        models["student_alone"] = (sc.model, alone)
-    student = timed("student", train_stage, ctx, "student", sc.model, new_student(), teacher)
-    models["student"] = (sc.model, student)
+        models["student_alone"] = (sc.model, timed("student_alone", student_alone))
+    job = SchemeJob(recipe, len(class_names), teacher, new_student, student_alone,
+                    lambda stage, module, outputs: train_module(ctx, stage, module, outputs), console)
+    result = timed(scheme.stage, scheme.run, job)
+    models.update(result.models)
     entries = timed("evaluate", evaluate_models, ctx, models)
     if not ddp.is_main():
         return run_dir
     metrics = {
         "split": recipe.eval.split,
-        "n_images": entries["student"]["n"],
+        "n_images": entries[result.primary]["n"],
         "class_names": data.class_names,
+        "scheme": recipe.distill.scheme,
+        "primary": result.primary,
         "models": entries,
-        "comparison": compare(entries),
+        "comparison": compare(entries, result.primary),
         "environment": environment(device),
         "seconds": {**timings, "total": round(time.perf_counter() - t0, 2)},
         "accuracy_epoch": "last",

@@ -146,7 +146,10 @@ class DistillConfig(Section):
         description="weighted loss terms between student and teacher",
     )
     ce_weight: float = Field(1.0, ge=0, description="weight of cross-entropy on the labels")
-    scheme: Literal["offline"] = Field("offline", description="offline: frozen teacher")
+    scheme: Literal["offline", "online", "born_again"] = Field(
+        "offline", description="offline: frozen teacher teaches the student; online: peers learn from each other "
+        "(section online); born_again: generation k teaches k+1 (section born_again)"
+    )
     teacher_cache: bool = Field(False, description="compute the teacher's outputs once into a memory-mapped cache "
                                 "and reuse it across epochs (augment none) or runs (augment on: one row per epoch)")
     cache_dir: Path = Field(Path("runs/teacher-cache"), description="folder of teacher-output caches, one subfolder "
@@ -164,6 +167,35 @@ class DistillConfig(Section):
                 raise ValueError(f"distill.cache_dir={str(self.cache_dir)!r} is not writable ({existing} refuses "
                                  "writes); allowed: a writable folder, or distill.teacher_cache=false")
         return self
+
+
+class OnlineConfig(Section):
+    """Deep mutual learning (distill.scheme=online): peers trained together, each reported."""
+
+    peers: list[str] = Field(default_factory=lambda: ["cifar:resnet8", "cifar:resnet8"],
+                             description="model specs of the peers trained together (two or more)")
+    T: float = Field(1.0, gt=0, description="temperature of the peer-to-peer KL (the paper: 1)")
+    weight: float = Field(1.0, ge=0, description="weight of each peer's mean KL to the other peers")
+    teacher: bool = Field(False, description="also distill the teacher into every peer with distill.terms")
+
+    @field_validator("peers")
+    @classmethod
+    def _peer_specs(cls, v: list[str]) -> list[str]:
+        if len(v) < 2:
+            raise ValueError(f"mutual learning needs at least 2 peers, got {len(v)}")
+        for spec in v:
+            ModelConfig._has_prefix(spec)
+        return v
+
+
+class BornAgainConfig(Section):
+    """Born-again generations (distill.scheme=born_again), all of the student's architecture."""
+
+    generations: int = Field(2, gt=0, le=20, description="generations trained one after another (1..20)")
+    first: Literal["alone", "teacher"] = Field(
+        "alone", description="teacher of generation 1: the student trained alone (the paper; with generations=1: "
+        "Tf-KD_self) or the recipe's teacher"
+    )
 
 
 class TrainConfig(Section):
@@ -234,6 +266,8 @@ class Recipe(Section):
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
+    online: OnlineConfig = Field(default_factory=OnlineConfig)
+    born_again: BornAgainConfig = Field(default_factory=BornAgainConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
@@ -245,6 +279,19 @@ class Recipe(Section):
                 "distill.teacher_cache=true with data.device_resident=true needs data.augment=none: the cache is "
                 f"computed on the CPU augmentation's draws, the device path draws its own (got data.augment="
                 f"{self.data.augment!r}); allowed: data.augment=none, or one of the two off")
+        return self
+
+    @model_validator(mode="after")
+    def _scheme_has_a_teacher_signal(self) -> Recipe:
+        from .distill import terms_need_teacher
+
+        d = self.distill
+        if d.scheme == "born_again" and not terms_need_teacher(d):
+            raise ValueError(f"distill.scheme=born_again needs a distill.terms entry that learns from a teacher "
+                             f"(got {[t.name for t in d.terms]}); allowed: e.g. kd, dkd, dist")
+        if d.scheme == "online" and self.online.teacher and not terms_need_teacher(d):
+            raise ValueError(f"online.teacher=true needs a distill.terms entry that learns from a teacher "
+                             f"(got {[t.name for t in d.terms]}); allowed: e.g. kd, or online.teacher=false")
         return self
 
     def to_yaml(self) -> str:

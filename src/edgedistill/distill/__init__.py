@@ -12,7 +12,7 @@ from .registry import METHODS
 
 # A method is a new file in this package: importing every module registers them all.
 for _m in pkgutil.iter_modules(__path__):
-    if _m.name not in ("base", "registry"):
+    if _m.name not in ("base", "registry", "schemes"):
         importlib.import_module(f"{__name__}.{_m.name}")
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def build_terms(
-    cfg: DistillConfig, student: nn.Module, teacher: nn.Module, example: torch.Tensor | None = None
+    cfg: DistillConfig, student: nn.Module, teacher: nn.Module | None, example: torch.Tensor | None = None
 ) -> dict[str, tuple[float, Term]]:
     """Recipe terms → {unique name: (weight, Term)}; a method used twice gets name, name_2, …"""
     terms: dict[str, tuple[float, Term]] = {}
@@ -36,4 +36,12 @@ def build_terms(
     return terms
 
 
-__all__ = ["METHODS", "Distiller", "Outputs", "Term", "build_terms"]
+def terms_need_teacher(cfg: DistillConfig) -> bool:
+    """Whether any recipe term needs a teacher model (Tf-KD_reg, for one, makes its own targets)."""
+    return any(METHODS.get(t.name).needs_teacher for t in cfg.terms)
+
+
+from .schemes import SCHEMES, Scheme, SchemeJob, SchemeResult  # noqa: E402  (schemes use build_terms)
+
+__all__ = ["METHODS", "SCHEMES", "Distiller", "Outputs", "Scheme", "SchemeJob", "SchemeResult", "Term",
+           "build_terms", "terms_need_teacher"]

@@ -36,6 +36,7 @@ class Term(nn.Module):
     Params: ClassVar[type[BaseModel]] = NoParams
     family: ClassVar[str] = "response"
     paper: ClassVar[str] = ""
+    needs_teacher: ClassVar[bool] = True  # False: the term makes its own targets (e.g. Tf-KD_reg)
 
     def __init__(self, params: BaseModel, student: nn.Module, teacher: nn.Module | None,
                  example: torch.Tensor | None = None):
@@ -68,7 +69,28 @@ def _run(model: nn.Module, images: torch.Tensor, taps: list[str]) -> Outputs:
     return Outputs(logits, dict(t.features))
 
 
-class Distiller(nn.Module):
+class FrozenTeacherState(nn.Module):
+    """The teacher is frozen and has its own weights file: keep it out of training checkpoints."""
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        sd = super().state_dict(*args, **kwargs)
+        return type(sd)((k, v) for k, v in sd.items() if not k.startswith("teacher."))
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        result = super().load_state_dict(state_dict, strict=False, assign=assign)
+        missing = [k for k in result.missing_keys if not k.startswith("teacher.")]
+        if strict and (missing or result.unexpected_keys):
+            raise RuntimeError(f"checkpoint mismatch: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}")
+        return result
+
+
+def freeze(teacher: nn.Module | None) -> None:
+    if teacher is not None:
+        teacher.requires_grad_(False)
+        teacher.eval()
+
+
+class Distiller(FrozenTeacherState):
     """Trains `student`; a frozen `teacher` (eval mode, no grad) supplies targets for the terms.
 
     With no teacher and no terms it is plain supervised training, so teacher training and the
@@ -90,14 +112,13 @@ class Distiller(nn.Module):
         self.teacher = teacher
         self.weights = {name: w for name, (w, _) in (terms or {}).items()}
         self.terms = nn.ModuleDict({name: t for name, (_, t) in (terms or {}).items()})
-        if self.terms and teacher is None:
-            raise ValueError("distillation terms need a teacher")
+        needy = [n for n, t in self.terms.items() if t.needs_teacher]
+        if needy and teacher is None:
+            raise ValueError(f"distillation terms {needy} need a teacher")
         self.ce_weight = ce_weight
         self.label_smoothing = label_smoothing
         self.teacher_outputs = teacher_outputs
-        if teacher is not None:
-            teacher.requires_grad_(False)
-            teacher.eval()
+        freeze(teacher)
         self._student_taps = sorted({f for t in self.terms.values() for f in t.student_features()})
         self._teacher_taps = sorted({f for t in self.terms.values() for f in t.teacher_features()})
 
@@ -115,9 +136,10 @@ class Distiller(nn.Module):
             ce = F.cross_entropy(s_out.logits.float(), labels, label_smoothing=self.label_smoothing)
             losses["ce"] = self.ce_weight * ce
         if self.terms:
+            t_out = None
             if self.teacher_outputs is not None:
                 t_out = Outputs(*self.teacher_outputs(batch))
-            else:
+            elif self.teacher is not None and any(t.needs_teacher for t in self.terms.values()):
                 with torch.no_grad():
                     t_out = _run(self.teacher, images, self._teacher_taps)
             for name, term in self.terms.items():
@@ -131,15 +153,3 @@ class Distiller(nn.Module):
 
     def epoch_log(self) -> dict[str, float]:
         return {f"{name}.{k}": v for name, term in self.terms.items() for k, v in term.epoch_log().items()}
-
-    # The teacher is frozen and has its own weights file: keep it out of training checkpoints.
-    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        sd = super().state_dict(*args, **kwargs)
-        return type(sd)((k, v) for k, v in sd.items() if not k.startswith("teacher."))
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
-        result = super().load_state_dict(state_dict, strict=False, assign=assign)
-        missing = [k for k in result.missing_keys if not k.startswith("teacher.")]
-        if strict and (missing or result.unexpected_keys):
-            raise RuntimeError(f"checkpoint mismatch: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}")
-        return result

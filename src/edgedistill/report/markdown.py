@@ -26,6 +26,22 @@ def read_history(stage_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def scheme_sentence(recipe: Recipe) -> str:
+    """How the students were taught, when it is not the default offline scheme."""
+    d = recipe.distill
+    if d.scheme == "online":
+        o = recipe.online
+        teacher = " plus the teacher's terms" if o.teacher else " (the terms above are not used)"
+        return (f" Scheme: online (deep mutual learning) between {len(o.peers)} peers {', '.join(o.peers)}, "
+                f"KL weight {o.weight}, T {o.T}{teacher}; peer1 is the reported student.")
+    if d.scheme == "born_again":
+        b = recipe.born_again
+        first = "the student trained alone" if b.first == "alone" else f"the teacher `{recipe.teacher.model}`"
+        return (f" Scheme: born-again, {b.generations} generation(s); gen1 taught by {first}, gen k+1 by gen k; "
+                f"gen{b.generations} is the reported student.")
+    return ""
+
+
 def write_report(run_dir: Path, metrics: dict[str, Any], recipe: Recipe) -> Path:
     models = metrics["models"]
     histories = {name: read_history(run_dir / name) for name in models}
@@ -39,10 +55,12 @@ def write_report(run_dir: Path, metrics: dict[str, Any], recipe: Recipe) -> Path
     lines = [
         "# edgedistill report",
         "",
-        f"Teacher `{recipe.teacher.model}` → student `{recipe.student.model}` on `{recipe.data.source}` "
+        (f"Teacher `{recipe.teacher.model}` → student" if "teacher" in models else "No teacher model; student")
+        + f" `{recipe.student.model}` on `{recipe.data.source}` "
         f"({len(metrics['class_names'])} classes, {recipe.data.image_size}px). "
         f"Distillation: ce (weight {recipe.distill.ce_weight}) + {terms}; "
-        f"{recipe.train.epochs} epochs, batch {recipe.train.batch_size}, lr {recipe.train.lr}, seed {recipe.train.seed}.",
+        f"{recipe.train.epochs} epochs, batch {recipe.train.batch_size}, lr {recipe.train.lr}, seed {recipe.train.seed}."
+        + scheme_sentence(recipe),
         "",
         summary_markdown(metrics),
         "",

@@ -55,12 +55,18 @@ def comparison_lines(metrics: dict[str, Any]) -> list[str]:
     threads = next(iter(metrics["models"].values())).get("threads")
     lines = [f"Accuracy on the held-out `{split}` split ({n} images), weights of the last epoch; "
              f"latency: CPU, batch 1, {threads} thread(s)."]
+    primary = metrics.get("primary", "student")
+    who = "student" if primary == "student" else f"student = {primary}"
     if c.get("retention") is not None:
-        lines.append(f"Retention (student top-1 / teacher top-1): {100 * c['retention']:.1f}%")
+        lines.append(f"Retention ({who} top-1 / teacher top-1): {100 * c['retention']:.1f}%")
     if c.get("gain_over_alone") is not None:
-        lines.append(f"Distillation gain over the student trained alone: {c['gain_over_alone']:+.2f} points")
-    ratios = [(k, c.get(f"{k}_ratio")) for k in ("params", "flops", "size", "latency")]
-    lines.append("Teacher / student: " + ", ".join(f"{k} {v:.1f}×" for k, v in ratios if v is not None))
+        lines.append(f"Distillation gain over the student trained alone ({who}): {c['gain_over_alone']:+.2f} points")
+    if c.get("gain_over_alone_by_model"):
+        lines.append("Gain over the student alone, each model: "
+                     + ", ".join(f"{n} {g:+.2f}" for n, g in c["gain_over_alone_by_model"].items()))
+    ratios = [(k, v) for k in ("params", "flops", "size", "latency") if (v := c.get(f"{k}_ratio")) is not None]
+    if ratios:
+        lines.append("Teacher / student: " + ", ".join(f"{k} {v:.1f}×" for k, v in ratios))
     return lines
 
 
