@@ -128,7 +128,7 @@ def list_cmd(
 
 
 def main() -> None:
-    from .engine import TrainingError
+    from .errors import TrainingError  # not from .engine: that imports torch, which predict must not
 
     try:
         app()

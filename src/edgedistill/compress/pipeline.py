@@ -41,7 +41,7 @@ def check_stages(recipe: Any, model: nn.Module) -> None:
                                  importance=cfg.importance, global_pruning=cfg.scope == "global",
                                  round_to=cfg.round_to)
             except UserError as e:
-                raise UserError(f"compress.stages.{k}: {e}", key=f"compress.stages.{k}.ratio") from None
+                raise UserError(str(e), key=f"compress.stages.{k}.ratio") from None
             return  # later prune stages act on an already pruned model; checked when they run
 
 

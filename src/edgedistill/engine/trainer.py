@@ -19,6 +19,7 @@ from rich.console import Console
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..errors import TrainingError  # re-exported: engine users import it from here
 from ..recipe import TrainConfig
 from .checkpoint import atomic_save, load_checkpoint, rng_state, seed_everything, set_rng_state
 from .optim import build_optimizer, build_scheduler
@@ -26,10 +27,6 @@ from .progress import TrainProgress
 
 Evaluate = Callable[[], dict[str, float]]
 Callback = Callable[[int, dict[str, Any]], None]
-
-
-class TrainingError(Exception):
-    """Training cannot go on (a non-finite loss); the last good checkpoint is left intact."""
 
 
 @dataclass
