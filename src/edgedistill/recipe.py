@@ -236,6 +236,16 @@ class QuantizeStage(Section):
     activations: Literal["uint8", "int8"] = Field("uint8", description="uint8 is what x86 ORT fuses into QLinearConv")
 
 
+class QATStage(Section):
+    """Quantization-aware training with the distillation loss (torchao PT2E), exported as int8 ONNX."""
+
+    name: Literal["qat"]
+    epochs: int = Field(2, gt=0, description="QAT epochs")
+    lr: float = Field(0.001, gt=0, description="peak learning rate")
+    teacher: Literal["unpruned", "teacher", "none"] = Field("unpruned", description="who teaches (see finetune)")
+    terms: list[TermConfig] | None = Field(None, description="logit loss terms (default: distill.terms)")
+
+
 class ExportStage(Section):
     """The deliverable: fp32 ONNX with parity check, optionally TorchScript too."""
 
@@ -243,15 +253,15 @@ class ExportStage(Section):
     torchscript: bool = Field(False, description="also write a traced TorchScript file")
 
 
-StageConfig = Annotated[Union[PruneStage, UnstructuredStage, FinetuneStage, QuantizeStage, ExportStage],
+StageConfig = Annotated[Union[PruneStage, UnstructuredStage, FinetuneStage, QuantizeStage, QATStage, ExportStage],
                         Field(discriminator="name")]
 STAGE_TYPES = {"prune": PruneStage, "unstructured": UnstructuredStage, "finetune": FinetuneStage,
-               "quantize": QuantizeStage, "export": ExportStage}
+               "quantize": QuantizeStage, "qat": QATStage, "export": ExportStage}
 
 
 class CompressConfig(Section):
     stages: list[StageConfig] = Field(default_factory=list, description=(
-        "ordered stages, each {name: prune|unstructured|finetune|quantize|export, …}; see README"))
+        "ordered stages, each {name: prune|unstructured|finetune|export|quantize|qat, …}; see README"))
     latency_runs: int = Field(100, gt=0, description="timed runs per latency figure (after warm-up)")
     warmup_runs: int = Field(10, ge=0, description="untimed runs before each latency figure")
     opset: int = Field(17, ge=17, description="ONNX opset of every export")
@@ -263,11 +273,10 @@ class CompressConfig(Section):
     @model_validator(mode="after")
     def _order(self) -> CompressConfig:
         names = [s.name for s in self.stages]
-        if "quantize" in names:
-            q = names.index("quantize")
-            if q != len(names) - 1:
-                raise ValueError(f"compress.stages: quantize must be the last stage (got {names}); allowed: "
-                                 "prune/unstructured/finetune/export before one quantize")
+        int8 = [k for k, n in enumerate(names) if n in ("quantize", "qat")]
+        if int8 and int8 != [len(names) - 1]:
+            raise ValueError(f"compress.stages: quantize or qat must be the last stage, and only one of them (got "
+                             f"{names}); allowed: prune/unstructured/finetune/export before one quantize or qat")
         return self
 
 

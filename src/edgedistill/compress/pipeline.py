@@ -74,9 +74,9 @@ def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: 
         m = measure(images=images, labels=labels, num_classes=n, onnx_path=art.onnx_path, model=art.model,
                     inherited=inherited, **timing)
         reported = art.onnx_path is not None
-        if ref_argmax is not None:
+        if ref_argmax is not None and reported:
             m["agreement_fp32"] = 100.0 * agreement(m["logits_argmax"], ref_argmax)
-            if m["agreement_fp32"] < 100.0 * c.min_int8_agreement:
+            if art.gate_on_source and m["agreement_fp32"] < 100.0 * c.min_int8_agreement:
                 kept = art.onnx_path.with_name(f"{art.onnx_path.stem}.agreement-failed{art.onnx_path.suffix}")
                 art.onnx_path.replace(kept)
                 ctx.console.print(f"[red]{name}: top-1 agreement with fp32 {m['agreement_fp32']:.1f}% < "

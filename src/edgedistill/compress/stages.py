@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class Artifact:
     onnx_path: Path | None
     info: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
+    gate_on_source: bool = True  # int8 PTQ must agree with its fp32 source; QAT retrains, so it checks itself
 
 
 Stage = Callable[[Job, Any, Path], Artifact]
@@ -105,19 +107,29 @@ def unstructured_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
 
 @STAGES.register("finetune", description="distillation-aware fine-tuning through the engine")
 def finetune_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
+    model = copy.deepcopy(_need_torch(job, "finetune"))
+    terms = distill_fit(job, model, cfg, stage_dir)
+    return _torch_artifact(job, model.cpu().eval(), stage_dir, "finetune", teacher=cfg.teacher,
+                           epochs=cfg.epochs, lr=cfg.lr, terms=terms)
+
+
+def distill_fit(job: Job, model: nn.Module, cfg: Any, stage_dir: Path, logits_only: bool = False) -> list[str]:
+    """Train `model` in place through the engine, taught by cfg.teacher with cfg.terms (or distill.terms)."""
     from ..distill import Distiller, build_terms
     from ..engine import fit
     from ..evaluate import predict
 
     ctx, r = job.ctx, job.ctx.recipe
-    model = copy.deepcopy(_need_torch(job, "finetune"))
     teacher = {"unpruned": job.unpruned, "teacher": job.teacher, "none": None}[cfg.teacher]
     if cfg.teacher == "teacher" and teacher is None:
-        raise UserError("finetune stage has teacher=teacher but no trained teacher is available; "
+        raise UserError(f"{cfg.name} stage has teacher=teacher but no trained teacher is available; "
                         "allowed: teacher=unpruned or none", key="compress.stages")
     teacher = copy.deepcopy(teacher) if teacher is not None else None  # the Distiller freezes its teacher
     distill = r.distill if cfg.terms is None else r.distill.model_copy(update={"terms": cfg.terms})
     terms = build_terms(distill, model, teacher, example(job, 2)) if teacher is not None else {}
+    if logits_only and any(t.student_features() for _, t in terms.values()):
+        raise UserError(f"{cfg.name}: feature-based terms cannot tap a captured graph; allowed: logit terms "
+                        "(kd, dkd, dist, …) via the stage's terms", key="compress.stages")
     module = Distiller(model, teacher, terms, ce_weight=distill.ce_weight if teacher is not None else 1.0,
                        label_smoothing=r.train.label_smoothing)
     train_cfg = r.train.model_copy(update={"warmup_epochs": 0.0, "milestones": [], "resume": False})
@@ -129,10 +141,51 @@ def finetune_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
 
     fit(module, ctx.loader("train"), train_cfg, stage_dir, evaluate=evaluate, epochs=cfg.epochs, lr=cfg.lr,
         name=stage_dir.name, console=ctx.console)
-    for p in ("last.pt", "best.pt"):  # optimizer state of a finished stage: the safetensors file replaces it
+    for p in ("last.pt", "best.pt"):  # optimizer state of a finished stage: the stage's artifact replaces it
         (stage_dir / p).unlink(missing_ok=True)
-    return _torch_artifact(job, module.student.cpu().eval(), stage_dir, "finetune", teacher=cfg.teacher,
-                           epochs=cfg.epochs, lr=cfg.lr, terms=[t.name for t in distill.terms] if terms else [])
+    module.student.cpu()
+    return list(terms)
+
+
+@STAGES.register("qat", description="quantization-aware training with the distillation loss (torchao PT2E) → int8 ONNX")
+def qat_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
+    import numpy as np
+    import onnx
+
+    from ..deploy.onnx_runtime import ort_predict, ort_session
+    from .qat import convert, export_qat_onnx, prepare_qat
+
+    r = job.ctx.recipe
+    qat = prepare_qat(copy.deepcopy(_need_torch(job, "qat")), example(job, 2))
+    terms = distill_fit(job, qat, cfg, stage_dir, logits_only=True)
+    converted = convert(qat)
+    out = export_qat_onnx(converted, stage_dir / "model.int8.onnx", example(job, 2), r.compress.opset)
+    proto = onnx.load(str(out))
+    for node in proto.graph.node:  # the dynamo exporter's per-node debug info (FX source) is ~40% of the file
+        del node.metadata_props[:]
+        node.doc_string = ""
+    del proto.graph.value_info[:]
+    onnx.helper.set_model_props(proto, {
+        "class_names": json.dumps(list(job.meta["class_names"])), "mean": json.dumps(list(r.data.mean)),
+        "std": json.dumps(list(r.data.std)), "image_size": str(r.data.image_size), "producer": "edgedistill"})
+    onnx.save(proto, str(out))
+    images = job.images[:r.compress.parity_images]
+    with torch.no_grad():
+        ref = converted(images).numpy()
+    got = ort_predict(ort_session(out), images.numpy())
+    agree = float(np.mean(got.argmax(1) == ref.argmax(1)))
+    parity = {"max_abs_diff": float(np.max(np.abs(got - ref))), "top1_agreement": agree, "images": len(images),
+              "against": "converted PyTorch int8 graph", "passed": agree >= r.compress.min_int8_agreement}
+    info: dict[str, Any] = {}
+    if not parity["passed"]:
+        kept = out.replace(out.with_name("model.int8.parity-failed.onnx"))
+        job.ctx.console.print(f"[red]qat: ONNX top-1 agreement with the PyTorch int8 graph {100 * agree:.1f}%[/]; "
+                              f"kept as {kept}, not reported")
+        out, info["kept_for_inspection"] = None, str(kept)
+    return Artifact(None, out, {**info, "qat_parity": parity, "teacher": cfg.teacher, "epochs": cfg.epochs, "lr": cfg.lr,
+                                "terms": terms, "opset": int(proto.opset_import[0].version),
+                                "quantizer": "torchao X86InductorQuantizer (QAT)"}, precision="int8",
+                    gate_on_source=False)
 
 
 @STAGES.register("export", description="the fp32 ONNX deliverable (parity-checked), optional TorchScript")

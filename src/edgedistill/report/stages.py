@@ -96,7 +96,13 @@ def stages_markdown(result: dict[str, Any], out_dir: Path, link_prefix: str = ""
              "the fp32 model it was quantized from. Artifacts: `<k>-<stage>/` folders beside this report.", ""]
     for e in result["stages"]:
         if e["precision"] == "int8" and "agreement_fp32" in e:
-            lines.append(f"- {_label(e)}: top-1 agreement with its fp32 source {e['agreement_fp32']:.1f}%")
+            lines.append(f"- {_label(e)}: top-1 agreement with its fp32 source {e['agreement_fp32']:.1f}%"
+                         + (" (QAT retrains, so this is not its check)" if "qat_parity" in e.get("info", {}) else ""))
+        qp = e.get("info", {}).get("qat_parity")
+        if qp:
+            lines.append(f"- {_label(e)}: int8 ONNX vs the converted PyTorch int8 graph: top-1 agreement "
+                         f"{100 * qp['top1_agreement']:.1f}%, max |Δlogit| {qp['max_abs_diff']:.3f} "
+                         f"({qp['images']} images; {'passed' if qp['passed'] else 'FAILED'})")
         parity = e.get("info", {}).get("parity")
         if parity:
             lines.append(f"- {_label(e)}: fp32 ONNX parity {'passed' if parity['passed'] else 'FAILED'} "
