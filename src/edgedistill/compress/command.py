@@ -63,6 +63,7 @@ def compress_target(target: str, overrides: list[str], console: Console) -> dict
     console.print(f"compress folder: [bold]{out}[/]")
     ctx = Context(recipe, out, data, resolve_device(recipe.train.device), console, False)
     result = run_compress(ctx, student, teacher, str(meta["model"]), meta, out)
+    result["dir"] = str(out)
     lines = [f"# edgedistill compression report", "", f"Model `{ckpt}` ({meta['model']}), teacher: "
              f"{'yes' if teacher is not None else 'none'}. Recipe: [recipe.yaml](recipe.yaml); all numbers: "
              "[stages.json](stages.json).", "", *stages_markdown(result, out, "", all_threads())]
