@@ -50,6 +50,9 @@ def compress_target(target: str, overrides: list[str], console: Console) -> dict
         "data": meta.get("data", {})}
     base.setdefault("train", {})["resume"] = False
     recipe = build_recipe(base, overrides)
+    if not recipe.compress.stages:
+        raise UserError("no compression stages given; allowed: a run whose recipe has compress.stages, or "
+                        "compress.stages=[…] as an override (see README)", key="compress.stages")
     student, meta = load_pruned(ckpt)
     check_stages(recipe, student)
     data = build_data(recipe.data)
