@@ -78,6 +78,37 @@ def profile(
     profile_checkpoint(model, image_size, threads, runs, batch_size, num_classes, console)
 
 
+@app.command()
+def compress(
+    target: Annotated[str, typer.Argument(help="a run folder (its student, and teacher when present) or a .safetensors model")],
+    overrides: Overrides = None,
+    strict: Annotated[bool, typer.Option("--strict", help="exit with code 3 when a deploy.budget fails")] = False,
+) -> None:
+    """Prune, fine-tune, quantize and export a trained model through compress.stages; measure every stage."""
+    from .compress.budget import STRICT_EXIT_CODE
+    from .compress.command import compress_target
+
+    result = compress_target(target, overrides or [], console)
+    if strict and not result["budgets_passed"]:
+        err_console.print("[bold red]budget failed[/] (--strict)")
+        raise typer.Exit(STRICT_EXIT_CODE)
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="an ONNX file written by edgedistill (fp32 or int8)")],
+    images: Annotated[list[Path], typer.Argument(help="image files to classify")],
+    top_k: Annotated[int, typer.Option(help="classes shown per image")] = 3,
+    threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads (default: its choice)")] = None,
+) -> None:
+    """Classify image files with an exported ONNX model alone (ONNX Runtime; torch is not imported)."""
+    from .deploy.predict import predict_images
+
+    for r in predict_images(model, images, top_k=top_k, threads=threads):
+        shown = ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"])
+        console.print(f"{escape(r['path'])}: {escape(shown)}", highlight=False)
+
+
 class ListWhat(str, Enum):
     models = "models"
     data = "data"
@@ -97,7 +128,7 @@ def list_cmd(
 
 
 def main() -> None:
-    from .engine import TrainingError
+    from .errors import TrainingError  # not from .engine: that imports torch, which predict must not
 
     try:
         app()

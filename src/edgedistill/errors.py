@@ -9,3 +9,10 @@ class UserError(Exception):
     def __init__(self, message: str, key: str | None = None):
         self.key = key
         super().__init__(f"{key}: {message}" if key else message)
+
+
+class TrainingError(Exception):
+    """Training cannot go on (a non-finite loss); the last good checkpoint is left intact.
+
+    Defined here, not in engine/, so the CLI can catch it without importing torch (predict stays torch-free).
+    """

@@ -281,6 +281,10 @@ def _run(recipe: Recipe, console: Console) -> Path:
     student_init = create_model(sc.model, len(class_names), weights=sc.weights, resize_head=sc.resize_head,
                                 key="student.model")
     scheme.prepare(recipe, len(class_names))
+    if recipe.compress.stages:
+        from .compress.pipeline import check_stages
+
+        check_stages(recipe, student_init)
     resume = recipe.train.resume
     device = resolve_device(recipe.train.device)
     if recipe.train.threads:
@@ -328,6 +332,9 @@ def _run(recipe: Recipe, console: Console) -> Path:
     entries = timed("evaluate", evaluate_models, ctx, models)
     if not ddp.is_main():
         return run_dir
+    # Compression runs on rank 0 alone: its fine-tuning is short and its measurements need one process.
+    primary = models[result.primary][1]
+    compressed = timed("compress", compress_student, ctx, primary, teacher) if recipe.compress.stages else None
     metrics = {
         "split": recipe.eval.split,
         "n_images": entries[result.primary]["n"],
@@ -340,11 +347,27 @@ def _run(recipe: Recipe, console: Console) -> Path:
         "seconds": {**timings, "total": round(time.perf_counter() - t0, 2)},
         "accuracy_epoch": "last",
     }
+    if compressed is not None:
+        metrics["stages"] = compressed.pop("stages")
+        metrics["compress"] = compressed
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     write_report(run_dir, metrics, recipe)
     print_summary(metrics, console)
+    if compressed is not None:
+        from .compress.measure import all_threads
+        from .report.stages import print_stages
+
+        print_stages({**compressed, "stages": metrics["stages"]}, console, all_threads())
     console.print(f"\nreport: [bold]{run_dir / 'report.md'}[/]")
     return run_dir
+
+
+def compress_student(ctx: Context, student: nn.Module, teacher: nn.Module | None) -> dict[str, Any]:
+    """The recipe's compress stages on the distilled student, its teacher at hand; artifacts in run/compress/."""
+    from .compress.pipeline import run_compress
+
+    spec = ctx.recipe.student.model
+    return run_compress(ctx, student, teacher, spec, _model_meta(ctx, spec, "student"), ctx.run_dir / "compress")
 
 
 def yaml_without_resume(text: str) -> str:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     import torch
 
 Method = Literal["minmax", "entropy", "percentile"]
+Activations = Literal["uint8", "int8"]
+_ACTIVATIONS = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
 _METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
             "percentile": CalibrationMethod.Percentile}
 
@@ -48,14 +50,23 @@ def _copy_metadata(src: onnx.ModelProto, out_path: Path) -> None:
 
 
 def quantize_static_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: torch.Tensor | np.ndarray,
-                         method: Method = "minmax", per_channel: bool = True, batch_size: int = 32) -> Path:
-    """int8 weights and activations in QDQ format, ranges calibrated on `calib_images` (NCHW, preprocessed)."""
+                         method: Method = "minmax", per_channel: bool = True, batch_size: int = 32,
+                         activations: Activations = "uint8") -> Path:
+    """int8 weights and 8-bit activations in QDQ format, ranges calibrated on `calib_images` (NCHW, preprocessed).
+
+    Activations default to uint8 (U8S8): on x86-64 ONNX Runtime fuses U8S8 QDQ Conv/Add into QLinearConv/
+    QLinearAdd, while S8S8 leaves many Convs as float Conv between Dequantize/Quantize nodes and runs
+    slower than fp32 (measured: resnet20 at 32 px, 1 thread, 1.98 ms int8-S8S8 vs 1.39 ms fp32 vs
+    0.99 ms U8S8). int8 activations remain available for targets (ARM, NPUs) that prefer S8S8.
+    """
     src, out = Path(fp32_path).expanduser(), Path(out_path).expanduser()
     proto = _check(src)
     if method not in _METHODS:
         raise UserError(f"unknown calibration method {method!r}; allowed: {', '.join(_METHODS)}")
     images = np.ascontiguousarray(calib_images.detach().cpu().numpy() if hasattr(calib_images, "detach")
                                   else calib_images, dtype=np.float32)
+    if activations not in _ACTIVATIONS:
+        raise UserError(f"unknown activation type {activations!r}; allowed: {', '.join(_ACTIVATIONS)}")
     if len(images) == 0:
         raise UserError("static quantization needs at least one calibration image")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +76,7 @@ def quantize_static_onnx(fp32_path: str | Path, out_path: str | Path, calib_imag
         with contextlib.redirect_stdout(io.StringIO()):  # entropy/percentile calibrators print progress
             quantize_static(str(pre), str(out), _Batches(proto.graph.input[0].name, images, batch_size),
                             quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            activation_type=_ACTIVATIONS[activations], weight_type=QuantType.QInt8,
                             calibrate_method=_METHODS[method],
                             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
     _copy_metadata(proto, out)

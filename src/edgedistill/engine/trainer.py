@@ -19,6 +19,7 @@ from rich.console import Console
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..errors import TrainingError  # re-exported: engine users import it from here
 from ..recipe import TrainConfig
 from . import distributed as ddp
 from .checkpoint import atomic_save, load_checkpoint, rng_state, seed_everything, set_rng_state
@@ -27,10 +28,6 @@ from .progress import TrainProgress
 
 Evaluate = Callable[[], dict[str, float]]
 Callback = Callable[[int, dict[str, Any]], None]
-
-
-class TrainingError(Exception):
-    """Training cannot go on (a non-finite loss); the last good checkpoint is left intact."""
 
 
 @dataclass

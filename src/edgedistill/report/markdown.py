@@ -42,6 +42,17 @@ def scheme_sentence(recipe: Recipe) -> str:
     return ""
 
 
+def _stage_lines(run_dir: Path, metrics: dict[str, Any]) -> list[str]:
+    """The compression section when the run had compress stages (charts live in run/compress/)."""
+    if "stages" not in metrics:
+        return []
+    from ..compress.measure import all_threads
+    from .stages import stages_markdown
+
+    result = {**metrics["compress"], "stages": metrics["stages"]}
+    return stages_markdown(result, run_dir / "compress", "compress/", all_threads())
+
+
 def write_report(run_dir: Path, metrics: dict[str, Any], recipe: Recipe) -> Path:
     models = metrics["models"]
     histories = {name: read_history(run_dir / name) for name in models}
@@ -76,6 +87,7 @@ def write_report(run_dir: Path, metrics: dict[str, Any], recipe: Recipe) -> Path
         f"{recipe.eval.kd_T} (×T²); FLOPs from torch.utils.flop_counter (a multiply-add counts 2); "
         "size: weights as safetensors; peak_mem_mb: inference allocations at batch 1.",
         "",
+        *_stage_lines(run_dir, metrics),
         "## Time",
         "",
         markdown_table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in metrics["seconds"].items()]),

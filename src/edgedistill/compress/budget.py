@@ -1,0 +1,39 @@
+"""Hardware budgets (`deploy.budget`) checked against the measured final artifact: pass, fail, or not measurable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..deploy.energy import NOT_MEASURABLE
+
+STRICT_EXIT_CODE = 3  # `--strict`: a failed budget ends the command with this code
+
+
+def _measured(key: str, final: dict[str, Any], reference: dict[str, Any]) -> float | None:
+    if key == "latency_ms":
+        return final.get("deploy_latency_ms")
+    if key == "max_accuracy_drop":
+        a, b = reference.get("top1"), final.get("top1")
+        return None if a is None or b is None else a - b
+    return final.get(key)
+
+
+def check_budgets(budget: Any, final: dict[str, Any] | None, reference: dict[str, Any], deploy: Any
+                  ) -> list[dict[str, Any]]:
+    """One row per budget set in the recipe: limit, measured value, passed (True/False, None = not measurable)."""
+    rows = []
+    for key, limit in budget.model_dump().items():
+        if limit is None:
+            continue
+        value = None if final is None else _measured(key, final, reference)
+        row: dict[str, Any] = {"budget": key, "limit": limit, "measured": value,
+                               "passed": None if value is None else bool(value <= limit)}
+        if value is None:
+            why = "no artifact passed its checks" if final is None else "this figure was not measured"
+            row["note"] = f"{NOT_MEASURABLE} ({why})"
+        elif key == "latency_ms":
+            row["note"] = f"ONNX Runtime median, batch {deploy.batch_size}, {deploy.threads} thread(s)"
+        elif key == "max_accuracy_drop":
+            row["note"] = "top-1 points below the uncompressed model"
+        rows.append(row)
+    return rows

@@ -1,0 +1,76 @@
+"""What `edgedistill compress RUN_DIR|CHECKPOINT` does: find the student (and teacher), run the chain, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ..errors import UserError
+
+
+def _free_dir(base: Path) -> Path:
+    """base, or base-2, base-3 … : a second compress run on the same folder never overwrites the first."""
+    out, k = base, 2
+    while out.exists():
+        out, k = base.with_name(f"{base.name}-{k}"), k + 1
+    return out
+
+
+def _teacher(run_dir: Path | None, recipe: Any, num_classes: int) -> Any:
+    """The run's trained teacher, or the recipe's when it names weights or a file; None when there is none."""
+    from ..models import create_model, load_model
+
+    if run_dir is not None and (run_dir / "teacher" / "model.safetensors").exists():
+        return load_model(run_dir / "teacher" / "model.safetensors")[0]
+    tc = recipe.teacher
+    if tc.weights is not None or tc.model.startswith("file:"):
+        return create_model(tc.model, num_classes, weights=tc.weights, resize_head=tc.resize_head, key="teacher.model")
+    return None
+
+
+def compress_target(target: str, overrides: list[str], console: Console) -> dict[str, Any]:
+    """Compress a run folder's student (teacher from the run) or a model file; returns the stage result."""
+    from ..data import build_data
+    from ..engine import resolve_device
+    from ..models import read_meta
+    from ..pipeline import Context, make_run_dir
+    from ..recipe import build_recipe, load_yaml
+    from ..report.stages import print_stages, stages_markdown
+    from ..tools import resolve_checkpoint
+    from .measure import all_threads
+    from .pipeline import check_stages, run_compress
+    from .prune import load_pruned
+
+    ckpt = resolve_checkpoint(target)
+    meta = read_meta(ckpt)
+    run_dir = Path(target).expanduser() if Path(target).expanduser().is_dir() else None
+    base = load_yaml(run_dir / "recipe.yaml") if run_dir and (run_dir / "recipe.yaml").exists() else {
+        "data": meta.get("data", {})}
+    base.setdefault("train", {})["resume"] = False
+    recipe = build_recipe(base, overrides)
+    if not recipe.compress.stages:
+        raise UserError("no compression stages given; allowed: a run whose recipe has compress.stages, or "
+                        "compress.stages=[…] as an override (see README)", key="compress.stages")
+    student, meta = load_pruned(ckpt)
+    check_stages(recipe, student)
+    data = build_data(recipe.data)
+    if data.class_names != meta["class_names"]:
+        raise UserError(f"the data's classes {data.class_names[:5]}… differ from the model's "
+                        f"{meta['class_names'][:5]}…", key="data.root")
+    teacher = _teacher(run_dir, recipe, data.num_classes)
+    out = _free_dir(run_dir / "compress") if run_dir else make_run_dir(recipe, False)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recipe.yaml").write_text(recipe.to_yaml())
+    console.print(f"compress folder: [bold]{out}[/]")
+    ctx = Context(recipe, out, data, resolve_device(recipe.train.device), console, False)
+    result = run_compress(ctx, student, teacher, str(meta["model"]), meta, out)
+    result["dir"] = str(out)
+    lines = [f"# edgedistill compression report", "", f"Model `{ckpt}` ({meta['model']}), teacher: "
+             f"{'yes' if teacher is not None else 'none'}. Recipe: [recipe.yaml](recipe.yaml); all numbers: "
+             "[stages.json](stages.json).", "", *stages_markdown(result, out, "", all_threads())]
+    (out / "report.md").write_text("\n".join(lines))
+    print_stages(result, console, all_threads())
+    console.print(f"\nreport: [bold]{out / 'report.md'}[/]")
+    return result

@@ -1,0 +1,125 @@
+"""The compression chain: the recipe's `compress.stages` in order, each artifact kept and measured alike.
+
+input model → stage 1 → stage 2 → … ; artifacts in OUT/<k>-<stage>/, one JSON entry per stage, then the
+`deploy.budget` verdict on the last reported artifact.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+from .budget import check_budgets
+from .measure import agreement, measure
+from .stages import STAGES, Artifact, Job, example, export_checked, save_torch
+
+
+def held_out(ctx: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every image of the held-out split the spine reports on, preprocessed, in a fixed order."""
+    xs, ys = [], []
+    for x, y in ctx.loader(ctx.recipe.eval.split):
+        xs.append(x)
+        ys.append(y)
+    return torch.cat(xs).float(), torch.cat(ys).long()
+
+
+def check_stages(recipe: Any, model: nn.Module) -> None:
+    """Dry-run structured pruning on a copy before any training, so an impossible ratio fails in seconds."""
+    from .prune import prune_structured
+
+    s = recipe.data.image_size
+    for k, cfg in enumerate(recipe.compress.stages):
+        if cfg.name == "prune" and cfg.ratio is not None and cfg.importance != "taylor":
+            try:
+                prune_structured(copy.deepcopy(model), torch.zeros(2, 3, s, s), ratio=cfg.ratio,
+                                 importance=cfg.importance, global_pruning=cfg.scope == "global",
+                                 round_to=cfg.round_to)
+            except UserError as e:
+                raise UserError(str(e), key=f"compress.stages.{k}.ratio") from None
+            return  # later prune stages act on an already pruned model; checked when they run
+
+
+def _entry(index: int | str, stage: str, out_dir: Path, stage_dir: Path, art: Artifact, m: dict[str, Any],
+           reported: bool) -> dict[str, Any]:
+    m = {k: v for k, v in m.items() if k != "logits_argmax"}
+    return {"index": index, "stage": stage, "dir": str(stage_dir.relative_to(out_dir)),
+            "artifact": str(art.onnx_path.relative_to(out_dir)) if art.onnx_path else None,
+            "precision": art.precision, "reported": reported, **m, "info": art.info}
+
+
+def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: str, meta: dict[str, Any],
+                 out_dir: Path) -> dict[str, Any]:
+    """Run every stage of ctx.recipe.compress on `student`; returns {stages, budgets, budgets_passed, final}."""
+    r, c, d = ctx.recipe, ctx.recipe.compress, ctx.recipe.deploy
+    if not c.stages:
+        raise UserError("no compression stages given; allowed: e.g. "
+                        "'compress.stages=[{name: prune, ratio: 0.5}, {name: finetune}, {name: quantize}]'",
+                        key="compress.stages")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images, labels = held_out(ctx)
+    student = student.cpu().float().eval()
+    job = Job(ctx, student, copy.deepcopy(student), teacher, spec, meta, images, labels)
+    timing = dict(runs=c.latency_runs, warmup=c.warmup_runs, deploy_batch=d.batch_size, deploy_threads=d.threads)
+    n = len(meta["class_names"])
+
+    def measured(index: int | str, name: str, stage_dir: Path, art: Artifact, inherited: dict | None = None,
+                 ref_argmax: torch.Tensor | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        ctx.console.print(f"[dim]measuring {stage_dir.name} …[/]")
+        m = measure(images=images, labels=labels, num_classes=n, onnx_path=art.onnx_path, model=art.model,
+                    inherited=inherited, **timing)
+        reported = art.onnx_path is not None
+        if ref_argmax is not None and reported:
+            m["agreement_fp32"] = 100.0 * agreement(m["logits_argmax"], ref_argmax)
+            if art.gate_on_source and m["agreement_fp32"] < 100.0 * c.min_int8_agreement:
+                kept = art.onnx_path.with_name(f"{art.onnx_path.stem}.agreement-failed{art.onnx_path.suffix}")
+                art.onnx_path.replace(kept)
+                ctx.console.print(f"[red]{name}: top-1 agreement with fp32 {m['agreement_fp32']:.1f}% < "
+                                  f"{100 * c.min_int8_agreement:.0f}%[/]; kept as {kept}, not reported")
+                art.onnx_path, reported = None, False
+                art.info["kept_for_inspection"] = str(kept)
+        return _entry(index, name, out_dir, stage_dir, art, m, reported), m
+
+    entries: list[dict[str, Any]] = []
+    if teacher is not None:
+        tdir = out_dir / "teacher"
+        tpath, parity = export_checked(job, teacher.cpu().float().eval(), tdir / "model.onnx")
+        entries.append(measured("ref", "teacher", tdir, Artifact(teacher, tpath, {"parity": parity}))[0])
+    in_dir = out_dir / "0-input"
+    save_torch(job, student, in_dir, "input")
+    path, parity = export_checked(job, student, in_dir / "model.onnx")
+    entry, last = measured(0, "input", in_dir, Artifact(student, path, {"parity": parity}))
+    entries.append(entry)
+    job.onnx_path = path
+    for k, cfg in enumerate(c.stages, 1):
+        stage_dir = out_dir / f"{k}-{cfg.name}"
+        ctx.console.print(f"[cyan]compress[/] stage {k}/{len(c.stages)}: {cfg.name}")
+        art = STAGES.get(cfg.name, key=f"compress.stages.{k - 1}.name")(job, cfg, stage_dir)
+        if art.precision == "int8":
+            inherited = {key: last.get(key) for key in ("params", "flops")}
+            entry, m = measured(k, cfg.name, stage_dir, art, inherited, ref_argmax=last["logits_argmax"])
+        else:
+            entry, m = measured(k, cfg.name, stage_dir, art)
+        entries.append(entry)
+        if art.model is not None:
+            job.model, job.onnx_path, last = art.model, art.onnx_path, m
+        else:
+            job.model = None
+    reference = next(e for e in entries if e["index"] == 0)
+    final = next((e for e in reversed(entries) if e["reported"] and e["index"] != "ref"), None)
+    budgets = check_budgets(d.budget, final, reference, d)
+    result = {"stages": entries, "budgets": budgets, "budgets_passed": all(b["passed"] is not False for b in budgets),
+              "final": final["dir"] if final else None,
+              "deploy": {"threads": d.threads, "batch_size": d.batch_size},
+              "measurement": {"runs": c.latency_runs, "warmup": c.warmup_runs, "split": r.eval.split,
+                              "n_images": len(labels)}}
+    (out_dir / "stages.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
+__all__ = ["check_stages", "example", "run_compress"]

@@ -1,0 +1,238 @@
+"""One function per compression stage, registered by the name a recipe's `compress.stages[].name` uses.
+
+A stage takes the job's current model and returns its artifact; the runner (compress/pipeline.py)
+measures every artifact the same way, so a stage only does its one transformation.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..deploy.export import check_parity, export_onnx
+from ..errors import UserError
+from ..registry import Registry
+from .prune import prune_structured, save_pruned
+from .quantize import quantize_dynamic_onnx, quantize_static_onnx
+from .unstructured import make_permanent, overall_sparsity, prune_unstructured, sparsity_report
+
+
+@dataclass
+class Job:
+    """What stages share: the model being compressed, its ancestors, data and settings."""
+
+    ctx: Any  # pipeline.Context: recipe, data, loaders, console
+    model: nn.Module | None  # current PyTorch model (None after quantization: only ONNX remains)
+    unpruned: nn.Module  # the model compression started from
+    teacher: nn.Module | None
+    spec: str  # architecture spec for checkpoint meta
+    meta: dict[str, Any]
+    images: torch.Tensor  # held-out images (preprocessed)
+    labels: torch.Tensor
+    onnx_path: Path | None = None  # the latest fp32 ONNX export that passed parity
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Artifact:
+    """A stage's outcome: its PyTorch model and/or ONNX file, and stage-specific facts for the report."""
+
+    model: nn.Module | None
+    onnx_path: Path | None
+    info: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
+    gate_on_source: bool = True  # int8 PTQ must agree with its fp32 source; QAT retrains, so it checks itself
+
+
+Stage = Callable[[Job, Any, Path], Artifact]
+STAGES: Registry[Stage] = Registry("compression stage")
+
+
+def example(job: Job, n: int = 1) -> torch.Tensor:
+    s = job.ctx.recipe.data.image_size
+    return torch.zeros(n, 3, s, s)
+
+
+def export_checked(job: Job, model: nn.Module, path: Path) -> tuple[Path | None, dict[str, Any]]:
+    """fp32 ONNX export plus the parity check on real held-out images; a failing file is kept renamed, not used."""
+    r, c = job.ctx.recipe, job.ctx.recipe.compress
+    export_onnx(model, path, r.data.image_size, job.meta["class_names"], r.data.mean, r.data.std, opset=c.opset)
+    parity = check_parity(model, path, job.images[:c.parity_images], atol=c.atol, rtol=c.rtol)
+    parity.update(atol=c.atol, rtol=c.rtol, images=min(c.parity_images, len(job.images)))
+    if not parity["passed"]:
+        job.ctx.console.print(f"[red]parity check failed[/] for {path} (max |Δlogit| {parity['max_abs_diff']:.2e}); "
+                              f"kept as {parity['path']}, not reported")
+    return (path if parity["passed"] else None), parity
+
+
+def save_torch(job: Job, model: nn.Module, stage_dir: Path, stage: str) -> Path:
+    """Weights plus the pruned widths, so load_pruned rebuilds this exact network without re-pruning."""
+    return save_pruned(stage_dir / "model.safetensors", model, {**job.meta, "model": job.spec, "stage": stage})
+
+
+def _torch_artifact(job: Job, model: nn.Module, stage_dir: Path, stage: str, **info: Any) -> Artifact:
+    save_torch(job, model, stage_dir, stage)
+    path, parity = export_checked(job, model, stage_dir / "model.onnx")
+    return Artifact(model, path, {"parity": parity, **info})
+
+
+@STAGES.register("prune", description="structured channel pruning (Torch-Pruning DepGraph)")
+def prune_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
+    model = copy.deepcopy(_need_torch(job, "prune"))
+    batches = None
+    if cfg.importance == "taylor":
+        it = iter(job.ctx.loader("train"))
+        batches = [next(it) for _ in range(min(cfg.calib_batches, len(job.ctx.loader("train"))))]
+    prune_structured(model, example(job, 2), ratio=cfg.ratio, target_params=cfg.target_params,
+                     target_flops=cfg.target_flops, importance=cfg.importance,
+                     global_pruning=cfg.scope == "global", round_to=cfg.round_to, calib_batches=batches)
+    return _torch_artifact(job, model.eval(), stage_dir, "prune")
+
+
+@STAGES.register("unstructured", description="magnitude pruning of single weights (torch.nn.utils.prune)")
+def unstructured_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
+    model = copy.deepcopy(_need_torch(job, "unstructured"))
+    make_permanent(prune_unstructured(model, cfg.amount, cfg.scope))
+    return _torch_artifact(job, model.eval(), stage_dir, "unstructured", sparsity=overall_sparsity(model),
+                           sparsity_layers=sparsity_report(model))
+
+
+@STAGES.register("finetune", description="distillation-aware fine-tuning through the engine")
+def finetune_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
+    model = copy.deepcopy(_need_torch(job, "finetune"))
+    terms = distill_fit(job, model, cfg, stage_dir)
+    return _torch_artifact(job, model.cpu().eval(), stage_dir, "finetune", teacher=cfg.teacher,
+                           epochs=cfg.epochs, lr=cfg.lr, terms=terms)
+
+
+def distill_fit(job: Job, model: nn.Module, cfg: Any, stage_dir: Path, logits_only: bool = False) -> list[str]:
+    """Train `model` in place through the engine, taught by cfg.teacher with cfg.terms (or distill.terms)."""
+    from ..distill import Distiller, build_terms
+    from ..engine import fit
+    from ..evaluate import predict
+
+    ctx, r = job.ctx, job.ctx.recipe
+    teacher = {"unpruned": job.unpruned, "teacher": job.teacher, "none": None}[cfg.teacher]
+    if cfg.teacher == "teacher" and teacher is None:
+        raise UserError(f"{cfg.name} stage has teacher=teacher but no trained teacher is available; "
+                        "allowed: teacher=unpruned or none", key="compress.stages")
+    teacher = copy.deepcopy(teacher) if teacher is not None else None  # the Distiller freezes its teacher
+    distill = r.distill if cfg.terms is None else r.distill.model_copy(update={"terms": cfg.terms})
+    terms = build_terms(distill, model, teacher, example(job, 2)) if teacher is not None else {}
+    if logits_only and any(t.student_features() for _, t in terms.values()):
+        raise UserError(f"{cfg.name}: feature-based terms cannot tap a captured graph; allowed: logit terms "
+                        "(kd, dkd, dist, …) via the stage's terms", key="compress.stages")
+    module = Distiller(model, teacher, terms, ce_weight=distill.ce_weight if teacher is not None else 1.0,
+                       label_smoothing=r.train.label_smoothing)
+    train_cfg = r.train.model_copy(update={"warmup_epochs": 0.0, "milestones": [], "resume": False})
+    val = ctx.loader(r.eval.split)
+
+    def evaluate() -> dict[str, float]:
+        logits, labels = predict(model, val, ctx.device)
+        return {"top1": 100.0 * float((logits.argmax(1) == labels).float().mean())}
+
+    fit(module, ctx.loader("train"), train_cfg, stage_dir, evaluate=evaluate, epochs=cfg.epochs, lr=cfg.lr,
+        name=stage_dir.name, console=ctx.console)
+    for p in ("last.pt", "best.pt"):  # optimizer state of a finished stage: the stage's artifact replaces it
+        (stage_dir / p).unlink(missing_ok=True)
+    module.student.cpu()
+    return list(terms)
+
+
+@STAGES.register("qat", description="quantization-aware training with the distillation loss (torchao PT2E) → int8 ONNX")
+def qat_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
+    import numpy as np
+    import onnx
+
+    from ..deploy.onnx_runtime import ort_predict, ort_session
+    from .qat import convert, export_qat_onnx, prepare_qat
+
+    r = job.ctx.recipe
+    qat = prepare_qat(copy.deepcopy(_need_torch(job, "qat")), example(job, 2))
+    terms = distill_fit(job, qat, cfg, stage_dir, logits_only=True)
+    converted = convert(qat)
+    out = export_qat_onnx(converted, stage_dir / "model.int8.onnx", example(job, 2), r.compress.opset)
+    proto = onnx.load(str(out))
+    for node in proto.graph.node:  # the dynamo exporter's per-node debug info (FX source) is ~40% of the file
+        del node.metadata_props[:]
+        node.doc_string = ""
+    del proto.graph.value_info[:]
+    onnx.helper.set_model_props(proto, {
+        "class_names": json.dumps(list(job.meta["class_names"])), "mean": json.dumps(list(r.data.mean)),
+        "std": json.dumps(list(r.data.std)), "image_size": str(r.data.image_size), "producer": "edgedistill"})
+    onnx.save(proto, str(out))
+    images = job.images[:r.compress.parity_images]
+    with torch.no_grad():
+        ref = converted(images).numpy()
+    got = ort_predict(ort_session(out), images.numpy())
+    agree = float(np.mean(got.argmax(1) == ref.argmax(1)))
+    parity = {"max_abs_diff": float(np.max(np.abs(got - ref))), "top1_agreement": agree, "images": len(images),
+              "against": "converted PyTorch int8 graph", "passed": agree >= r.compress.min_int8_agreement}
+    info: dict[str, Any] = {}
+    if not parity["passed"]:
+        kept = out.replace(out.with_name("model.int8.parity-failed.onnx"))
+        job.ctx.console.print(f"[red]qat: ONNX top-1 agreement with the PyTorch int8 graph {100 * agree:.1f}%[/]; "
+                              f"kept as {kept}, not reported")
+        out, info["kept_for_inspection"] = None, str(kept)
+    return Artifact(None, out, {**info, "qat_parity": parity, "teacher": cfg.teacher, "epochs": cfg.epochs, "lr": cfg.lr,
+                                "terms": terms, "opset": int(proto.opset_import[0].version),
+                                "quantizer": "torchao X86InductorQuantizer (QAT)"}, precision="int8",
+                    gate_on_source=False)
+
+
+@STAGES.register("export", description="the fp32 ONNX deliverable (parity-checked), optional TorchScript")
+def export_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
+    model = _need_torch(job, "export").eval()
+    art = _torch_artifact(job, model, stage_dir, "export")
+    if cfg.torchscript:
+        ts = stage_dir / "model.ts"
+        with torch.no_grad():
+            torch.jit.trace(copy.deepcopy(model).cpu().float(), example(job)).save(str(ts))
+        art.info["torchscript"] = str(ts)
+    return art
+
+
+@STAGES.register("quantize", description="int8 ONNX with ONNX Runtime: static (calibrated QDQ) or dynamic")
+def quantize_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
+    fp32 = job.onnx_path
+    if fp32 is None:
+        if job.model is None:
+            raise UserError("quantize needs an fp32 model or ONNX file before it", key="compress.stages")
+        fp32, parity = export_checked(job, job.model, stage_dir / "model.fp32.onnx")
+        if fp32 is None:
+            return Artifact(None, None, {"parity": parity}, precision="int8")
+    out = stage_dir / "model.int8.onnx"
+    if cfg.mode == "static":
+        quantize_static_onnx(fp32, out, calibration_images(job, cfg.calib_samples), method=cfg.calibration,
+                             per_channel=cfg.per_channel, activations=cfg.activations)
+    else:
+        quantize_dynamic_onnx(fp32, out)
+    return Artifact(None, out, {"source_onnx": str(fp32), "mode": cfg.mode, "calibration": cfg.calibration,
+                                "calib_samples": cfg.calib_samples, "per_channel": cfg.per_channel,
+                                "activations": cfg.activations}, precision="int8")
+
+
+def calibration_images(job: Job, n: int) -> torch.Tensor:
+    """A seeded sample of n train images with the eval preprocessing (no augmentation): what deployment sees."""
+    data = job.ctx.data
+    train = data.train
+    if dataclasses.is_dataclass(train) and hasattr(train, "transform"):
+        train = dataclasses.replace(train, transform=data.val.transform)
+    g = torch.Generator().manual_seed(job.ctx.recipe.data.split_seed)
+    idx = torch.randperm(len(train), generator=g)[:n].tolist()
+    return torch.stack([train[i][0] for i in idx])
+
+
+def _need_torch(job: Job, stage: str) -> nn.Module:
+    if job.model is None:
+        raise UserError(f"stage {stage!r} needs a PyTorch model, but an earlier stage left only an int8 ONNX file; "
+                        "allowed: quantize as the last stage", key="compress.stages")
+    return job.model

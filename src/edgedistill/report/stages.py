@@ -1,0 +1,137 @@
+"""The compression part of a report: stage table, budget verdicts and two charts (accuracy vs latency, size)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from ..deploy.energy import NOT_MEASURABLE  # noqa: E402
+from .tables import _human, _num, markdown_table  # noqa: E402
+
+
+def _label(e: dict[str, Any]) -> str:
+    return e["stage"] if e["index"] == "ref" else f"{e['index']}-{e['stage']}"
+
+
+def _lat(e: dict[str, Any], key: str) -> str:
+    r = e.get("latency", {}).get(key)
+    return "–" if r is None else f"{r['latency_ms_median']:.2f} / {r['latency_ms_p90']:.2f}"
+
+
+def _energy(e: dict[str, Any]) -> str:
+    j = e.get("energy", {}).get("j_per_image")
+    return NOT_MEASURABLE if j is None else f"{1e3 * j:.3f} mJ"
+
+
+def stage_rows(result: dict[str, Any], all_threads: int) -> tuple[list[str], list[list[str]]]:
+    header = ["stage", "precision", "top-1 %", "params", "FLOPs", "size MB", "gzip MB", "peak mem MB",
+              "ORT b1 1t ms p50/p90", f"ORT b1 {all_threads}t", "ORT b32 1t", f"ORT b32 {all_threads}t",
+              "torch b1 1t", "torch b32 1t", "ORT b1 1t img/s", "energy/img", "reported"]
+    body = []
+    for e in result["stages"]:
+        ort1 = e.get("latency", {}).get("ort_b1_t1")
+        body.append([_label(e), e["precision"], _num(e.get("top1"), ".2f"), _human(e.get("params")),
+                     _human(e.get("flops")), _num(e.get("size_mb"), ".3f"), _num(e.get("size_gz_mb"), ".3f"),
+                     _num(e.get("peak_mem_mb"), ".2f"), _lat(e, "ort_b1_t1"), _lat(e, f"ort_b1_t{all_threads}"),
+                     _lat(e, "ort_b32_t1"), _lat(e, f"ort_b32_t{all_threads}"), _lat(e, "torch_b1_t1"),
+                     _lat(e, "torch_b32_t1"), "–" if ort1 is None else f"{ort1['throughput_ips']:.0f}",
+                     _energy(e), "yes" if e["reported"] else "no (failed check)"])
+    return header, body
+
+
+def budget_rows(result: dict[str, Any]) -> list[list[str]]:
+    verdict = {True: "pass", False: "FAIL", None: NOT_MEASURABLE}
+    return [[b["budget"], f"{b['limit']:g}", "–" if b["measured"] is None else f"{b['measured']:.4g}",
+             verdict[b["passed"]], b.get("note", "")] for b in result["budgets"]]
+
+
+def charts(result: dict[str, Any], out_dir: Path, prefix: str = "") -> list[tuple[str, str]]:
+    """accuracy vs ORT latency per stage, and file size per stage; returns (title, file name) pairs."""
+    pts = [e for e in result["stages"] if e.get("latency_ms_median") is not None and e.get("top1") is not None]
+    made = []
+    if pts:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for e in pts:
+            ax.scatter(e["latency_ms_median"], e["top1"], s=60, marker="s" if e["precision"] == "int8" else "o")
+            ax.annotate(_label(e), (e["latency_ms_median"], e["top1"]), textcoords="offset points", xytext=(6, 4))
+        ax.set(xlabel="latency, batch 1, 1 thread (ms, median; ONNX Runtime)", ylabel="held-out top-1 (%)",
+               title="Accuracy vs latency per compression stage")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out_dir / f"{prefix}stages_accuracy_latency.png", dpi=120)
+        plt.close(fig)
+        made.append(("Accuracy vs latency per stage", f"{prefix}stages_accuracy_latency.png"))
+    sized = [e for e in result["stages"] if e.get("size_mb") is not None]
+    if sized:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.bar([_label(e) for e in sized], [e["size_mb"] for e in sized], color="tab:blue", label="file")
+        ax.bar([_label(e) for e in sized], [e["size_gz_mb"] for e in sized], color="tab:orange", alpha=0.8,
+               width=0.4, label="gzip")
+        ax.set(ylabel="MB", title="Artifact size per stage")
+        ax.tick_params(axis="x", rotation=30)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_dir / f"{prefix}stages_size.png", dpi=120)
+        plt.close(fig)
+        made.append(("Size per stage", f"{prefix}stages_size.png"))
+    return made
+
+
+def stages_markdown(result: dict[str, Any], out_dir: Path, link_prefix: str = "", all_threads: int = 2
+                    ) -> list[str]:
+    """Markdown lines: stage table, notes, charts (written into out_dir), budget verdicts."""
+    header, body = stage_rows(result, all_threads)
+    m = result["measurement"]
+    lines = ["## Compression stages", "", markdown_table(header, body), "",
+             f"Every stage measured on the held-out `{m['split']}` split ({m['n_images']} images). Latency: ms "
+             f"median / p90 over {m['runs']} runs after {m['warmup']} warm-up runs; b = batch, t = threads. "
+             "Size: the stage's ONNX file (gzip shows what unstructured zeros save). int8 params/FLOPs are those of "
+             "the fp32 model it was quantized from. Artifacts: `<k>-<stage>/` folders beside this report.", ""]
+    for e in result["stages"]:
+        if e["precision"] == "int8" and "agreement_fp32" in e:
+            lines.append(f"- {_label(e)}: top-1 agreement with its fp32 source {e['agreement_fp32']:.1f}%"
+                         + (" (QAT retrains, so this is not its check)" if "qat_parity" in e.get("info", {}) else ""))
+        qp = e.get("info", {}).get("qat_parity")
+        if qp:
+            lines.append(f"- {_label(e)}: int8 ONNX vs the converted PyTorch int8 graph: top-1 agreement "
+                         f"{100 * qp['top1_agreement']:.1f}%, max |Δlogit| {qp['max_abs_diff']:.3f} "
+                         f"({qp['images']} images; {'passed' if qp['passed'] else 'FAILED'})")
+        parity = e.get("info", {}).get("parity")
+        if parity:
+            lines.append(f"- {_label(e)}: fp32 ONNX parity {'passed' if parity['passed'] else 'FAILED'} "
+                         f"(max |Δlogit| {parity['max_abs_diff']:.2e}, atol {parity['atol']}, rtol {parity['rtol']}, "
+                         f"{parity['images']} images)")
+    lines.append("")
+    for title, name in charts(result, out_dir, ""):
+        lines.append(f"![{title}]({link_prefix}{name})\n")
+    if result["budgets"]:
+        d = result["deploy"]
+        lines += ["## Budgets", "", f"Final artifact: `{result['final']}`; target: batch {d['batch_size']}, "
+                  f"{d['threads']} thread(s). Overall: **{'pass' if result['budgets_passed'] else 'FAIL'}**.", "",
+                  markdown_table(["budget", "limit", "measured", "verdict", "note"], budget_rows(result)), ""]
+    return lines
+
+
+def print_stages(result: dict[str, Any], console: Console, all_threads: int = 2) -> None:
+    header, body = stage_rows(result, all_threads)
+    keep = [0, 1, 2, 3, 5, 8, 12, 16]
+    table = Table(title="compression stages")
+    for i in keep:
+        table.add_column(header[i], justify="left" if i < 2 else "right")
+    for row in body:
+        table.add_row(*(row[i] for i in keep))
+    console.print(table)
+    if result["budgets"]:
+        t = Table(title=f"budgets — {'pass' if result['budgets_passed'] else 'FAIL'}")
+        for h in ("budget", "limit", "measured", "verdict", "note"):
+            t.add_column(h)
+        for row in budget_rows(result):
+            t.add_row(*row)
+        console.print(t)

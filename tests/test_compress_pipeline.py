@@ -1,0 +1,181 @@
+"""The compression chain as a user drives it: recipe checks, budgets, an end-to-end run, torch-free predict."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from edgedistill.cli import main
+from edgedistill.compress.budget import STRICT_EXIT_CODE, check_budgets
+from edgedistill.compress.pipeline import check_stages
+from edgedistill.deploy.export import export_onnx
+from edgedistill.errors import UserError
+from edgedistill.models import create_model
+from edgedistill.recipe import build_recipe
+
+
+
+def cli(capsys, *args):
+    """The CLI in-process; returns (exit code, stdout, stderr)."""
+    old, sys.argv = sys.argv, ["edgedistill", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("override, fragments", [
+    ("compress.stages=[{name: prunee, ratio: 0.5}]", ["compress.stages.0", "'prune'", "'quantize'"]),
+    ("compress.stages=[{name: prune, ratio: 1.5}]", ["compress.stages.0.prune.ratio", "less than 1", "1.5"]),
+    ("compress.stages=[{name: prune}]", ["exactly one of ratio, target_params, target_flops"]),
+    ("compress.stages=[{name: prune, ratioo: 0.5}]", ["ratioo", "did you mean 'ratio'"]),
+    ("compress.stages=[{name: quantize}, {name: prune, ratio: 0.5}]", ["quantize or qat must be the last stage"]),
+    ("compress.stages=[{name: quantize, calibration: kl}]", ["calibration", "'entropy'"]),
+    ("deploy.budget.latency=3", ["deploy.budget.latency", "did you mean 'latency_ms'"]),
+    ("deploy.budget.size_mb=-1", ["deploy.budget.size_mb", "greater than 0"]),
+])
+def test_bad_compress_recipes_name_key_and_allowed(override, fragments):
+    with pytest.raises(UserError) as e:
+        build_recipe({}, [override])
+    for f in fragments:
+        assert f in str(e.value), str(e.value)
+
+
+def test_good_compress_recipe_parses():
+    r = build_recipe({}, ["compress.stages=[{name: prune, ratio: 0.5, importance: bn_scale}, {name: finetune},"
+                          " {name: quantize, mode: dynamic}]", "deploy.budget.params=1000", "deploy.threads=4"])
+    assert [s.name for s in r.compress.stages] == ["prune", "finetune", "quantize"]
+    assert r.compress.stages[0].importance == "bn_scale" and r.deploy.budget.params == 1000
+
+
+def test_ratio_that_empties_a_layer_is_refused_before_work():
+    recipe = build_recipe({}, ["data.image_size=16", "compress.stages=[{name: prune, ratio: 0.97}]"])
+    with pytest.raises(UserError, match=r"compress.stages.0.ratio: .*every channel of layer '"):
+        check_stages(recipe, create_model("cifar:resnet8", 10))
+
+
+def test_budgets_pass_fail_and_not_measurable():
+    r = build_recipe({}, ["deploy.budget.latency_ms=2", "deploy.budget.size_mb=0.5",
+                          "deploy.budget.max_accuracy_drop=1", "deploy.budget.flops=10"])
+    final = {"deploy_latency_ms": 1.5, "size_mb": 0.7, "top1": 90.0, "flops": None}
+    rows = {b["budget"]: b for b in check_budgets(r.deploy.budget, final, {"top1": 90.5}, r.deploy)}
+    assert rows["latency_ms"]["passed"] is True and rows["size_mb"]["passed"] is False
+    assert rows["max_accuracy_drop"]["measured"] == pytest.approx(0.5) and rows["max_accuracy_drop"]["passed"]
+    assert rows["flops"]["passed"] is None and "not measurable here" in rows["flops"]["note"]
+    none = check_budgets(r.deploy.budget, None, {"top1": 90.5}, r.deploy)
+    assert all(b["passed"] is None and "no artifact passed" in b["note"] for b in none)
+
+
+def test_predict_uses_no_torch(tmp_path):
+    torch.manual_seed(0)
+    names = [f"digit{i}" for i in range(10)]
+    path = export_onnx(create_model("cifar:resnet8", 10).eval(), tmp_path / "m.onnx", 16, names,
+                       [0.5] * 3, [0.25] * 3)
+    imgs = []
+    for i, color in enumerate([(255, 0, 0), (0, 90, 200)]):
+        imgs.append(tmp_path / f"img{i}.png")
+        Image.new("RGB", (40, 30), color).save(imgs[-1])
+    code = ("import sys\nfrom edgedistill.cli import main\nsys.argv = ['edgedistill', 'predict', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('TORCH_LOADED' if 'torch' in sys.modules else 'NO_TORCH')\n")
+    res = subprocess.run([sys.executable, "-c", code, str(path), *map(str, imgs), "--top-k", "2"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert lines[-1] == "NO_TORCH"
+    assert sum("digit" in line and str(imgs[0]) in line for line in lines) == 1
+    probs = [float(w) for w in lines[0].replace(",", " ").split()[2::2]]
+    assert len(probs) == 2 and 0 < probs[1] <= probs[0] <= 1
+
+
+@pytest.mark.slow
+def test_end_to_end_compress_run_budgets_and_strict(tiny_overrides, tmp_path, capsys):
+    stages = "compress.stages=[{name: prune, ratio: 0.5}, {name: finetune, epochs: 1}, {name: quantize, calib_samples: 32}]"
+    timing = ["compress.latency_runs=3", "compress.warmup_runs=1", "compress.parity_images=16"]
+    code, out, err = cli(capsys, "demo", *tiny_overrides, "eval.baseline=false", "teacher.epochs=1", "train.epochs=1",
+                         stages, *timing, "deploy.budget.latency_ms=10000", "deploy.budget.max_accuracy_drop=100")
+    assert code == 0, err
+    run = next((tmp_path / "runs").iterdir())
+    comp = run / "compress"
+    for rel in ("0-input/model.onnx", "1-prune/model.safetensors", "1-prune/model.onnx", "2-finetune/model.onnx",
+                "3-quantize/model.int8.onnx", "stages_accuracy_latency.png", "stages_size.png"):
+        assert (comp / rel).is_file(), rel
+    metrics = json.loads((run / "metrics.json").read_text())
+    by = {e["stage"]: e for e in metrics["stages"]}
+    assert list(by) == ["teacher", "input", "prune", "finetune", "quantize"]
+    assert by["prune"]["params"] < 0.5 * by["input"]["params"]
+    assert all(by[s]["info"]["parity"]["passed"] and by[s]["info"]["parity"]["max_abs_diff"] < 1e-4
+               for s in ("input", "prune", "finetune"))
+    q = by["quantize"]
+    assert q["precision"] == "int8" and q["reported"] and 0 <= q["agreement_fp32"] <= 100
+    assert q["size_mb"] < 0.6 * by["finetune"]["size_mb"] and q["params"] == by["finetune"]["params"]
+    lat = q["latency"]
+    assert {"ort_b1_t1", "ort_b32_t1"} <= set(lat) and "torch_b1_t1" in by["finetune"]["latency"]
+    assert q["energy"]["j_per_image"] is not None or "not measurable here" in q["energy"]["reason"]
+    assert metrics["compress"]["budgets_passed"] and metrics["compress"]["final"] == "3-quantize"
+    report = (run / "report.md").read_text()
+    assert "## Compression stages" in report and "(compress/stages_size.png)" in report and "## Budgets" in report
+
+    # --strict: an impossible size budget fails with exit code 3; the same budget without --strict exits 0
+    args = ["compress", str(run), "compress.stages=[{name: quantize, mode: dynamic}]", *timing,
+            "deploy.budget.size_mb=0.000001"]
+    code, out, err = cli(capsys, *args, "--strict")
+    assert code == STRICT_EXIT_CODE and "FAIL" in out
+    assert (run / "compress-2" / "1-quantize" / "model.int8.onnx").is_file()
+    assert cli(capsys, *args)[0] == 0
+
+    # a model file whose export fails parity: kept for inspection, never reported, budgets not measurable
+    code, out, err = cli(capsys, "compress", str(run / "student" / "model.safetensors"), "compress.stages=[{name: export}]",
+                         *timing, "compress.atol=1e-12", "compress.rtol=0", f"output.dir={tmp_path / 'c'}",
+                         "deploy.budget.size_mb=0.000001", "--strict")
+    assert code == 0, err
+    out_dir = next((tmp_path / "c").iterdir())
+    result = json.loads((out_dir / "stages.json").read_text())
+    assert not any(e["reported"] for e in result["stages"]) and result["final"] is None
+    assert (out_dir / "1-export" / "model.parity-failed.onnx").is_file() and not (out_dir / "1-export" / "model.onnx").exists()
+    assert result["budgets"][0]["passed"] is None
+
+
+@pytest.mark.slow
+def test_qat_trains_converts_and_exports_int8_onnx(tmp_path):
+    import collections
+
+    import numpy as np
+    import onnx
+
+    from edgedistill.compress.qat import convert, export_qat_onnx, prepare_qat
+    from edgedistill.deploy.onnx_runtime import ort_predict, ort_session
+
+    torch.manual_seed(0)
+    qat = prepare_qat(create_model("cifar:resnet8", 10), torch.randn(2, 3, 16, 16))
+    opt = torch.optim.SGD(qat.parameters(), lr=0.01)
+    x, y = torch.randn(16, 3, 16, 16), torch.randint(0, 10, (16,))
+    before = [p.detach().clone() for p in qat.parameters()]
+    for _ in range(2):
+        loss = torch.nn.functional.cross_entropy(qat(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, qat.parameters()))  # it trained
+    qat.train(False)
+    converted = convert(qat)
+    path = export_qat_onnx(converted, tmp_path / "q.onnx", torch.randn(2, 3, 16, 16), 17)
+    proto = onnx.load(str(path))
+    ops = collections.Counter(n.op_type for n in proto.graph.node)
+    assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > 0
+    int8 = sum(int(np.prod(t.dims)) for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8)
+    assert int8 > 0.9 * sum(p.numel() for n, p in create_model("cifar:resnet8", 10).named_parameters()
+                            if p.dim() > 1)  # conv and fc weights stored as int8
+    images = torch.randn(7, 3, 16, 16)  # dynamic batch: 7 ≠ the export's 2
+    with torch.no_grad():
+        ref = converted(images).numpy()
+    got = ort_predict(ort_session(path), images.numpy())
+    assert got.shape == (7, 10) and np.mean(got.argmax(1) == ref.argmax(1)) >= 0.7
