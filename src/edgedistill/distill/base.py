@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from ..models import FeatureTaps
+from ..models.features import resolve_layer, to_spatial
 
 
 @dataclass
@@ -60,6 +61,31 @@ class Term(nn.Module):
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+
+
+class LayerPairTerm(Term):
+    """A term on one student map and one teacher map, named by `student_layer`/`teacher_layer` params.
+
+    Shared by the feature and relation methods so that layer resolution and tapping live in one place.
+    """
+
+    def __init__(self, params: BaseModel, student: nn.Module, teacher: nn.Module | None,
+                 example: torch.Tensor | None = None):
+        super().__init__(params, student, teacher, example)
+        if teacher is None:
+            raise ValueError(f"{type(self).__name__} needs a teacher")
+        self.s_layer = resolve_layer(student, params.student_layer, example)
+        self.t_layer = resolve_layer(teacher, params.teacher_layer, example)
+
+    def student_features(self) -> list[str]:
+        return [self.s_layer]
+
+    def teacher_features(self) -> list[str]:
+        return [self.t_layer]
+
+    def maps(self, student: Outputs, teacher: Outputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tapped student and teacher features as N×C×H×W maps (ViT tokens become a grid)."""
+        return to_spatial(student.features[self.s_layer]), to_spatial(teacher.features[self.t_layer])
 
 def _run(model: nn.Module, images: torch.Tensor, taps: list[str]) -> Outputs:
     if not taps:

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ..losses.feature import fitnet_loss, match_spatial
-from ..models.features import probe_features, resolve_layer, to_spatial
-from .base import Outputs, Term
+from ..models.features import probe_features
+from .base import LayerPairTerm, Outputs
 from .registry import METHODS
 
 
@@ -22,7 +22,7 @@ class FitNetParams(BaseModel):
 
 @METHODS.register("fitnet", family="feature",
                   paper="Romero et al. ICLR 2015, FitNets: Hints for Thin Deep Nets")
-class FitNet(Term):
+class FitNet(LayerPairTerm):
     """MSE between a 1×1 conv + BN regression of the student map and the teacher map (single-stage hints)."""
 
     Params = FitNetParams
@@ -32,22 +32,14 @@ class FitNet(Term):
     def __init__(self, params: FitNetParams, student: nn.Module, teacher: nn.Module | None,
                  example: torch.Tensor | None = None):
         super().__init__(params, student, teacher, example)
-        if teacher is None or example is None:
-            raise ValueError("fitnet needs a teacher and an example batch to size its connector")
-        self.s_layer = resolve_layer(student, params.student_layer, example)
-        self.t_layer = resolve_layer(teacher, params.teacher_layer, example)
+        if example is None:
+            raise ValueError("fitnet needs an example batch to size its connector")
         s = probe_features(student, [self.s_layer], example, key="distill.terms.student_layer")[self.s_layer]
         t = probe_features(teacher, [self.t_layer], example, key="distill.terms.teacher_layer")[self.t_layer]
         cs, ct = s.shape[1], t.shape[1]
         self.connector = nn.Sequential(nn.Conv2d(cs, ct, 1, bias=False), nn.BatchNorm2d(ct))
 
-    def student_features(self) -> list[str]:
-        return [self.s_layer]
-
-    def teacher_features(self) -> list[str]:
-        return [self.t_layer]
-
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:
-        s, t = to_spatial(student.features[self.s_layer]), to_spatial(teacher.features[self.t_layer])
+        s, t = self.maps(student, teacher)
         s, t = match_spatial(s, t)
         return fitnet_loss(self.connector(s), t)

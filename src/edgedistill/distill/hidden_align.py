@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ..losses.feature import hidden_align_loss
-from ..models.features import probe_features, resolve_layer, to_spatial
-from .base import Outputs, Term
+from ..models.features import probe_features
+from .base import LayerPairTerm, Outputs
 from .registry import METHODS
 
 
@@ -35,7 +35,7 @@ def resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 @METHODS.register("hidden_align", family="feature",
                   paper="FitNets-style hint across architectures (Romero et al. 2015; ViT→CNN as in ViTKD, "
                         "Yang et al. 2022)")
-class HiddenAlign(Term):
+class HiddenAlign(LayerPairTerm):
     """Student map → 1×1 conv to the teacher's width; teacher tokens → map, resized to the student's grid.
 
     The projector sits on the student side: a teacher-side projector feeding a normalized loss could collapse
@@ -50,21 +50,14 @@ class HiddenAlign(Term):
     def __init__(self, params: HiddenAlignParams, student: nn.Module, teacher: nn.Module | None,
                  example: torch.Tensor | None = None):
         super().__init__(params, student, teacher, example)
-        if teacher is None or example is None:
-            raise ValueError("hidden_align needs a teacher and an example batch to size its projector")
-        self.s_layer = resolve_layer(student, params.student_layer, example)
-        self.t_layer = resolve_layer(teacher, params.teacher_layer, example)
+        if example is None:
+            raise ValueError("hidden_align needs an example batch to size its projector")
         s = probe_features(student, [self.s_layer], example, key="distill.terms.student_layer")[self.s_layer]
         t = probe_features(teacher, [self.t_layer], example, key="distill.terms.teacher_layer")[self.t_layer]
         self.projector = nn.Conv2d(s.shape[1], t.shape[1], 1)
 
-    def student_features(self) -> list[str]:
-        return [self.s_layer]
-
-    def teacher_features(self) -> list[str]:
-        return [self.t_layer]
-
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:
-        s = self.projector(to_spatial(student.features[self.s_layer]))
-        t = resize_to(to_spatial(teacher.features[self.t_layer]).float(), (s.shape[-2], s.shape[-1]))
+        s, t = self.maps(student, teacher)
+        s = self.projector(s)
+        t = resize_to(t.float(), (s.shape[-2], s.shape[-1]))
         return hidden_align_loss(s, t, self.params.loss)

@@ -6,11 +6,9 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
 
 from ..losses.relation import rkd_angle_loss, rkd_distance_loss
-from ..models.features import resolve_layer, to_spatial
-from .base import Outputs, Term
+from .base import LayerPairTerm, Outputs
 from .registry import METHODS
 
 
@@ -23,31 +21,16 @@ class RKDParams(BaseModel):
 
 
 @METHODS.register("rkd", family="relation", paper="Park et al. CVPR 2019, Relational Knowledge Distillation")
-class RKD(Term):
+class RKD(LayerPairTerm):
     """λ_D·RKD-D + λ_A·RKD-A (smooth-L1) on global-average-pooled last maps, i.e. the classifier's input."""
 
     Params = RKDParams
     family = "relation"
     paper = "Park et al. 2019"
 
-    def __init__(self, params: RKDParams, student: nn.Module, teacher: nn.Module | None,
-                 example: torch.Tensor | None = None):
-        super().__init__(params, student, teacher, example)
-        if teacher is None:
-            raise ValueError("rkd needs a teacher")
-        self.s_layer = resolve_layer(student, params.student_layer, example)
-        self.t_layer = resolve_layer(teacher, params.teacher_layer, example)
-
-    def student_features(self) -> list[str]:
-        return [self.s_layer]
-
-    def teacher_features(self) -> list[str]:
-        return [self.t_layer]
-
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:
         # Pooling the tapped map stands in for a hook on the head's input, which FeatureTaps cannot capture.
-        s = to_spatial(student.features[self.s_layer]).float().mean((2, 3))
-        t = to_spatial(teacher.features[self.t_layer]).float().mean((2, 3))
+        s, t = (x.float().mean((2, 3)) for x in self.maps(student, teacher))
         loss = s.new_zeros(())
         if self.params.distance_weight:
             loss = loss + self.params.distance_weight * rkd_distance_loss(s, t)
