@@ -52,7 +52,7 @@ def train_teacher(args: argparse.Namespace, out: Path, console: Console) -> tupl
         return f"file:{args.teacher_file}", float("nan")
     over = base_overrides(args, out) + [
         f"teacher.model={args.teacher}", f"teacher.epochs={args.teacher_epochs}", "eval.baseline=false",
-        "train.epochs=1", "output.name=teacher",
+        "train.epochs=1", "train.warmup_epochs=0", "output.name=teacher",
     ]
     run_dir = run(load_recipe(recipe_path("demo"), over), console)
     top1 = json.loads((run_dir / "metrics.json").read_text())["models"]["teacher"]["top1"]
