@@ -96,6 +96,22 @@ def test_predict_uses_no_torch(tmp_path):
     assert len(probs) == 2 and 0 < probs[1] <= probs[0] <= 1
 
 
+@pytest.mark.parametrize("command", [["demo"], ["run", "RECIPE"]])
+def test_strict_on_run_and_demo_exits_3_only_when_a_budget_failed(command, tmp_path, capsys, monkeypatch):
+    import edgedistill.pipeline
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data: {source: digits}\n")
+    args = [str(recipe) if a == "RECIPE" else a for a in command]
+    for passed in (True, False):
+        run_dir = tmp_path / f"run-{passed}"
+        run_dir.mkdir()
+        (run_dir / "metrics.json").write_text(json.dumps({"compress": {"budgets_passed": passed}}))
+        monkeypatch.setattr(edgedistill.pipeline, "run", lambda recipe, console, d=run_dir: d)
+        assert cli(capsys, *args, "--strict")[0] == (0 if passed else STRICT_EXIT_CODE)
+        assert cli(capsys, *args)[0] == 0
+
+
 @pytest.mark.slow
 def test_end_to_end_compress_run_budgets_and_strict(tiny_overrides, tmp_path, capsys):
     stages = "compress.stages=[{name: prune, ratio: 0.5}, {name: finetune, epochs: 1}, {name: quantize, calib_samples: 32}]"

@@ -13,7 +13,7 @@ from torch import nn
 from edgedistill.compress.quantize import quantize_dynamic_onnx, quantize_static_onnx
 from edgedistill.deploy.energy import energy_meter, rapl_delta_uj
 from edgedistill.deploy.export import check_parity, export_onnx, failed_path
-from edgedistill.deploy.onnx_runtime import ort_latency, ort_predict, ort_session, read_onnx_meta
+from edgedistill.deploy.onnx_runtime import ort_latency, ort_peak_rss_mb, ort_predict, ort_session, read_onnx_meta
 from edgedistill.errors import UserError
 from edgedistill.models import create_model
 
@@ -97,6 +97,15 @@ def test_ort_latency_is_sane(resnet20):
     assert 0 < r["latency_ms_median"] <= r["latency_ms_p90"] < 5000
     assert r["batch"] == 2 and r["threads"] == 1
     assert r["throughput_ips"] == pytest.approx(2000 / r["latency_ms_median"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux's")
+def test_ort_peak_rss_holds_weights_and_grows_with_batch(resnet20):
+    _, path = resnet20
+    one, big = ort_peak_rss_mb(path, (1, 3, 32, 32)), ort_peak_rss_mb(path, (128, 3, 32, 32))
+    weights_mb = path.stat().st_size / 1e6
+    assert weights_mb * 0.5 < one < 200  # the weights are resident; the runtime itself is not counted
+    assert big > one + 5  # 128 images of resnet20 activations: tens of MB more than one image
 
 
 def test_predict_images_without_torch(resnet20, tmp_path):

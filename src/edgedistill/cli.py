@@ -24,16 +24,27 @@ console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True, soft_wrap=True)  # error lines stay whole, greppable
 
 Overrides = Annotated[list[str] | None, typer.Argument(help="recipe overrides as section.key=value", show_default=False)]
+Strict = Annotated[bool, typer.Option("--strict", help="exit with code 3 when a deploy.budget fails")]
+
+
+def _strict_exit(strict: bool, passed: bool) -> None:
+    from .compress.budget import STRICT_EXIT_CODE
+
+    if strict and not passed:
+        err_console.print("[bold red]budget failed[/] (--strict)")
+        raise typer.Exit(STRICT_EXIT_CODE)
 
 
 @app.command()
-def demo(overrides: Overrides = None) -> None:
+def demo(overrides: Overrides = None, strict: Strict = False) -> None:
     """Offline demo: teacher, student alone and distilled student on scikit-learn's digits (~2 min on 2 CPUs)."""
+    from .compress.budget import run_budgets_passed
     from .pipeline import run
     from .recipe import load_recipe
     from .recipes import recipe_path
 
-    run(load_recipe(recipe_path("demo"), overrides or []), console)
+    run_dir = run(load_recipe(recipe_path("demo"), overrides or []), console)
+    _strict_exit(strict, run_budgets_passed(run_dir))
 
 
 @app.command("run")
@@ -41,13 +52,16 @@ def run_cmd(
     recipe: Annotated[Path, typer.Argument(help="recipe YAML file")],
     overrides: Overrides = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the latest run of this recipe")] = False,
+    strict: Strict = False,
 ) -> None:
     """Run a recipe: RECIPE.yaml plus section.key=value overrides."""
+    from .compress.budget import run_budgets_passed
     from .pipeline import run
     from .recipe import load_recipe
 
     extra = ["train.resume=true"] if resume else []
-    run(load_recipe(recipe, (overrides or []) + extra), console)
+    run_dir = run(load_recipe(recipe, (overrides or []) + extra), console)
+    _strict_exit(strict, run_budgets_passed(run_dir))
 
 
 @app.command("eval")
@@ -82,16 +96,13 @@ def profile(
 def compress(
     target: Annotated[str, typer.Argument(help="a run folder (its student, and teacher when present) or a .safetensors model")],
     overrides: Overrides = None,
-    strict: Annotated[bool, typer.Option("--strict", help="exit with code 3 when a deploy.budget fails")] = False,
+    strict: Strict = False,
 ) -> None:
     """Prune, fine-tune, quantize and export a trained model through compress.stages; measure every stage."""
-    from .compress.budget import STRICT_EXIT_CODE
     from .compress.command import compress_target
 
     result = compress_target(target, overrides or [], console)
-    if strict and not result["budgets_passed"]:
-        err_console.print("[bold red]budget failed[/] (--strict)")
-        raise typer.Exit(STRICT_EXIT_CODE)
+    _strict_exit(strict, result["budgets_passed"])
 
 
 @app.command()

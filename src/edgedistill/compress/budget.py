@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from ..deploy.energy import NOT_MEASURABLE
@@ -37,3 +39,12 @@ def check_budgets(budget: Any, final: dict[str, Any] | None, reference: dict[str
             row["note"] = "top-1 points below the uncompressed model"
         rows.append(row)
     return rows
+
+
+def run_budgets_passed(run_dir: Path) -> bool:
+    """A finished run's verdict: True unless its compression stages measured a budget over its limit."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.exists():  # a non-zero torchrun rank: rank 0 writes the metrics and gives the verdict
+        return True
+    metrics = json.loads(path.read_text())
+    return bool(metrics.get("compress", {}).get("budgets_passed", True))

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..deploy.energy import NOT_MEASURABLE, energy_meter
-from ..deploy.onnx_runtime import ort_latency, ort_predict, ort_session
+from ..deploy.onnx_runtime import ort_latency, ort_peak_rss_mb, ort_predict, ort_session
 from ..deploy.profile import count_flops, count_params, measure_latency, peak_memory_mb
 from ..evaluate import classification_metrics
 
@@ -46,6 +46,10 @@ def measure(*, images: torch.Tensor, labels: torch.Tensor, num_classes: int, onn
             inherited: dict[str, Any] | None = None) -> dict[str, Any]:
     """Metric suite on the held-out images plus params, FLOPs, size, memory, latency grid and energy.
 
+    Memory is two figures: `peak_mem_mb`, torch's allocations during one batch-1 forward (activations,
+    no weights), and `ort_peak_rss_mb`, the resident memory an ONNX Runtime process adds to load and run
+    the artifact at the deploy batch and threads (weights included): what an edge device must have free.
+
     Accuracy comes from the PyTorch model when there is one (the ONNX file matches it, by the parity
     check), otherwise from the ONNX file. Params/FLOPs of an ONNX-only stage (int8) are `inherited`
     from the model it was made from: quantization changes bytes, not the count of weights or MACs.
@@ -59,11 +63,12 @@ def measure(*, images: torch.Tensor, labels: torch.Tensor, num_classes: int, onn
                    peak_mem_mb=peak_memory_mb(model, shape1))
     else:
         logits = torch.from_numpy(ort_predict(ort_session(onnx_path), images.numpy()))
-        out.setdefault("peak_mem_mb", None)  # ORT exposes no per-run allocation peak to measure here
+        out.setdefault("peak_mem_mb", None)  # torch's allocation peak: there is no torch model to run
     out.update(classification_metrics(logits, labels, num_classes))
     out["logits_argmax"] = logits.argmax(1)
     if onnx_path is not None:
         out.update(file_sizes(onnx_path))
+        out["ort_peak_rss_mb"] = ort_peak_rss_mb(onnx_path, (deploy_batch, *images.shape[1:]), deploy_threads)
     latency: dict[str, dict[str, Any]] = {}
     for b, t in latency_grid(deploy_batch, deploy_threads):
         shape = (b, *images.shape[1:])

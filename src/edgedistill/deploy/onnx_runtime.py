@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,44 @@ def ort_latency(path: str | Path, input_shape: tuple[int, ...], threads: int | N
     p90 = statistics.quantiles(times, n=10, method="inclusive")[-1] if len(times) > 1 else times[0]
     return {"latency_ms_median": median, "latency_ms_p90": p90, "throughput_ips": input_shape[0] * 1e3 / median,
             "threads": threads, "batch": int(input_shape[0])}
+
+
+# Runs in a fresh interpreter: the high-water mark of resident memory (VmHWM) then holds only the runtime,
+# read before the session exists, and the runtime plus this model, read after the timed runs.
+_RSS_PROBE = """
+import sys, numpy as np, onnxruntime as ort
+def hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) * 1024
+x = np.zeros(tuple(int(v) for v in sys.argv[2].split(',')), np.float32)
+o = ort.SessionOptions(); o.intra_op_num_threads = int(sys.argv[3]); o.inter_op_num_threads = 1
+o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL; o.log_severity_level = 3
+base = hwm()
+s = ort.InferenceSession(sys.argv[1], o, providers=['CPUExecutionProvider'])
+for _ in range(5):
+    s.run(None, {s.get_inputs()[0].name: x})
+print(base, hwm())
+"""
+
+
+def ort_peak_rss_mb(path: str | Path, input_shape: tuple[int, ...], threads: int = 1) -> float | None:
+    """Peak resident memory (MB) that loading and running this model adds to an ONNX Runtime process.
+
+    ORT has no per-run allocation counter, so a fresh process measures what a deployment pays: the
+    Linux high-water mark after the session ran, minus the mark with the runtime alone loaded (weights,
+    optimized graph, arena and activations are in it). None where /proc is missing (not Linux).
+    """
+    if not Path("/proc/self/status").exists():
+        return None
+    shape = ",".join(str(int(v)) for v in input_shape)
+    try:
+        done = subprocess.run([sys.executable, "-c", _RSS_PROBE, str(Path(path).expanduser()), shape, str(threads)],
+                              capture_output=True, text=True, timeout=300, check=True)
+        base, peak = (int(v) for v in done.stdout.split())
+    except (subprocess.SubprocessError, ValueError):
+        return None
+    return max(peak - base, 0) / 1e6
 
 
 def read_onnx_meta(path: str | Path) -> dict[str, Any]:
