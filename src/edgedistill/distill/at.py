@@ -35,8 +35,6 @@ class AT(Term):
     """Σ over pairs of mean (Q_s − Q_t)², Q = normalized channel-pooled |f|^p; β (paper: 1e3): the weight."""
 
     Params = ATParams
-    family = "feature"
-    paper = "Zagoruyko & Komodakis 2017"
 
     def __init__(self, params: ATParams, student: nn.Module, teacher: nn.Module | None,
                  example: torch.Tensor | None = None):

@@ -28,15 +28,13 @@ class NoParams(BaseModel):
 
 
 class Term(nn.Module):
-    """One distillation loss; subclasses set Params (a pydantic schema), family and paper.
+    """One distillation loss; subclasses set Params (a pydantic schema); family and paper go to METHODS.register.
 
     Trainable extras (connectors, learnable temperatures) are created in __init__ as submodules, so they
     belong to the Distiller, are optimized with the student, and are never part of the exported student.
     """
 
     Params: ClassVar[type[BaseModel]] = NoParams
-    family: ClassVar[str] = "response"
-    paper: ClassVar[str] = ""
     needs_teacher: ClassVar[bool] = True  # False: the term makes its own targets (e.g. Tf-KD_reg)
 
     def __init__(self, params: BaseModel, student: nn.Module, teacher: nn.Module | None,

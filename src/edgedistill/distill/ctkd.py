@@ -60,8 +60,6 @@ class CTKD(Term):
     """
 
     Params = CTKDParams
-    family = "response"
-    paper = "Li et al. AAAI 2023"
 
     def __init__(self, params: CTKDParams, student: nn.Module, teacher: nn.Module | None,
                  example: torch.Tensor | None = None):

@@ -29,8 +29,6 @@ class DIST(Term):
     """1 − correlation, inter- and intra-class: a stronger teacher's ranking is easier to match."""
 
     Params = DISTParams
-    family = "response"
-    paper = "Huang et al. NeurIPS 2022"
 
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:
         p = self.params

@@ -27,8 +27,6 @@ class DKD(Term):
     """α·TCKD + β·NCKD, ramped in over `warmup` epochs so early NCKD cannot swamp CE (paper's code)."""
 
     Params = DKDParams
-    family = "response"
-    paper = "Zhao et al. CVPR 2022"
 
     def __init__(self, params: DKDParams, student: Any, teacher: Any, example: torch.Tensor | None = None):
         super().__init__(params, student, teacher, example)

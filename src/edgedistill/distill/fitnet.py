@@ -26,8 +26,6 @@ class FitNet(LayerPairTerm):
     """MSE between a 1×1 conv + BN regression of the student map and the teacher map (single-stage hints)."""
 
     Params = FitNetParams
-    family = "feature"
-    paper = "Romero et al. 2015"
 
     def __init__(self, params: FitNetParams, student: nn.Module, teacher: nn.Module | None,
                  example: torch.Tensor | None = None):

@@ -44,8 +44,6 @@ class HiddenAlign(LayerPairTerm):
     """
 
     Params = HiddenAlignParams
-    family = "feature"
-    paper = "Romero et al. 2015; Yang et al. 2022"
 
     def __init__(self, params: HiddenAlignParams, student: nn.Module, teacher: nn.Module | None,
                  example: torch.Tensor | None = None):

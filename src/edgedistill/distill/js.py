@@ -23,8 +23,6 @@ class JS(Term):
     """JS(p_t, p_s)·T²: the T² keeps gradient scale independent of T, as in Hinton KD."""
 
     Params = JSParams
-    family = "response"
-    paper = "Lin 1991"
 
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:
         T = self.params.T

@@ -24,8 +24,6 @@ class KD(Term):
     """KL between temperature-softened teacher and student distributions, scaled by T²."""
 
     Params = KDParams
-    family = "response"
-    paper = "Hinton et al. 2015"
 
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:
         s, t = student.logits, teacher.logits

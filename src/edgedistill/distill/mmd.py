@@ -25,8 +25,6 @@ class MMD(Term):
     """Multi-scale Gaussian MMD² between softened probabilities; ignores pairing, so keep CE."""
 
     Params = MMDParams
-    family = "response"
-    paper = "Gretton et al. 2012"
 
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:
         return mmd_loss(student.logits, teacher.logits, self.params.T, self.params.scales)

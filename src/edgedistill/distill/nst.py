@@ -26,8 +26,6 @@ class NST(LayerPairTerm):
     """Per-sample squared MMD (polynomial kernel) between L2-normalized channel maps; needs no connector."""
 
     Params = NSTParams
-    family = "feature"
-    paper = "Huang & Wang 2017"
 
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:
         s, t = self.maps(student, teacher)

@@ -25,8 +25,6 @@ class RKD(LayerPairTerm):
     """λ_D·RKD-D + λ_A·RKD-A (smooth-L1) on global-average-pooled last maps, i.e. the classifier's input."""
 
     Params = RKDParams
-    family = "relation"
-    paper = "Park et al. 2019"
 
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:
         # Pooling the tapped map stands in for a hook on the head's input, which FeatureTaps cannot capture.

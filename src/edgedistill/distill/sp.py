@@ -24,8 +24,6 @@ class SP(LayerPairTerm):
     """‖G_s − G_t‖²_F / b² of row-normalized batch Gram matrices; γ (paper: 3000) is the term weight."""
 
     Params = SPParams
-    family = "relation"
-    paper = "Tung & Mori 2019"
 
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:
         return sp_loss(*self.maps(student, teacher))

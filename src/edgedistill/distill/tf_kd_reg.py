@@ -24,8 +24,6 @@ class TfKDReg(Term):
     """KL from a virtual teacher (a on the label, the rest uniform, softened by T) to the student; no teacher."""
 
     Params = TfKDRegParams
-    family = "teacher-free"
-    paper = "Yuan et al. 2020"
     needs_teacher = False
 
     def forward(self, student: Outputs, teacher: Outputs | None, batch: Any) -> torch.Tensor:

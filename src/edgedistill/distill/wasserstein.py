@@ -32,8 +32,6 @@ class Wasserstein(Term):
     """
 
     Params = WassersteinParams
-    family = "response"
-    paper = "Lv et al. NeurIPS 2024"
 
     def __init__(self, params: WassersteinParams, student: nn.Module, teacher: nn.Module | None,
                  example: torch.Tensor | None = None):
