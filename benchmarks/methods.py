@@ -6,7 +6,9 @@ A teacher is trained once (or taken from --teacher-file) and reused by every run
 trains the student on the same budget per seed, next to the student trained alone. Writes JSON and
 a markdown table (val top-1 mean ± std over seeds, retention, gain over the student alone, seconds per
 epoch). Not part of the test suite: it takes hours on 2 CPU cores. Rerunning the same command skips the
-runs already finished in --out and resumes an interrupted one from its last epoch.
+runs already finished in --out and resumes an interrupted one from its last epoch. A second copy of the
+same command started beside the first takes the runs the first has not claimed (see `claim`); rerun the
+command once both end to write the table over every run.
 """
 
 from __future__ import annotations
@@ -64,11 +66,37 @@ def train_teacher(args: argparse.Namespace, out: Path, console: Console) -> tupl
     return f"file:{run_dir / 'teacher' / 'model.safetensors'}", top1
 
 
+def claim(out: Path, name: str) -> bool:
+    """Mark a run as taken by this process; False when another live process holds it.
+
+    Two copies of the same command then share the runs (one each), which on a small machine nearly
+    doubles throughput: one small-model run keeps only about one core busy. A claim left by a killed
+    process (its pid is gone) is taken over, and the run resumes from its checkpoint.
+    """
+    lock = out / f"{name}.claim"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            pid = int(lock.read_text() or 0)
+            os.kill(pid, 0)
+            return pid == os.getpid()
+        except (ValueError, ProcessLookupError):
+            lock.write_text(str(os.getpid()))
+            return True
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
+
+
 def one_run(args: argparse.Namespace, out: Path, teacher: str, method: str, seed: int,
-            console: Console) -> dict[str, Any]:
+            console: Console) -> dict[str, Any] | None:
+    """One method at one seed; None when another process is running it right now."""
     terms = METHODS[method]
     name = f"{method}-s{seed}"
     done = out / name / "metrics.json"
+    if not done.exists() and not claim(out, name):
+        return None
     over = base_overrides(args, out) + [
         f"teacher.model={teacher}", f"train.seed={seed}", f"distill.terms={terms}",
         "eval.baseline=false", f"output.name={name}", *EXTRA.get(method, []),
@@ -77,6 +105,7 @@ def one_run(args: argparse.Namespace, out: Path, teacher: str, method: str, seed
     ]
     t0 = time.perf_counter()
     run_dir = out / name if done.exists() else run(load_recipe(recipe_path("demo"), over), console)
+    (out / f"{name}.claim").unlink(missing_ok=True)
     m = json.loads((run_dir / "metrics.json").read_text())
     return {"method": method, "seed": seed, "top1": m["models"]["student"]["top1"],
             "teacher_top1": m["models"]["teacher"]["top1"],
@@ -133,9 +162,13 @@ def main() -> None:
     rows = []
     for seed in args.seeds:  # seeds outermost: methods interleave, so machine noise spreads evenly
         for method in args.methods:
-            rows.append(one_run(args, out, teacher, method, seed, console))
-            teacher_top1 = rows[-1]["teacher_top1"]
-            show.print(f"{method:>8} seed {seed}: top-1 {rows[-1]['top1']:.2f}  ({rows[-1]['wall_s']:.0f} s)")
+            row = one_run(args, out, teacher, method, seed, console)
+            if row is None:
+                show.print(f"{method:>8} seed {seed}: running in another process; rerun this command to include it")
+                continue
+            rows.append(row)
+            teacher_top1 = row["teacher_top1"]
+            show.print(f"{method:>8} seed {seed}: top-1 {row['top1']:.2f}  ({row['wall_s']:.0f} s)")
     summary = summarize(rows, teacher_top1)
     result = {"args": vars(args), "teacher": teacher, "teacher_top1": teacher_top1, "runs": rows,
               "summary": summary, "threads": __import__("torch").get_num_threads()}
