@@ -11,12 +11,12 @@ from torch import nn
 
 from edgedistill.distill import Distiller, build_terms
 from edgedistill.losses.feature import at_loss, attention_map, hidden_align_loss, nst_loss
-from edgedistill.losses.relation import rkd_angle_loss, rkd_distance_loss, sp_loss
+from edgedistill.losses.relation import contrastive_loss, rkd_angle_loss, rkd_distance_loss, sp_loss
 from edgedistill.models import HFClassifier, create_model
 from edgedistill.models.features import default_feature_layer, probe_features, to_spatial
 from edgedistill.recipe import DistillConfig
 
-METHODS = ["fitnet", "at", "nst", "hidden_align", "rkd", "sp"]
+METHODS = ["fitnet", "at", "nst", "hidden_align", "rkd", "sp", "crd"]
 
 
 # ---------------------------------------------------------------- loss math on tiny inputs
@@ -70,6 +70,20 @@ def test_rkd_angle_invariant_to_scale_and_translation():
     assert base > 0
     assert rkd_angle_loss(3.0 * a + 7.0, b).item() == pytest.approx(base, rel=1e-4)
     assert rkd_angle_loss(a, a.clone()).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_contrastive_by_hand_and_invariant_to_scale_and_batch_order():
+    e = torch.eye(2)  # two orthogonal pairs, τ=1: each row's scores (1, 0) → CE = log(1 + e⁻¹)
+    assert contrastive_loss(e, e, 1.0).item() == pytest.approx(math.log(1 + math.exp(-1)), rel=1e-6)
+    torch.manual_seed(0)
+    s, t = torch.randn(6, 5), torch.randn(6, 5)
+    base = contrastive_loss(s, t, 0.1).item()
+    assert contrastive_loss(4.0 * s, 0.5 * t, 0.1).item() == pytest.approx(base, rel=1e-5)
+    perm = torch.randperm(6)
+    assert contrastive_loss(s[perm], t[perm], 0.1).item() == pytest.approx(base, rel=1e-5)
+    # matched pairs score lower than pairs shuffled against each other; colder τ separates them more
+    assert contrastive_loss(s, s + 0.01 * t, 0.1).item() < contrastive_loss(s, t, 0.1).item()
+    assert contrastive_loss(s, s.clone(), 0.05).item() < contrastive_loss(s, s.clone(), 1.0).item()
 
 
 def test_nst_zero_for_identical_and_positive_otherwise():

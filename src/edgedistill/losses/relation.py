@@ -44,3 +44,14 @@ def sp_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = ["pairwise_distances", "rkd_angle_loss", "rkd_distance_loss", "sp_loss"]
+
+
+def contrastive_loss(student: torch.Tensor, teacher: torch.Tensor, tau: float) -> torch.Tensor:
+    """Symmetric InfoNCE between paired embeddings: sample i's teacher is its positive, the batch's others negatives.
+
+    Embeddings are L2-normalized first, so the loss ignores their scale; the score matrix is s·tᵀ/τ.
+    """
+    s, t = F.normalize(student.float(), dim=1), F.normalize(teacher.float(), dim=1)
+    scores = s @ t.T / tau
+    target = torch.arange(len(s), device=s.device)
+    return 0.5 * (F.cross_entropy(scores, target) + F.cross_entropy(scores.T, target))
