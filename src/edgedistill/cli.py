@@ -83,12 +83,14 @@ def compress(
     target: Annotated[str, typer.Argument(help="a run folder (its student, and teacher when present) or a .safetensors model")],
     overrides: Overrides = None,
     strict: Annotated[bool, typer.Option("--strict", help="exit with code 3 when a deploy.budget fails")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the latest compress of this target: "
+                                         "finished stages are reused, the first unfinished one reruns")] = False,
 ) -> None:
     """Prune, fine-tune, quantize and export a trained model through compress.stages; measure every stage."""
     from .compress.budget import STRICT_EXIT_CODE
     from .compress.command import compress_target
 
-    result = compress_target(target, overrides or [], console)
+    result = compress_target(target, overrides or [], console, resume=resume)
     if strict and not result["budgets_passed"]:
         err_console.print("[bold red]budget failed[/] (--strict)")
         raise typer.Exit(STRICT_EXIT_CODE)
