@@ -179,3 +179,106 @@ def test_qat_trains_converts_and_exports_int8_onnx(tmp_path):
         ref = converted(images).numpy()
     got = ort_predict(ort_session(path), images.numpy())
     assert got.shape == (7, 10) and np.mean(got.argmax(1) == ref.argmax(1)) >= 0.7
+
+
+def _digits_model(path, spec="cifar:resnet8", image_size=16):
+    """An untrained `spec` saved as an edgedistill model file whose metadata names a tiny digits split."""
+    from edgedistill.data import class_names_of
+    from edgedistill.models import save_model
+
+    recipe = build_recipe({}, [f"data.image_size={image_size}", "data.max_train_samples=128",
+                               "data.max_val_samples=64", "data.workers=0"])
+    d = recipe.data
+    torch.manual_seed(0)
+    model = create_model(spec, 10)
+    meta = {"model": spec, "num_classes": 10, "class_names": class_names_of(d), "image_size": d.image_size,
+            "mean": list(d.mean), "std": list(d.std), "data": d.model_dump(mode="json")}
+    return save_model(path, model, meta)
+
+
+def _comparable(stages):
+    """A stage entry without what varies between two runs of the same chain: timings, memory, energy."""
+    varying = {"latency", "latency_ms_median", "latency_ms_p90", "deploy_latency_ms", "energy", "peak_mem_mb"}
+    return [{k: v for k, v in e.items() if k not in varying} for e in stages]
+
+
+@pytest.mark.slow
+def test_killed_compress_resumes_where_it_stopped(tmp_path, capsys, monkeypatch):
+    """Kill fine-tuning after its first epoch, then quantization; each --resume reuses the finished stages,
+    fine-tuning continues from its last.pt, and the final stages.json equals an uninterrupted run's."""
+    import edgedistill.engine
+    from edgedistill.compress.stages import STAGES
+
+    model = _digits_model(tmp_path / "m.safetensors")
+    args = ["compress", str(model), "compress.stages=[{name: prune, ratio: 0.5}, {name: finetune, epochs: 2},"
+            " {name: quantize, calib_samples: 32}]", "compress.latency_runs=2", "compress.warmup_runs=0",
+            "compress.parity_images=16", "train.batch_size=32", f"output.dir={tmp_path / 'runs'}"]
+    code, out, err = cli(capsys, *args)  # the uninterrupted reference: runs/run
+    assert code == 0, err
+    reference = json.loads((tmp_path / "runs" / "run" / "stages.json").read_text())
+
+    calls = {"prune": 0, "finetune": 0, "quantize": 0}
+    kill = {"finetune_epoch": 1, "quantize": True}
+    for name in calls:
+        real = STAGES.get(name)
+
+        def counted(job, cfg, stage_dir, real=real, name=name):
+            calls[name] += 1
+            if name == "quantize" and kill["quantize"]:
+                kill["quantize"] = False
+                raise KeyboardInterrupt  # what Ctrl-C (or a kill turned into one) does mid-stage
+            return real(job, cfg, stage_dir)
+
+        monkeypatch.setattr(STAGES.entry(name), "obj", counted)
+    real_fit = edgedistill.engine.fit
+
+    def killing_fit(*a, **kw):
+        def on_epoch_end(epoch, record):
+            if epoch == kill["finetune_epoch"]:
+                kill["finetune_epoch"] = None
+                raise KeyboardInterrupt  # after the epoch's last.pt is written
+        return real_fit(*a, **kw, on_epoch_end=on_epoch_end)
+
+    monkeypatch.setattr(edgedistill.engine, "fit", killing_fit)
+
+    code, out, err = cli(capsys, *args)  # a new folder, runs/run-2, killed in fine-tuning epoch 2
+    assert code == 130
+    run = tmp_path / "runs" / "run-2"
+    assert (run / "2-finetune" / "last.pt").is_file() and not (run / "stages.json").exists()
+    assert json.loads((run / "1-prune" / "entry.json").read_text())["entry"]["stage"] == "prune"
+    prune_mtime = (run / "1-prune" / "model.safetensors").stat().st_mtime_ns
+
+    code, out, err = cli(capsys, *args, "--resume")  # fine-tuning continues, then quantization is killed
+    assert code == 130
+    assert "resuming" in out and str(run) in out.replace("\n", "")
+    assert "resuming from epoch 1/2" in out
+    assert calls == {"prune": 1, "finetune": 2, "quantize": 1}
+    assert (run / "2-finetune" / "entry.json").is_file() and not (run / "2-finetune" / "last.pt").exists()
+
+    code, out, err = cli(capsys, *args, "--resume")
+    assert code == 0, err
+    assert calls == {"prune": 1, "finetune": 2, "quantize": 2}  # only the unfinished stage ran again
+    assert (run / "1-prune" / "model.safetensors").stat().st_mtime_ns == prune_mtime
+    assert not (tmp_path / "runs" / "run-3").exists()
+    # the same numbers as the uninterrupted run, up to timings and the folder's name in file paths
+    result = json.loads((run / "stages.json").read_text().replace(str(run), str(tmp_path / "runs" / "run")))
+    assert [e["stage"] for e in result["stages"]] == ["input", "prune", "finetune", "quantize"]
+    assert _comparable(result["stages"]) == _comparable(reference["stages"])
+    assert {k: v for k, v in result.items() if k not in ("stages", "dir")} == \
+        {k: v for k, v in reference.items() if k not in ("stages", "dir")}
+
+
+def test_resume_with_other_stages_is_refused(tmp_path, capsys):
+    model = _digits_model(tmp_path / "m.safetensors")
+    common = [f"output.dir={tmp_path / 'runs'}", "compress.latency_runs=1", "compress.warmup_runs=0",
+              "compress.parity_images=8"]
+    code, out, err = cli(capsys, "compress", str(model), "compress.stages=[{name: export}]", *common)
+    assert code == 0, err
+    code, out, err = cli(capsys, "compress", str(model), "compress.stages=[{name: quantize, mode: dynamic}]",
+                         *common, "--resume")
+    assert code == 2 and "compress.stages" in err and "differ" in err and "export" in err
+    assert not (tmp_path / "runs" / "run-2").exists()
+    code, out, err = cli(capsys, "compress", str(model), "compress.stages=[{name: export}]", *common,
+                         "--resume")
+    assert code == 0 and "finished earlier" in out
+
