@@ -318,3 +318,13 @@ def test_timm_and_torchvision_models_prune_and_quantize_end_to_end(spec, tmp_pat
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(pruned.eval()(x), again(x))  # the saved file is the network pruning made
+
+
+def test_run_resume_with_other_compress_stages_fails_before_training(tiny_overrides, tmp_path, capsys):
+    run = tmp_path / "runs" / "demo" / "compress"
+    run.mkdir(parents=True)
+    (run / "plan.json").write_text(json.dumps({"stages": [{"name": "export", "torchscript": False}]}))
+    code, out, err = cli(capsys, "demo", *tiny_overrides, "output.name=demo",
+                         "compress.stages=[{name: quantize, mode: dynamic}]", "train.resume=true")
+    assert code == 2 and "compress.stages" in err and "export" in err
+    assert not (tmp_path / "runs" / "demo" / "teacher").exists()  # refused before any training
