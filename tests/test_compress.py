@@ -10,7 +10,8 @@ from edgedistill.models import create_model
 X = torch.randn(2, 3, 16, 16)
 
 
-@pytest.mark.parametrize("spec", ["cifar:resnet20", "torchvision:mobilenet_v2"])
+@pytest.mark.parametrize("spec", ["cifar:resnet20", "torchvision:mobilenet_v2",
+                                  "torchvision:mobilenet_v3_small", "timm:mobilenetv3_small_050"])
 def test_structured_ratio_shrinks_and_keeps_classes(spec, tmp_path):
     torch.manual_seed(0)
     model = create_model(spec, 10).eval()

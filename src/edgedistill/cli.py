@@ -97,11 +97,13 @@ def compress(
     target: Annotated[str, typer.Argument(help="a run folder (its student, and teacher when present) or a .safetensors model")],
     overrides: Overrides = None,
     strict: Strict = False,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the latest compress of this target: "
+                                         "finished stages are reused, the first unfinished one reruns")] = False,
 ) -> None:
     """Prune, fine-tune, quantize and export a trained model through compress.stages; measure every stage."""
     from .compress.command import compress_target
 
-    result = compress_target(target, overrides or [], console)
+    result = compress_target(target, overrides or [], console, resume=resume)
     _strict_exit(strict, result["budgets_passed"])
 
 

@@ -297,6 +297,10 @@ def _run(recipe: Recipe, console: Console) -> Path:
         before = yaml_without_resume(saved.read_text())
         if before != yaml_without_resume(recipe.to_yaml()):
             console.print("[yellow]warning: the recipe differs from the one this run started with[/]")
+    if resume and recipe.compress.stages:  # every rank: a rank that raised alone would leave the rest waiting
+        from .compress.pipeline import check_plan
+
+        check_plan(run_dir / "compress", recipe)  # a changed stage list fails now, not after training
     if ddp.is_main():
         saved.write_text(recipe.to_yaml())
     data = build_data(recipe.data)
@@ -363,11 +367,13 @@ def _run(recipe: Recipe, console: Console) -> Path:
 
 
 def compress_student(ctx: Context, student: nn.Module, teacher: nn.Module | None) -> dict[str, Any]:
-    """The recipe's compress stages on the distilled student, its teacher at hand; artifacts in run/compress/."""
+    """The recipe's compress stages on the distilled student, its teacher at hand; artifacts in run/compress/.
+    A resumed run (train.resume) continues its compress folder: finished stages are reused."""
     from .compress.pipeline import run_compress
 
     spec = ctx.recipe.student.model
-    return run_compress(ctx, student, teacher, spec, _model_meta(ctx, spec, "student"), ctx.run_dir / "compress")
+    return run_compress(ctx, student, teacher, spec, _model_meta(ctx, spec, "student"),
+                        ctx.run_dir / "compress", resume=ctx.resume)
 
 
 def yaml_without_resume(text: str) -> str:

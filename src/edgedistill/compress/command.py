@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,28 @@ def _free_dir(base: Path) -> Path:
     return out
 
 
+def _numbered(base: Path) -> list[Path]:
+    """The existing folders base, base-2, base-3 …, oldest first."""
+    def k(p: Path) -> int:
+        return 1 if p == base else int(p.name[len(base.name) + 1:])
+
+    found = [p for p in base.parent.glob(f"{base.name}*") if p.is_dir() and (
+        p == base or (p.name.startswith(f"{base.name}-") and p.name[len(base.name) + 1:].isdigit()))]
+    return sorted(found, key=k)
+
+
+def _resume_dir(run_dir: Path | None, recipe: Any, ckpt: Path) -> Path | None:
+    """The compress folder --resume continues: a run folder's newest compress[-k], or for a model file the
+    newest output.dir/output.name[-k] that a compress of this same file started; None when there is none."""
+    from .pipeline import PLAN
+
+    if run_dir is not None:
+        return (_numbered(run_dir / "compress") or [None])[-1]
+    mine = [p for p in _numbered(recipe.output.dir / recipe.output.name) if (p / PLAN).exists()
+            and json.loads((p / PLAN).read_text()).get("source") == str(ckpt.resolve())]
+    return mine[-1] if mine else None
+
+
 def _teacher(run_dir: Path | None, recipe: Any, num_classes: int) -> Any:
     """The run's trained teacher, or the recipe's when it names weights or a file; None when there is none."""
     from ..models import create_model, load_model
@@ -30,8 +53,12 @@ def _teacher(run_dir: Path | None, recipe: Any, num_classes: int) -> Any:
     return None
 
 
-def compress_target(target: str, overrides: list[str], console: Console) -> dict[str, Any]:
-    """Compress a run folder's student (teacher from the run) or a model file; returns the stage result."""
+def compress_target(target: str, overrides: list[str], console: Console, resume: bool = False
+                    ) -> dict[str, Any]:
+    """Compress a run folder's student (teacher from the run) or a model file; returns the stage result.
+
+    resume: continue the newest compress folder of this target (finished stages reused), else start one.
+    """
     from ..data import build_data
     from ..engine import resolve_device
     from ..models import read_meta
@@ -40,7 +67,7 @@ def compress_target(target: str, overrides: list[str], console: Console) -> dict
     from ..report.stages import print_stages, stages_markdown
     from ..tools import resolve_checkpoint
     from .measure import all_threads
-    from .pipeline import check_stages, run_compress
+    from .pipeline import check_plan, check_stages, run_compress
     from .prune import load_pruned
 
     ckpt = resolve_checkpoint(target)
@@ -55,17 +82,24 @@ def compress_target(target: str, overrides: list[str], console: Console) -> dict
                         "compress.stages=[…] as an override (see README)", key="compress.stages")
     student, meta = load_pruned(ckpt)
     check_stages(recipe, student)
+    out = _resume_dir(run_dir, recipe, Path(ckpt)) if resume else None
+    if out is not None:
+        check_plan(out, recipe)  # before any work: a changed stage list is refused, not mixed in
+    resume = out is not None
     data = build_data(recipe.data)
     if data.class_names != meta["class_names"]:
         raise UserError(f"the data's classes {data.class_names[:5]}… differ from the model's "
                         f"{meta['class_names'][:5]}…", key="data.root")
     teacher = _teacher(run_dir, recipe, data.num_classes)
-    out = _free_dir(run_dir / "compress") if run_dir else make_run_dir(recipe, False)
+    if out is None:
+        out = _free_dir(run_dir / "compress") if run_dir else make_run_dir(recipe, False)
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.yaml").write_text(recipe.to_yaml())
-    console.print(f"compress folder: [bold]{out}[/]")
-    ctx = Context(recipe, out, data, resolve_device(recipe.train.device), console, False)
-    result = run_compress(ctx, student, teacher, str(meta["model"]), meta, out)
+    console.print(f"compress folder: [bold]{out}[/]" + (" (resuming: finished stages are reused)" if resume
+                                                        else ""))
+    ctx = Context(recipe, out, data, resolve_device(recipe.train.device), console, resume)
+    result = run_compress(ctx, student, teacher, str(meta["model"]), meta, out, resume=resume,
+                          source=None if run_dir else str(Path(ckpt).resolve()))
     result["dir"] = str(out)
     lines = [f"# edgedistill compression report", "", f"Model `{ckpt}` ({meta['model']}), teacher: "
              f"{'yes' if teacher is not None else 'none'}. Recipe: [recipe.yaml](recipe.yaml); all numbers: "

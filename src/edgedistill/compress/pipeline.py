@@ -2,12 +2,18 @@
 
 input model → stage 1 → stage 2 → … ; artifacts in OUT/<k>-<stage>/, one JSON entry per stage, then the
 `deploy.budget` verdict on the last reported artifact.
+
+Each measured stage also writes OUT/<k>-<stage>/entry.json (atomically) the moment it is done, and
+OUT/plan.json records the stage list: a killed run resumed with `resume=True` reloads the finished
+stages from disk and reruns the first unfinished one (a fine-tuning stage from its last.pt).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +24,9 @@ from ..errors import UserError
 from .budget import check_budgets
 from .measure import agreement, measure
 from .stages import STAGES, Artifact, Job, example, export_checked, save_torch
+
+PLAN, ENTRY = "plan.json", "entry.json"
+TRAINING_STATE = ("last.pt", "best.pt")  # a training stage's resume point, dropped once its entry is written
 
 
 def held_out(ctx: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,6 +54,37 @@ def check_stages(recipe: Any, model: nn.Module) -> None:
             return  # later prune stages act on an already pruned model; checked when they run
 
 
+def write_json(path: Path, obj: Any) -> None:
+    """JSON to a temp file in the same folder, then renamed over `path`: a kill never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(obj, indent=2, default=str))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def plan(recipe: Any) -> list[dict[str, Any]]:
+    """The stage list as the compress folder records it (every field, defaults included)."""
+    return [s.model_dump(mode="json") for s in recipe.compress.stages]
+
+
+def check_plan(out_dir: Path, recipe: Any) -> None:
+    """Resuming a compress folder needs the stage list it started with; anything else would mix two chains."""
+    path = out_dir / PLAN
+    if not path.exists():
+        return
+    stored = json.loads(path.read_text()).get("stages")
+    if stored != plan(recipe):
+        names = [s.get("name") for s in stored or []]
+        raise UserError(f"compress.stages differ from the ones {out_dir} started with ({names}: "
+                        f"{json.dumps(stored)}); allowed: the same compress.stages to resume, or a run "
+                        "without --resume (a new compress folder)", key="compress.stages")
+
+
 def _entry(index: int | str, stage: str, out_dir: Path, stage_dir: Path, art: Artifact, m: dict[str, Any],
            reported: bool) -> dict[str, Any]:
     m = {k: v for k, v in m.items() if k != "logits_argmax"}
@@ -54,14 +94,24 @@ def _entry(index: int | str, stage: str, out_dir: Path, stage_dir: Path, art: Ar
 
 
 def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: str, meta: dict[str, Any],
-                 out_dir: Path) -> dict[str, Any]:
-    """Run every stage of ctx.recipe.compress on `student`; returns {stages, budgets, budgets_passed, final}."""
+                 out_dir: Path, resume: bool = False, source: str | None = None) -> dict[str, Any]:
+    """Run every stage of ctx.recipe.compress on `student`; returns {stages, budgets, budgets_passed, final}.
+
+    resume: reuse every stage whose entry.json exists in out_dir (the stage list must be the recorded one)
+    and continue from the first unfinished stage; its fine-tuning resumes from last.pt. source: the model
+    file compressed, recorded so `compress FILE --resume` finds this folder again.
+    """
+    from .prune import load_pruned
+
     r, c, d = ctx.recipe, ctx.recipe.compress, ctx.recipe.deploy
     if not c.stages:
         raise UserError("no compression stages given; allowed: e.g. "
                         "'compress.stages=[{name: prune, ratio: 0.5}, {name: finetune}, {name: quantize}]'",
                         key="compress.stages")
     out_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        check_plan(out_dir, r)
+    write_json(out_dir / PLAN, {"stages": plan(r), "source": source})
     images, labels = held_out(ctx)
     student = student.cpu().float().eval()
     job = Job(ctx, student, copy.deepcopy(student), teacher, spec, meta, images, labels)
@@ -83,21 +133,59 @@ def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: 
                                   f"{100 * c.min_int8_agreement:.0f}%[/]; kept as {kept}, not reported")
                 art.onnx_path, reported = None, False
                 art.info["kept_for_inspection"] = str(kept)
-        return _entry(index, name, out_dir, stage_dir, art, m, reported), m
+        entry = _entry(index, name, out_dir, stage_dir, art, m, reported)
+        # What a resumed run needs to stand where this one stands after the stage: the entry, whether a
+        # PyTorch model (model.safetensors) follows, the ONNX file, and what later int8 stages compare with.
+        write_json(stage_dir / ENTRY, {
+            "entry": entry, "model": art.model is not None,
+            "onnx_path": str(art.onnx_path.relative_to(out_dir)) if art.onnx_path else None,
+            "last": {"params": m.get("params"), "flops": m.get("flops"),
+                     "logits_argmax": m["logits_argmax"].tolist()}})
+        for p in TRAINING_STATE:  # the stage's artifact and entry replace its optimizer state
+            (stage_dir / p).unlink(missing_ok=True)
+        return entry, m
 
+    def finished(stage_dir: Path) -> dict[str, Any] | None:
+        """The stored outcome of a stage when resuming and it completed earlier, else None."""
+        if not reuse or not (stage_dir / ENTRY).exists():
+            return None
+        done = json.loads((stage_dir / ENTRY).read_text())
+        done["last"]["logits_argmax"] = torch.tensor(done["last"]["logits_argmax"], dtype=torch.long)
+        done["onnx_path"] = out_dir / done["onnx_path"] if done["onnx_path"] else None
+        ctx.console.print(f"[cyan]compress[/] {stage_dir.name}: finished earlier, reusing "
+                          f"{stage_dir / ENTRY}")
+        return done
+
+    reuse = resume  # True until the first stage that has to run: every later one depends on it, so reruns too
     entries: list[dict[str, Any]] = []
     if teacher is not None:
         tdir = out_dir / "teacher"
-        tpath, parity = export_checked(job, teacher.cpu().float().eval(), tdir / "model.onnx")
-        entries.append(measured("ref", "teacher", tdir, Artifact(teacher, tpath, {"parity": parity}))[0])
+        if (done := finished(tdir)) is not None:
+            entries.append(done["entry"])
+        else:
+            tpath, parity = export_checked(job, teacher.cpu().float().eval(), tdir / "model.onnx")
+            entries.append(measured("ref", "teacher", tdir, Artifact(teacher, tpath, {"parity": parity}))[0])
     in_dir = out_dir / "0-input"
-    save_torch(job, student, in_dir, "input")
-    path, parity = export_checked(job, student, in_dir / "model.onnx")
-    entry, last = measured(0, "input", in_dir, Artifact(student, path, {"parity": parity}))
+    if (done := finished(in_dir)) is not None:
+        entry, last, path = done["entry"], done["last"], done["onnx_path"]
+    else:
+        save_torch(job, student, in_dir, "input")
+        path, parity = export_checked(job, student, in_dir / "model.onnx")
+        entry, last = measured(0, "input", in_dir, Artifact(student, path, {"parity": parity}))
     entries.append(entry)
     job.onnx_path = path
     for k, cfg in enumerate(c.stages, 1):
         stage_dir = out_dir / f"{k}-{cfg.name}"
+        if (done := finished(stage_dir)) is not None:
+            entries.append(done["entry"])
+            if done["model"]:
+                model = load_pruned(stage_dir / "model.safetensors")[0].eval()
+                job.model, job.onnx_path, last = model, done["onnx_path"], done["last"]
+            else:
+                job.model = None
+            continue
+        # The first unfinished stage continues its own training (last.pt); every later one starts afresh.
+        job.resume, reuse = reuse, False
         ctx.console.print(f"[cyan]compress[/] stage {k}/{len(c.stages)}: {cfg.name}")
         art = STAGES.get(cfg.name, key=f"compress.stages.{k - 1}.name")(job, cfg, stage_dir)
         if art.precision == "int8":
@@ -118,8 +206,8 @@ def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: 
               "deploy": {"threads": d.threads, "batch_size": d.batch_size},
               "measurement": {"runs": c.latency_runs, "warmup": c.warmup_runs, "split": r.eval.split,
                               "n_images": len(labels)}}
-    (out_dir / "stages.json").write_text(json.dumps(result, indent=2, default=str))
+    write_json(out_dir / "stages.json", result)
     return result
 
 
-__all__ = ["check_stages", "example", "run_compress"]
+__all__ = ["check_plan", "check_stages", "example", "run_compress"]

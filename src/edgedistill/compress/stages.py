@@ -39,6 +39,7 @@ class Job:
     labels: torch.Tensor
     onnx_path: Path | None = None  # the latest fp32 ONNX export that passed parity
     extras: dict[str, Any] = field(default_factory=dict)
+    resume: bool = False  # a training stage continues from its stage folder's last.pt (compress --resume)
 
 
 @dataclass
@@ -132,17 +133,16 @@ def distill_fit(job: Job, model: nn.Module, cfg: Any, stage_dir: Path, logits_on
                         "(kd, dkd, dist, …) via the stage's terms", key="compress.stages")
     module = Distiller(model, teacher, terms, ce_weight=distill.ce_weight if teacher is not None else 1.0,
                        label_smoothing=r.train.label_smoothing)
-    train_cfg = r.train.model_copy(update={"warmup_epochs": 0.0, "milestones": [], "resume": False})
+    train_cfg = r.train.model_copy(update={"warmup_epochs": 0.0, "milestones": [], "resume": job.resume})
     val = ctx.loader(r.eval.split)
 
     def evaluate() -> dict[str, float]:
         logits, labels = predict(model, val, ctx.device)
         return {"top1": 100.0 * float((logits.argmax(1) == labels).float().mean())}
 
+    # last.pt stays until the runner has written this stage's entry.json: a kill before that resumes from it.
     fit(module, ctx.loader("train"), train_cfg, stage_dir, evaluate=evaluate, epochs=cfg.epochs, lr=cfg.lr,
-        name=stage_dir.name, console=ctx.console)
-    for p in ("last.pt", "best.pt"):  # optimizer state of a finished stage: the stage's artifact replaces it
-        (stage_dir / p).unlink(missing_ok=True)
+        resume=job.resume, name=stage_dir.name, console=ctx.console)
     module.student.cpu()
     return list(terms)
 
