@@ -108,7 +108,7 @@ def one_run(args: argparse.Namespace, out: Path, teacher: str, method: str, seed
     (out / f"{name}.claim").unlink(missing_ok=True)
     m = json.loads((run_dir / "metrics.json").read_text())
     return {"method": method, "seed": seed, "top1": m["models"]["student"]["top1"],
-            "teacher_top1": m["models"]["teacher"]["top1"],
+            "teacher_top1": m["models"].get("teacher", {}).get("top1", float("nan")),  # "alone" loads no teacher
             "seconds_per_epoch": seconds_per_epoch(run_dir / "student" / "metrics.jsonl", args.n_train),
             "wall_s": time.perf_counter() - t0}
 
@@ -167,7 +167,7 @@ def main() -> None:
                 show.print(f"{method:>8} seed {seed}: running in another process; rerun this command to include it")
                 continue
             rows.append(row)
-            teacher_top1 = row["teacher_top1"]
+            teacher_top1 = row["teacher_top1"] if row["teacher_top1"] == row["teacher_top1"] else teacher_top1
             show.print(f"{method:>8} seed {seed}: top-1 {row['top1']:.2f}  ({row['wall_s']:.0f} s)")
     summary = summarize(rows, teacher_top1)
     result = {"args": vars(args), "teacher": teacher, "teacher_top1": teacher_top1, "runs": rows,
