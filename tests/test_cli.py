@@ -77,3 +77,14 @@ def test_malformed_override(bad, capsys):
 def test_profile_a_model_spec(capsys):
     code, out, _ = cli(capsys, "profile", "cifar:resnet8", "--image-size", "16", "--runs", "3", "--num-classes", "10")
     assert code == 0 and "latency_ms_median" in out and "78,042" in out
+
+
+def test_ctrl_c_says_how_to_resume(capsys, monkeypatch):
+    import edgedistill.pipeline
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(edgedistill.pipeline, "run", interrupted)
+    code, out, err = cli(capsys, "demo")
+    assert code == 130 and "--resume" in err and "Traceback" not in err

@@ -151,7 +151,10 @@ def main() -> None:
     except TrainingError as e:
         err_console.print(f"[bold red]training stopped:[/] {escape(str(e))}", highlight=False)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as e:
+        # Typer turns Ctrl-C into exit code 130 before it reaches here; either way, say how to go on.
+        if isinstance(e, SystemExit) and e.code != 130:
+            raise
         err_console.print("[yellow]interrupted[/]; rerun with --resume (or train.resume=true) to continue")
         sys.exit(130)
 
