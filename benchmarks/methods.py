@@ -7,8 +7,9 @@ trains the student on the same budget per seed, next to the student trained alon
 a markdown table (val top-1 mean ± std over seeds, retention, gain over the student alone, seconds per
 epoch). Not part of the test suite: it takes hours on 2 CPU cores. Rerunning the same command skips the
 runs already finished in --out and resumes an interrupted one from its last epoch. A second copy of the
-same command started beside the first takes the runs the first has not claimed (see `claim`); rerun the
-command once both end to write the table over every run.
+command started beside the first takes the runs the first has not claimed (see `claim`); give the copies
+different --seeds so that each seed's teacher cache is built by one process, and rerun the command once
+both end to write the table over every run.
 """
 
 from __future__ import annotations
@@ -50,7 +51,11 @@ def base_overrides(args: argparse.Namespace, out: Path) -> list[str]:
         f"data.workers={args.workers}", f"student.model={args.student}", f"train.epochs={args.epochs}",
         f"train.batch_size={args.batch_size}", f"train.lr={args.lr}", "train.warmup_epochs=1",
         f"output.dir={out}", "eval.latency_runs=20",
-    ]
+    ] + ([
+        # The frozen teacher's outputs for a seed are computed once and reused by every method at that
+        # seed (augmentation is seeded per sample and epoch, so they are the same images): half the work.
+        "distill.teacher_cache=true", "distill.cache_dtype=float32", f"distill.cache_dir={out / 'teacher-cache'}",
+    ] if args.teacher_cache else [])
 
 
 def train_teacher(args: argparse.Namespace, out: Path, console: Console) -> tuple[str, float]:
@@ -150,6 +155,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--no-teacher-cache", dest="teacher_cache", action="store_false",
+                   help="run the live teacher in every run instead of one teacher-output cache per seed")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--out", default="benchmarks/results/methods")
     args = p.parse_args()

@@ -109,3 +109,16 @@ def test_bf16_autocast_runs_on_cpu(tmp_path):
 def test_fp16_on_cpu_is_refused(tmp_path):
     with pytest.raises(TrainingError, match="fp16 needs CUDA"):
         fit(Classifier(), loader(), TrainConfig(epochs=1, amp="fp16", device="cpu"), tmp_path)
+
+
+def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    from edgedistill.atomic import atomic_path, atomic_write_text
+
+    target = tmp_path / "metrics.json"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new"

@@ -20,10 +20,11 @@ from rich.console import Console
 from torch import nn
 
 from . import __version__
+from .atomic import atomic_write_text
 from .data import DataBundle, build_data, class_names_of, make_loader
-from .deploy import profile_model
 from .data.device_loader import DeviceLoader
 from .data.teacher_cache import open_or_build
+from .deploy import profile_model
 from .distill import SCHEMES, Distiller, SchemeJob
 from .engine import distributed as ddp
 from .engine import fit, resolve_device
@@ -378,12 +379,6 @@ def compress_student(ctx: Context, student: nn.Module, teacher: nn.Module | None
 
 def yaml_without_resume(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.strip().startswith("resume:"))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def environment(device: torch.device) -> dict[str, Any]:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..atomic import atomic_write_text
 from ..errors import UserError
 from .budget import check_budgets
 from .measure import agreement, measure
@@ -55,16 +54,7 @@ def check_stages(recipe: Any, model: nn.Module) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """JSON to a temp file in the same folder, then renamed over `path`: a kill never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(obj, indent=2, default=str))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
 
 def plan(recipe: Any) -> list[dict[str, Any]]:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..atomic import atomic_path
 from ..errors import UserError
 
 META_KEY = "edgedistill"
@@ -55,15 +54,8 @@ def save_model(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> Path
         meta["model"], meta["built_from"] = read_meta(spec[5:])["model"], spec
     # Cloning gives every tensor its own storage: safetensors refuses tied/shared weights.
     state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(p) as tmp:
         save_file(state, tmp, metadata={META_KEY: json.dumps(meta, default=str)})
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return p
 
 
