@@ -111,8 +111,9 @@ def chains(name: str, ckpt: str, base: list[str], out: Path, args: argparse.Name
         plan["qat"] = f"[{{name: qat, epochs: {args.qat_epochs}, lr: {args.qat_lr}}}]"
     for chain, stages in plan.items():
         t0 = time.perf_counter()
+        # resume=True: a chain finished earlier is reloaded, an interrupted one continues (compress --resume)
         res = compress_target(ckpt, base + timing + [f"compress.stages={stages}", f"output.dir={out}",
-                                                     f"output.name={chain}"], console)
+                                                     f"output.name={chain}"], console, resume=True)
         res["seconds"] = round(time.perf_counter() - t0, 1)
         results[chain] = res
     size = int(next(o for o in base if o.startswith("data.image_size=")).split("=")[1]) if any(
@@ -175,10 +176,13 @@ def main() -> None:
         ap.error("--teacher-file is needed for the imagefolder chain")
     console = Console(width=150)
     args.out.mkdir(parents=True, exist_ok=True)
-    results = []
+    done = args.out / "compress.json"
+    # Results of the datasets not rerun now are kept, so `--which imagefolder` adds to an earlier digits run.
+    earlier = json.loads(done.read_text()) if done.exists() else []
+    results = [r for r in earlier if r.get("which", r["dataset"].split()[0].lower()) not in args.which]
     for which in args.which:
-        results.append(digits(args, console) if which == "digits" else imagefolder(args, console))
-        (args.out / "compress.json").write_text(json.dumps(results, indent=2, default=str))
+        results.append({"which": which, **(digits(args, console) if which == "digits" else imagefolder(args, console))})
+        done.write_text(json.dumps(results, indent=2, default=str))
         (args.out / "compress.md").write_text(markdown(results))
     for r in results:
         console.print(r["dataset"], json.dumps(r["summary"], indent=2))

@@ -78,3 +78,14 @@ def test_unstructured_layerwise_and_global():
     assert len(spread) > 1  # global ranking prunes layers unevenly
     with pytest.raises(UserError):
         prune_unstructured(model, 1.0)
+
+
+def test_a_stage_whose_file_failed_its_check_is_measured_as_nothing():
+    """QAT or PTQ output that failed parity leaves no model and no file: a row of Nones, not a crash."""
+    from edgedistill.compress.measure import measure
+
+    m = measure(images=torch.zeros(4, 3, 8, 8), labels=torch.zeros(4, dtype=torch.long), num_classes=2,
+                onnx_path=None, model=None, runs=1, warmup=0, deploy_batch=1, deploy_threads=1,
+                inherited={"params": 10, "flops": 20})
+    assert m["top1"] is None and m["logits_argmax"] is None and m["latency"] == {}
+    assert m["params"] == 10 and "not measurable here" in m["energy"]["reason"]

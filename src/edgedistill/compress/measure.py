@@ -55,6 +55,10 @@ def measure(*, images: torch.Tensor, labels: torch.Tensor, num_classes: int, onn
     from the model it was made from: quantization changes bytes, not the count of weights or MACs.
     """
     out: dict[str, Any] = dict(inherited or {})
+    if model is None and onnx_path is None:  # the stage's file failed its check: nothing left to run
+        return {**out, "top1": None, "logits_argmax": None, "latency": {}, "latency_ms_median": None,
+                "latency_ms_p90": None, "deploy_latency_ms": None, "peak_mem_mb": None, "ort_peak_rss_mb": None,
+                "energy": {"j_per_image": None, "reason": NOT_MEASURABLE + " (no artifact passed its checks)"}}
     shape1 = (1, *images.shape[1:])
     if model is not None:
         model = model.cpu().float().eval()

@@ -130,7 +130,7 @@ def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: 
             "entry": entry, "model": art.model is not None,
             "onnx_path": str(art.onnx_path.relative_to(out_dir)) if art.onnx_path else None,
             "last": {"params": m.get("params"), "flops": m.get("flops"),
-                     "logits_argmax": m["logits_argmax"].tolist()}})
+                     "logits_argmax": None if m["logits_argmax"] is None else m["logits_argmax"].tolist()}})
         for p in TRAINING_STATE:  # the stage's artifact and entry replace its optimizer state
             (stage_dir / p).unlink(missing_ok=True)
         return entry, m
@@ -140,7 +140,8 @@ def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: 
         if not reuse or not (stage_dir / ENTRY).exists():
             return None
         done = json.loads((stage_dir / ENTRY).read_text())
-        done["last"]["logits_argmax"] = torch.tensor(done["last"]["logits_argmax"], dtype=torch.long)
+        if done["last"]["logits_argmax"] is not None:
+            done["last"]["logits_argmax"] = torch.tensor(done["last"]["logits_argmax"], dtype=torch.long)
         done["onnx_path"] = out_dir / done["onnx_path"] if done["onnx_path"] else None
         ctx.console.print(f"[cyan]compress[/] {stage_dir.name}: finished earlier, reusing "
                           f"{stage_dir / ENTRY}")
