@@ -93,7 +93,7 @@ def summarize(q: dict[str, Any], p: dict[str, Any], qat: dict[str, Any] | None, 
                                        "top1_final": f["top1"], "params_ratio": t["params"] / f["params"]}
     if qat is not None:
         e = by_stage(qat)["qat"]
-        s["qat"] = {"top1": e["top1"], "size_mb": e["size_mb"], "reported": e["reported"],
+        s["qat"] = {"top1": e["top1"], "size_mb": e.get("size_mb"), "reported": e["reported"],
                     "ort_b1_t1_ms": e["latency"].get("ort_b1_t1", {}).get("latency_ms_median"),
                     "parity": e["info"].get("qat_parity")}
     return s
@@ -104,9 +104,10 @@ def chains(name: str, ckpt: str, base: list[str], out: Path, args: argparse.Name
     """The three chains on one student checkpoint (or run folder); results kept under OUT/<chain>/."""
     timing = [f"compress.latency_runs={args.runs}", "compress.warmup_runs=10", "train.resume=false"]
     results: dict[str, Any] = {}
-    plan = {"int8": "[{name: quantize, calib_samples: 256}]",
+    quant = f"{{name: quantize, calib_samples: {args.calib_samples}, calibration: {args.calibration}}}"
+    plan = {"int8": f"[{quant}]",
             "prune": f"[{{name: prune, ratio: 0.5}}, {{name: finetune, epochs: {args.ft_epochs}, lr: {args.ft_lr}}}, "
-                     "{name: quantize, calib_samples: 256}]"}
+                     f"{quant}]"}
     if args.qat_epochs:
         plan["qat"] = f"[{{name: qat, epochs: {args.qat_epochs}, lr: {args.qat_lr}}}]"
     for chain, stages in plan.items():
@@ -165,6 +166,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=15, help="student distillation epochs when it is trained here")
     ap.add_argument("--ft-epochs", type=int, default=3)
     ap.add_argument("--ft-lr", type=float, default=0.01)
+    ap.add_argument("--calibration", default="minmax", choices=["minmax", "entropy", "percentile"])
+    ap.add_argument("--calib-samples", type=int, default=256)
     ap.add_argument("--qat-epochs", type=int, default=1, help="0 skips the qat chain")
     ap.add_argument("--qat-lr", type=float, default=0.001)
     ap.add_argument("--runs", type=int, default=100, help="timed runs per latency figure")
