@@ -214,7 +214,8 @@ def _digits_model(path, spec="cifar:resnet8", image_size=16):
 
 def _comparable(stages):
     """A stage entry without what varies between two runs of the same chain: timings, memory, energy."""
-    varying = {"latency", "latency_ms_median", "latency_ms_p90", "deploy_latency_ms", "energy", "peak_mem_mb"}
+    varying = {"latency", "latency_ms_median", "latency_ms_p90", "deploy_latency_ms", "energy", "peak_mem_mb",
+               "ort_peak_rss_mb"}
     return [{k: v for k, v in e.items() if k not in varying} for e in stages]
 
 
