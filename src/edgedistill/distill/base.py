@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from ..models import FeatureTaps
-from ..models.features import resolve_layer, to_spatial
+from ..models.features import probe_features, resolve_layer, to_spatial
 
 
 @dataclass
@@ -80,6 +80,15 @@ class LayerPairTerm(Term):
 
     def teacher_features(self) -> list[str]:
         return [self.t_layer]
+
+    def probe(self, student: nn.Module, teacher: nn.Module, example: torch.Tensor | None, what: str
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pair's features on `example`, so a method can size the trainable parts (`what`) it adds."""
+        if example is None:
+            raise ValueError(f"{type(self).__name__} needs an example batch to size its {what}")
+        s = probe_features(student, [self.s_layer], example, key="distill.terms.student_layer")[self.s_layer]
+        t = probe_features(teacher, [self.t_layer], example, key="distill.terms.teacher_layer")[self.t_layer]
+        return s, t
 
     def maps(self, student: Outputs, teacher: Outputs) -> tuple[torch.Tensor, torch.Tensor]:
         """The tapped student and teacher features as N×C×H×W maps (ViT tokens become a grid)."""

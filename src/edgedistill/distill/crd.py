@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ..losses.relation import contrastive_loss
-from ..models.features import probe_features
 from .base import LayerPairTerm, Outputs
 from .registry import METHODS
 
@@ -38,10 +37,7 @@ class CRD(LayerPairTerm):
     def __init__(self, params: CRDParams, student: nn.Module, teacher: nn.Module | None,
                  example: torch.Tensor | None = None):
         super().__init__(params, student, teacher, example)
-        if example is None:
-            raise ValueError("crd needs an example batch to size its projections")
-        s = probe_features(student, [self.s_layer], example, key="distill.terms.student_layer")[self.s_layer]
-        t = probe_features(teacher, [self.t_layer], example, key="distill.terms.teacher_layer")[self.t_layer]
+        s, t = self.probe(student, teacher, example, "projections")
         self.embed_student = nn.Linear(s.shape[1], params.dim)
         self.embed_teacher = nn.Linear(t.shape[1], params.dim)
 

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ..losses.feature import fitnet_loss, match_spatial
-from ..models.features import probe_features
 from .base import LayerPairTerm, Outputs
 from .registry import METHODS
 
@@ -30,10 +29,7 @@ class FitNet(LayerPairTerm):
     def __init__(self, params: FitNetParams, student: nn.Module, teacher: nn.Module | None,
                  example: torch.Tensor | None = None):
         super().__init__(params, student, teacher, example)
-        if example is None:
-            raise ValueError("fitnet needs an example batch to size its connector")
-        s = probe_features(student, [self.s_layer], example, key="distill.terms.student_layer")[self.s_layer]
-        t = probe_features(teacher, [self.t_layer], example, key="distill.terms.teacher_layer")[self.t_layer]
+        s, t = self.probe(student, teacher, example, "connector")
         cs, ct = s.shape[1], t.shape[1]
         self.connector = nn.Sequential(nn.Conv2d(cs, ct, 1, bias=False), nn.BatchNorm2d(ct))
 

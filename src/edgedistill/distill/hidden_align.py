@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ..losses.feature import hidden_align_loss
-from ..models.features import probe_features
 from .base import LayerPairTerm, Outputs
 from .registry import METHODS
 
@@ -48,10 +47,7 @@ class HiddenAlign(LayerPairTerm):
     def __init__(self, params: HiddenAlignParams, student: nn.Module, teacher: nn.Module | None,
                  example: torch.Tensor | None = None):
         super().__init__(params, student, teacher, example)
-        if example is None:
-            raise ValueError("hidden_align needs an example batch to size its projector")
-        s = probe_features(student, [self.s_layer], example, key="distill.terms.student_layer")[self.s_layer]
-        t = probe_features(teacher, [self.t_layer], example, key="distill.terms.teacher_layer")[self.t_layer]
+        s, t = self.probe(student, teacher, example, "projector")
         self.projector = nn.Conv2d(s.shape[1], t.shape[1], 1)
 
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:
