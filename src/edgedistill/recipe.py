@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import difflib
-import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
-
-
-class Section(BaseModel):
-    """Base of every recipe section: unknown keys are errors, assignments are re-validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from .recipe_base import Section, TermConfig, _choices_msg, describe_section
+from .recipe_compress import STAGE_TYPES, BudgetConfig, CompressConfig, DeployConfig, StageConfig  # noqa: F401
 
 
 class DataConfig(Section):
@@ -117,27 +112,6 @@ class TeacherConfig(ModelConfig):
 
 class StudentConfig(ModelConfig):
     model: str = Field("cifar:resnet8", description=ModelConfig.model_fields["model"].description)
-
-
-class TermConfig(BaseModel):
-    """One weighted loss term; its own parameters are checked by the method's schema."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str
-    weight: float = Field(1.0, ge=0, description="weight of this term in the total loss")
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-    @model_validator(mode="after")
-    def _check_params(self) -> TermConfig:
-        from .distill import METHODS
-
-        if self.name not in METHODS:
-            raise ValueError(_choices_msg(self.name, METHODS.names(), what="method"))
-        METHODS.get(self.name).Params(**self.params)  # raises ValidationError naming the parameter
-        return self
 
 
 class DistillConfig(Section):
@@ -249,115 +223,6 @@ class EvalConfig(Section):
     threads: int | None = Field(None, gt=0, description="CPU threads for latency (default: torch's choice)")
 
 
-class PruneStage(Section):
-    """Structured channel pruning with Torch-Pruning (DepGraph); the classifier keeps every output."""
-
-    name: Literal["prune"]
-    ratio: float | None = Field(None, ge=0, lt=1, description="share of channels removed per layer group")
-    target_params: int | None = Field(None, gt=0, description="prune until the model has at most this many params")
-    target_flops: int | None = Field(None, gt=0, description="prune until one image costs at most this many FLOPs")
-    importance: Literal["magnitude", "taylor", "bn_scale"] = Field("magnitude", description="channel criterion")
-    scope: Literal["uniform", "global"] = Field("uniform", description="same ratio per layer, or ranked across layers")
-    round_to: int | None = Field(None, gt=0, description="keep channel counts multiples of this")
-    calib_batches: int = Field(4, gt=0, description="train batches whose gradients feed taylor importance")
-
-    @model_validator(mode="after")
-    def _one_target(self) -> PruneStage:
-        given = [k for k in ("ratio", "target_params", "target_flops") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"a prune stage needs exactly one of ratio, target_params, target_flops (got "
-                             f"{', '.join(given) or 'none'})")
-        return self
-
-
-class UnstructuredStage(Section):
-    """Magnitude pruning of single weights (torch.nn.utils.prune), made permanent before export."""
-
-    name: Literal["unstructured"]
-    amount: float = Field(0.5, ge=0, lt=1, description="share of Conv/Linear weights set to zero")
-    scope: Literal["layerwise", "global"] = Field("layerwise", description="same share per layer, or ranked globally")
-
-
-class FinetuneStage(Section):
-    """Distillation-aware fine-tuning through the engine, usually after pruning."""
-
-    name: Literal["finetune"]
-    epochs: int = Field(2, gt=0, description="fine-tuning epochs")
-    lr: float = Field(0.01, gt=0, description="peak learning rate")
-    teacher: Literal["unpruned", "teacher", "none"] = Field(
-        "unpruned", description="who teaches: the model before compression, the recipe's teacher, or nobody (CE only)")
-    terms: list[TermConfig] | None = Field(None, description="loss terms (default: distill.terms)")
-
-
-class QuantizeStage(Section):
-    """Post-training int8 quantization of the ONNX export with ONNX Runtime."""
-
-    name: Literal["quantize"]
-    mode: Literal["static", "dynamic"] = Field("static", description="static: calibrated QDQ; dynamic: weights only")
-    calibration: Literal["minmax", "entropy", "percentile"] = Field("minmax", description="range calibration method")
-    calib_samples: int = Field(256, gt=0, description="train images (eval preprocessing) used for calibration")
-    per_channel: bool = Field(True, description="one weight scale per output channel")
-    activations: Literal["uint8", "int8"] = Field("uint8", description="uint8 is what x86 ORT fuses into QLinearConv")
-
-
-class QATStage(Section):
-    """Quantization-aware training with the distillation loss (torchao PT2E), exported as int8 ONNX."""
-
-    name: Literal["qat"]
-    epochs: int = Field(2, gt=0, description="QAT epochs")
-    lr: float = Field(0.001, gt=0, description="peak learning rate")
-    teacher: Literal["unpruned", "teacher", "none"] = Field("unpruned", description="who teaches (see finetune)")
-    terms: list[TermConfig] | None = Field(None, description="logit loss terms (default: distill.terms)")
-
-
-class ExportStage(Section):
-    """The deliverable: fp32 ONNX with parity check, optionally TorchScript too."""
-
-    name: Literal["export"]
-    torchscript: bool = Field(False, description="also write a traced TorchScript file")
-
-
-StageConfig = Annotated[Union[PruneStage, UnstructuredStage, FinetuneStage, QuantizeStage, QATStage, ExportStage],
-                        Field(discriminator="name")]
-STAGE_TYPES = {"prune": PruneStage, "unstructured": UnstructuredStage, "finetune": FinetuneStage,
-               "quantize": QuantizeStage, "qat": QATStage, "export": ExportStage}
-
-
-class CompressConfig(Section):
-    stages: list[StageConfig] = Field(default_factory=list, description=(
-        "ordered stages, each {name: prune|unstructured|finetune|export|quantize|qat, …}; see README"))
-    latency_runs: int = Field(100, gt=0, description="timed runs per latency figure (after warm-up)")
-    warmup_runs: int = Field(10, ge=0, description="untimed runs before each latency figure")
-    opset: int = Field(17, ge=17, description="ONNX opset of every export")
-    atol: float = Field(1e-4, gt=0, description="fp32 ONNX parity: absolute logit tolerance vs PyTorch")
-    rtol: float = Field(1e-3, ge=0, description="fp32 ONNX parity: relative logit tolerance vs PyTorch")
-    parity_images: int = Field(64, gt=0, description="held-out images the parity check runs on")
-    min_int8_agreement: float = Field(0.9, ge=0, le=1, description="int8 top-1 agreement with fp32 a result needs")
-
-    @model_validator(mode="after")
-    def _order(self) -> CompressConfig:
-        names = [s.name for s in self.stages]
-        int8 = [k for k, n in enumerate(names) if n in ("quantize", "qat")]
-        if int8 and int8 != [len(names) - 1]:
-            raise ValueError(f"compress.stages: quantize or qat must be the last stage, and only one of them (got "
-                             f"{names}); allowed: prune/unstructured/finetune/export before one quantize or qat")
-        return self
-
-
-class BudgetConfig(Section):
-    latency_ms: float | None = Field(None, gt=0, description="ONNX Runtime latency (median) at deploy.batch_size/threads")
-    size_mb: float | None = Field(None, gt=0, description="file size of the final artifact, MB (1e6 bytes)")
-    params: int | None = Field(None, gt=0, description="parameters of the final model")
-    flops: int | None = Field(None, gt=0, description="FLOPs per image of the final model")
-    max_accuracy_drop: float | None = Field(None, ge=0, description="top-1 points lost from the uncompressed model")
-
-
-class DeployConfig(Section):
-    threads: int = Field(1, gt=0, description="CPU threads of the target device")
-    batch_size: int = Field(1, gt=0, description="batch size the target runs")
-    budget: BudgetConfig = Field(default_factory=BudgetConfig, description="limits the final artifact must meet")
-
-
 class OutputConfig(Section):
     dir: Path = Field(Path("runs"), description="parent folder of run folders")
     name: str = Field("run", description="run folder name; -2, -3, … appended when it exists (unless resuming)")
@@ -410,12 +275,6 @@ class Recipe(Section):
 
 
 SECTIONS = tuple(Recipe.model_fields)
-
-
-def _choices_msg(value: str, allowed: list[str], what: str = "value") -> str:
-    close = difflib.get_close_matches(value, allowed, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return f"unknown {what} {value!r}{hint} (allowed: {', '.join(allowed)})"
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -529,21 +388,4 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
 
 def describe_keys() -> list[tuple[str, str, str]]:
     """(dotted key, default, description) of every recipe key: the README's table is generated from it."""
-    return [row for section, sfield in Recipe.model_fields.items() for row in _describe(section, sfield.annotation)]
-
-
-def _describe(prefix: str, model: type[BaseModel]) -> list[tuple[str, str, str]]:
-    """Rows of one section; a nested section (deploy.budget) is listed key by key."""
-    out = []
-    for key, f in model.model_fields.items():
-        if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):
-            out += _describe(f"{prefix}.{key}", f.annotation)
-            continue
-        default = f.default_factory() if f.default_factory else f.default
-        if key == "terms":
-            default = [t.model_dump() for t in default]
-        if hasattr(default, "value"):
-            default = default.value
-        shown = "required" if default is ... else json.dumps(default if not isinstance(default, Path) else str(default))
-        out.append((f"{prefix}.{key}", shown, f.description or ""))
-    return out
+    return [row for section, sfield in Recipe.model_fields.items() for row in describe_section(section, sfield.annotation)]

@@ -1,0 +1,60 @@
+"""What every recipe section shares: the strict base class, loss-term entries and the "did you mean" message."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Section(BaseModel):
+    """Base of every recipe section: unknown keys are errors, assignments are re-validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _choices_msg(value: str, allowed: list[str], what: str = "value") -> str:
+    close = difflib.get_close_matches(value, allowed, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown {what} {value!r}{hint} (allowed: {', '.join(allowed)})"
+
+
+class TermConfig(BaseModel):
+    """One weighted loss term; its own parameters are checked by the method's schema."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    weight: float = Field(1.0, ge=0, description="weight of this term in the total loss")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _check_params(self) -> TermConfig:
+        from .distill import METHODS
+
+        if self.name not in METHODS:
+            raise ValueError(_choices_msg(self.name, METHODS.names(), what="method"))
+        METHODS.get(self.name).Params(**self.params)  # raises ValidationError naming the parameter
+        return self
+
+
+def describe_section(prefix: str, model: type[BaseModel]) -> list[tuple[str, str, str]]:
+    """Rows of one section; a nested section (deploy.budget) is listed key by key."""
+    out = []
+    for key, f in model.model_fields.items():
+        if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):
+            out += describe_section(f"{prefix}.{key}", f.annotation)
+            continue
+        default = f.default_factory() if f.default_factory else f.default
+        if key == "terms":
+            default = [t.model_dump() for t in default]
+        if hasattr(default, "value"):
+            default = default.value
+        shown = "required" if default is ... else json.dumps(default if not isinstance(default, Path) else str(default))
+        out.append((f"{prefix}.{key}", shown, f.description or ""))
+    return out

@@ -1,0 +1,118 @@
+"""The `compress:` and `deploy:` sections of a recipe: the stage list, budgets and the target device."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from .recipe_base import Section, TermConfig
+
+
+class PruneStage(Section):
+    """Structured channel pruning with Torch-Pruning (DepGraph); the classifier keeps every output."""
+
+    name: Literal["prune"]
+    ratio: float | None = Field(None, ge=0, lt=1, description="share of channels removed per layer group")
+    target_params: int | None = Field(None, gt=0, description="prune until the model has at most this many params")
+    target_flops: int | None = Field(None, gt=0, description="prune until one image costs at most this many FLOPs")
+    importance: Literal["magnitude", "taylor", "bn_scale"] = Field("magnitude", description="channel criterion")
+    scope: Literal["uniform", "global"] = Field("uniform", description="same ratio per layer, or ranked across layers")
+    round_to: int | None = Field(None, gt=0, description="keep channel counts multiples of this")
+    calib_batches: int = Field(4, gt=0, description="train batches whose gradients feed taylor importance")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> PruneStage:
+        given = [k for k in ("ratio", "target_params", "target_flops") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a prune stage needs exactly one of ratio, target_params, target_flops (got "
+                             f"{', '.join(given) or 'none'})")
+        return self
+
+
+class UnstructuredStage(Section):
+    """Magnitude pruning of single weights (torch.nn.utils.prune), made permanent before export."""
+
+    name: Literal["unstructured"]
+    amount: float = Field(0.5, ge=0, lt=1, description="share of Conv/Linear weights set to zero")
+    scope: Literal["layerwise", "global"] = Field("layerwise", description="same share per layer, or ranked globally")
+
+
+class FinetuneStage(Section):
+    """Distillation-aware fine-tuning through the engine, usually after pruning."""
+
+    name: Literal["finetune"]
+    epochs: int = Field(2, gt=0, description="fine-tuning epochs")
+    lr: float = Field(0.01, gt=0, description="peak learning rate")
+    teacher: Literal["unpruned", "teacher", "none"] = Field(
+        "unpruned", description="who teaches: the model before compression, the recipe's teacher, or nobody (CE only)")
+    terms: list[TermConfig] | None = Field(None, description="loss terms (default: distill.terms)")
+
+
+class QuantizeStage(Section):
+    """Post-training int8 quantization of the ONNX export with ONNX Runtime."""
+
+    name: Literal["quantize"]
+    mode: Literal["static", "dynamic"] = Field("static", description="static: calibrated QDQ; dynamic: weights only")
+    calibration: Literal["minmax", "entropy", "percentile"] = Field("minmax", description="range calibration method")
+    calib_samples: int = Field(256, gt=0, description="train images (eval preprocessing) used for calibration")
+    per_channel: bool = Field(True, description="one weight scale per output channel")
+    activations: Literal["uint8", "int8"] = Field("uint8", description="uint8 is what x86 ORT fuses into QLinearConv")
+
+
+class QATStage(Section):
+    """Quantization-aware training with the distillation loss (torchao PT2E), exported as int8 ONNX."""
+
+    name: Literal["qat"]
+    epochs: int = Field(2, gt=0, description="QAT epochs")
+    lr: float = Field(0.001, gt=0, description="peak learning rate")
+    teacher: Literal["unpruned", "teacher", "none"] = Field("unpruned", description="who teaches (see finetune)")
+    terms: list[TermConfig] | None = Field(None, description="logit loss terms (default: distill.terms)")
+
+
+class ExportStage(Section):
+    """The deliverable: fp32 ONNX with parity check, optionally TorchScript too."""
+
+    name: Literal["export"]
+    torchscript: bool = Field(False, description="also write a traced TorchScript file")
+
+
+StageConfig = Annotated[Union[PruneStage, UnstructuredStage, FinetuneStage, QuantizeStage, QATStage, ExportStage],
+                        Field(discriminator="name")]
+STAGE_TYPES = {"prune": PruneStage, "unstructured": UnstructuredStage, "finetune": FinetuneStage,
+               "quantize": QuantizeStage, "qat": QATStage, "export": ExportStage}
+
+
+class CompressConfig(Section):
+    stages: list[StageConfig] = Field(default_factory=list, description=(
+        "ordered stages, each {name: prune|unstructured|finetune|export|quantize|qat, …}; see README"))
+    latency_runs: int = Field(100, gt=0, description="timed runs per latency figure (after warm-up)")
+    warmup_runs: int = Field(10, ge=0, description="untimed runs before each latency figure")
+    opset: int = Field(17, ge=17, description="ONNX opset of every export")
+    atol: float = Field(1e-4, gt=0, description="fp32 ONNX parity: absolute logit tolerance vs PyTorch")
+    rtol: float = Field(1e-3, ge=0, description="fp32 ONNX parity: relative logit tolerance vs PyTorch")
+    parity_images: int = Field(64, gt=0, description="held-out images the parity check runs on")
+    min_int8_agreement: float = Field(0.9, ge=0, le=1, description="int8 top-1 agreement with fp32 a result needs")
+
+    @model_validator(mode="after")
+    def _order(self) -> CompressConfig:
+        names = [s.name for s in self.stages]
+        int8 = [k for k, n in enumerate(names) if n in ("quantize", "qat")]
+        if int8 and int8 != [len(names) - 1]:
+            raise ValueError(f"compress.stages: quantize or qat must be the last stage, and only one of them (got "
+                             f"{names}); allowed: prune/unstructured/finetune/export before one quantize or qat")
+        return self
+
+
+class BudgetConfig(Section):
+    latency_ms: float | None = Field(None, gt=0, description="ONNX Runtime latency (median) at deploy.batch_size/threads")
+    size_mb: float | None = Field(None, gt=0, description="file size of the final artifact, MB (1e6 bytes)")
+    params: int | None = Field(None, gt=0, description="parameters of the final model")
+    flops: int | None = Field(None, gt=0, description="FLOPs per image of the final model")
+    max_accuracy_drop: float | None = Field(None, ge=0, description="top-1 points lost from the uncompressed model")
+
+
+class DeployConfig(Section):
+    threads: int = Field(1, gt=0, description="CPU threads of the target device")
+    batch_size: int = Field(1, gt=0, description="batch size the target runs")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, description="limits the final artifact must meet")
