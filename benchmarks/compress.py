@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+from portable import portable
 from rich.console import Console
 
 from edgedistill.compress.command import compress_target
 from edgedistill.compress.measure import all_threads
-from edgedistill.deploy.onnx_runtime import ort_session
+from edgedistill.deploy.ab_latency import interleaved_latency
 from edgedistill.pipeline import run
 from edgedistill.recipe import load_recipe
 from edgedistill.recipes import recipe_path
@@ -37,29 +37,14 @@ CIFAR = ["data.source=imagefolder", "data.image_size=32", "data.augment=padcrop"
          "data.mean=[0.4914,0.4822,0.4465]", "data.std=[0.2470,0.2435,0.2616]"]
 
 
-def interleaved_latency(a: Path, b: Path, shape: tuple[int, ...], rounds: int, runs: int) -> dict[str, Any]:
-    """Median ms of two ONNX files at 1 thread, alternating blocks of `runs` so drift hits both alike."""
-    import numpy as np
-
-    sa, sb = ort_session(a, 1), ort_session(b, 1)
-    x = {s: {s.get_inputs()[0].name: np.random.randn(*shape).astype(np.float32)} for s in (sa, sb)}
-    for s in (sa, sb):
-        for _ in range(20):
-            s.run(None, x[s])
-    per: dict[str, list[float]] = {"a": [], "b": []}
-    for _ in range(rounds):
-        for key, s in (("a", sa), ("b", sb)):
-            t = []
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                s.run(None, x[s])
-                t.append((time.perf_counter() - t0) * 1e3)
-            per[key].append(statistics.median(t))
-    return {"fp32_ms_round_medians": per["a"], "int8_ms_round_medians": per["b"],
-            "fp32_ms": statistics.median(per["a"]), "int8_ms": statistics.median(per["b"]),
-            "speedup": statistics.median(per["a"]) / statistics.median(per["b"]),
-            "int8_faster_in_rounds": sum(x > y for x, y in zip(per["a"], per["b"])), "rounds": rounds,
-            "runs_per_round": runs, "threads": 1, "batch": shape[0]}
+def interleaved(a: Path, b: Path, shape: tuple[int, ...], rounds: int, runs: int) -> dict[str, Any]:
+    """fp32 vs int8 ONNX at 1 thread, alternating blocks of `runs` so drift hits both alike (the product's timer)."""
+    r = interleaved_latency({"fp32": a, "int8": b}, shape, rounds=rounds, runs=runs, threads=1)
+    f, q, s = r["files"]["fp32"], r["files"]["int8"], r["speedup_vs_fp32"]["int8"]
+    return {"fp32_ms_round_medians": f["round_medians_ms"], "int8_ms_round_medians": q["round_medians_ms"],
+            "fp32_ms": f["median_ms"], "int8_ms": q["median_ms"], "speedup": s["median"],
+            "speedup_min_max": [s["min"], s["max"]], "int8_faster_in_rounds": s["faster_in_rounds"],
+            "rounds": rounds, "runs_per_round": runs, "threads": 1, "batch": shape[0]}
 
 
 def by_stage(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -70,7 +55,7 @@ def summarize(q: dict[str, Any], p: dict[str, Any], qat: dict[str, Any] | None, 
               args: argparse.Namespace) -> dict[str, Any]:
     qs, ps = by_stage(q), by_stage(p)
     fp32, int8 = qs["input"], qs["quantize"]
-    ab = (interleaved_latency(Path(q["dir"]) / fp32["artifact"], Path(q["dir"]) / int8["artifact"], (1, 3, size, size),
+    ab = (interleaved(Path(q["dir"]) / fp32["artifact"], Path(q["dir"]) / int8["artifact"], (1, 3, size, size),
                               args.ab_rounds, args.ab_runs) if int8["reported"] else None)
     s: dict[str, Any] = {
         "int8_vs_fp32": {
@@ -185,8 +170,8 @@ def main() -> None:
     results = [r for r in earlier if r.get("which", r["dataset"].split()[0].lower()) not in args.which]
     for which in args.which:
         results.append({"which": which, **(digits(args, console) if which == "digits" else imagefolder(args, console))})
-        done.write_text(json.dumps(results, indent=2, default=str))
-        (args.out / "compress.md").write_text(markdown(results))
+        done.write_text(portable(json.dumps(results, indent=2, default=str)))
+        (args.out / "compress.md").write_text(portable(markdown(results)))
     for r in results:
         console.print(r["dataset"], json.dumps(r["summary"], indent=2))
 

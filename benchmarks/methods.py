@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from portable import portable
 from rich.console import Console
 from rich.table import Table
 
@@ -179,7 +180,7 @@ def main() -> None:
     summary = summarize(rows, teacher_top1)
     result = {"args": vars(args), "teacher": teacher, "teacher_top1": teacher_top1, "runs": rows,
               "summary": summary, "threads": __import__("torch").get_num_threads()}
-    (out / "methods.json").write_text(json.dumps(result, indent=2))
+    (out / "methods.json").write_text(portable(json.dumps(result, indent=2)))
     table = Table(title=f"{args.student} ← {teacher} (top-1 {teacher_top1:.2f}), {args.epochs} epochs, "
                         f"val split, seeds {args.seeds}")
     for col in ("method", "top-1 mean ± std", "retention", "gain vs alone", "s/epoch"):
@@ -193,7 +194,7 @@ def main() -> None:
         table.add_row(*cells)
         md.append("| " + " | ".join(cells) + " |")
     show.print(table)
-    (out / "methods.md").write_text("\n".join(md) + "\n")
+    (out / "methods.md").write_text(portable("\n".join(md) + "\n"))
 
 
 if __name__ == "__main__":

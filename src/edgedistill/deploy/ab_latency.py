@@ -1,0 +1,55 @@
+"""Interleaved A/B latency of ONNX files: the only fair way to compare two models on a noisy shared CPU.
+
+Timing A then B lets drift (other processes, frequency changes) land on one of them; alternating blocks of
+runs in rounds spreads it over both. Each round yields one median per file; the figure quoted is the median
+of the round medians, with their min and max as the spread, and the speed-up is computed per round so a
+ratio never mixes two moments of the machine. Hand-written because timeit/pyperf time one callable at a time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .onnx_runtime import ort_session
+
+
+def interleaved_latency(files: dict[str, str | Path], shape: tuple[int, ...], rounds: int = 7, runs: int = 200,
+                        threads: int = 1, warmup: int = 20, seed: int = 0) -> dict[str, Any]:
+    """Per file: round medians (ms), their median, min and max; per pair (first file vs each other): speed-up.
+
+    `files` maps a name to an ONNX file; every file sees the same random input of `shape` (NCHW float32).
+    """
+    if rounds < 1 or runs < 1:
+        raise ValueError(f"rounds and runs must be at least 1, got {rounds}, {runs}")
+    sessions = {k: ort_session(p, threads) for k, p in files.items()}
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    feeds = {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}
+    for k, s in sessions.items():
+        for _ in range(warmup):
+            s.run(None, feeds[k])
+    per: dict[str, list[float]] = {k: [] for k in sessions}
+    for r in range(rounds):
+        order = list(sessions) if r % 2 == 0 else list(reversed(sessions))  # neither file always goes first
+        for k in order:
+            s, feed, t = sessions[k], feeds[k], []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                s.run(None, feed)
+                t.append((time.perf_counter() - t0) * 1e3)
+            per[k].append(statistics.median(t))
+    out: dict[str, Any] = {"rounds": rounds, "runs_per_round": runs, "threads": threads, "batch": shape[0],
+                           "files": {k: {"round_medians_ms": v, "median_ms": statistics.median(v), "min_ms": min(v),
+                                         "max_ms": max(v)} for k, v in per.items()}}
+    names = list(files)
+    base = names[0]
+    out["speedup_vs_" + base] = {
+        k: {"round_ratios": [a / b for a, b in zip(per[base], per[k])],
+            "median": statistics.median(a / b for a, b in zip(per[base], per[k])),
+            "min": min(a / b for a, b in zip(per[base], per[k])), "max": max(a / b for a, b in zip(per[base], per[k])),
+            "faster_in_rounds": sum(b < a for a, b in zip(per[base], per[k]))} for k in names[1:]}
+    return out
