@@ -76,6 +76,15 @@ def check_fp32_layers(model: nn.Module, image_size: int, names: list[str], key: 
         resolve_layers(list(names), quantizable_nodes(path), key)
 
 
+def int8_gate(path: Path, agreement_pct: float, min_agreement: float) -> Path | None:
+    """The int8 gate: a file whose top-1 agrees with its fp32 source on < min_agreement of the held-out images
+    is renamed *.agreement-failed.onnx and never reported; returns that new path, or None when it passes."""
+    if agreement_pct >= 100.0 * min_agreement:
+        return None
+    kept = path.with_name(f"{path.stem}.agreement-failed{path.suffix}")
+    return path.replace(kept)
+
+
 def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
@@ -139,9 +148,8 @@ def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: 
         reported = art.onnx_path is not None
         if ref_argmax is not None and reported:
             m["agreement_fp32"] = 100.0 * agreement(m["logits_argmax"], ref_argmax)
-            if art.gate_on_source and m["agreement_fp32"] < 100.0 * c.min_int8_agreement:
-                kept = art.onnx_path.with_name(f"{art.onnx_path.stem}.agreement-failed{art.onnx_path.suffix}")
-                art.onnx_path.replace(kept)
+            if art.gate_on_source and (kept := int8_gate(art.onnx_path, m["agreement_fp32"],
+                                                         c.min_int8_agreement)) is not None:
                 ctx.console.print(f"[red]{name}: top-1 agreement with fp32 {m['agreement_fp32']:.1f}% < "
                                   f"{100 * c.min_int8_agreement:.0f}%[/]; kept as {kept}, not reported")
                 art.onnx_path, reported = None, False
@@ -224,4 +232,4 @@ def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: 
     return result
 
 
-__all__ = ["check_plan", "check_stages", "example", "run_compress"]
+__all__ = ["check_plan", "check_stages", "example", "int8_gate", "run_compress"]
