@@ -14,7 +14,15 @@ from onnx import numpy_helper
 from torch import nn
 
 from edgedistill.cli import main
-from edgedistill.compress.cpu import Cpu, detect_cpu, format_for, not_measurable_reason, parse_cpuinfo, resolve, target_of
+from edgedistill.compress.cpu import (
+    Cpu,
+    detect_cpu,
+    format_for,
+    not_measurable_reason,
+    parse_cpuinfo,
+    resolve,
+    target_of,
+)
 from edgedistill.compress.int8 import build_int8, module_of, predictions, resolve_layers
 from edgedistill.compress.measure import agreement, measure
 from edgedistill.compress.pipeline import int8_gate
@@ -71,7 +79,8 @@ class Net(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.conv1, self.conv2, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1), nn.Linear(16, 10)
+        self.conv1, self.conv2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)
+        self.fc = nn.Linear(16, 10)
 
     def forward(self, x):
         return self.fc(torch.relu(self.conv2(torch.relu(self.conv1(x)))).amax((2, 3)))
@@ -116,8 +125,8 @@ def test_agreement_gate_rejects_a_broken_file_and_keeps_a_good_one(net, tmp_path
     """The pipeline's own check (measure → agreement → int8_gate) on a good file and one with a wrong scale."""
     model, path = net
     images = torch.randn(128, 3, 8, 8)
-    kw = dict(images=images, labels=torch.zeros(128, dtype=torch.long), num_classes=10, runs=1, warmup=0,
-              deploy_batch=1, deploy_threads=1)
+    kw = {"images": images, "labels": torch.zeros(128, dtype=torch.long), "num_classes": 10, "runs": 1,
+          "warmup": 0, "deploy_batch": 1, "deploy_threads": 1}
     ref = measure(onnx_path=None, model=model, **kw)["logits_argmax"]
     assert len(set(ref.tolist())) >= 3
     good = quantize_static_onnx(path, tmp_path / "good.onnx", torch.randn(256, 3, 8, 8), fmt="u8s8")
@@ -137,8 +146,8 @@ def test_agreement_gate_rejects_a_broken_file_and_keeps_a_good_one(net, tmp_path
 
 
 def _cfg(**kw):
-    base = dict(calibration="minmax", per_channel=True, mixed_precision="auto", fp32_layers=[], sensitivity_layers=64,
-                sensitivity_seconds=600.0, max_fp32_layers=8)
+    base = {"calibration": "minmax", "per_channel": True, "mixed_precision": "auto", "fp32_layers": [],
+            "sensitivity_layers": 64, "sensitivity_seconds": 600.0, "max_fp32_layers": 8}
     return SimpleNamespace(**{**base, **kw})
 
 

@@ -64,7 +64,8 @@ class QuantizeStage(Section):
         "auto: if int8 misses compress.min_int8_agreement on train images, keep the most sensitive layers fp32"))
     fp32_layers: list[str] = Field(default_factory=list, description=(
         "module or ONNX node names always kept fp32 (e.g. conv1, /fc/Gemm)"))
-    sensitivity_images: int = Field(256, gt=0, description="train images (not the held-out split) mixed precision is chosen on")
+    sensitivity_images: int = Field(256, gt=0, description=(
+        "train images (not the held-out split) mixed precision is chosen on"))
     sensitivity_layers: int = Field(64, gt=0, description=(
         "at most this many layers scored (graph order; one int8 build + inference each)"))
     sensitivity_seconds: float = Field(600.0, gt=0, description="stop scoring layers after this many seconds")

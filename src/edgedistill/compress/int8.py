@@ -122,8 +122,8 @@ def _greedy(build: Any, agree: Any, nodes: list[str], forced: list[str], gate: f
             break
     mp["greedy"] = trail
     names = ", ".join(module_of(n) or n for n in chosen[len(forced):])
-    console.print(f"mixed precision: fp32 {names or 'nothing'} → agreement {trail[-1]['agreement'] if trail else 0:.1f}% "
-                  "on the train sample")
+    last = trail[-1]["agreement"] if trail else 0.0
+    console.print(f"mixed precision: fp32 {names or 'nothing'} → agreement {last:.1f}% on the train sample")
     return chosen
 
 
