@@ -57,7 +57,28 @@ class QuantizeStage(Section):
     calibration: Literal["minmax", "entropy", "percentile"] = Field("minmax", description="range calibration method")
     calib_samples: int = Field(256, gt=0, description="train images (eval preprocessing) used for calibration")
     per_channel: bool = Field(True, description="one weight scale per output channel")
-    activations: Literal["uint8", "int8"] = Field("uint8", description="uint8 is what x86 ORT fuses into QLinearConv")
+    format: Literal["auto", "u8s8", "u8s8_reduce_range", "u8u8", "s8s8"] = Field("auto", description=(
+        "activation×weight int8 types; auto: what deploy.target runs correctly (VNNI u8s8, x86 without VNNI "
+        "u8u8, arm64 s8s8; README)"))
+    mixed_precision: Literal["auto", "off"] = Field("auto", description=(
+        "auto: if int8 misses compress.min_int8_agreement on train images, keep the most sensitive layers fp32"))
+    fp32_layers: list[str] = Field(default_factory=list, description=(
+        "module or ONNX node names always kept fp32 (e.g. conv1, /fc/Gemm)"))
+    sensitivity_images: int = Field(256, gt=0, description=(
+        "train images (not the held-out split) mixed precision is chosen on"))
+    sensitivity_layers: int = Field(64, gt=0, description=(
+        "at most this many layers scored (graph order; one int8 build + inference each)"))
+    sensitivity_seconds: float = Field(600.0, gt=0, description="stop scoring layers after this many seconds")
+    max_fp32_layers: int = Field(8, gt=0, description="mixed precision keeps at most this many layers fp32")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _activations_moved(cls, data: object) -> object:
+        if isinstance(data, dict) and "activations" in data:
+            new = {"uint8": "u8s8", "int8": "s8s8"}.get(str(data["activations"]), "auto")
+            raise ValueError(f"activations={data['activations']!r} is now the format key; allowed: format={new} "
+                             "(or auto, u8s8_reduce_range, u8u8)")
+        return data
 
 
 class QATStage(Section):
@@ -113,6 +134,9 @@ class BudgetConfig(Section):
 
 
 class DeployConfig(Section):
+    target: Literal["auto", "x86-vnni", "x86-avx2", "arm64"] = Field("auto", description=(
+        "CPU the int8 file is built for: auto = this machine; x86-avx2 = x86 without VNNI; another CPU's latency "
+        "reads 'not measurable here'"))
     threads: int = Field(1, gt=0, description="CPU threads of the target device")
     batch_size: int = Field(1, gt=0, description="batch size the target runs")
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="limits the final artifact must meet")

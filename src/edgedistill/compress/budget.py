@@ -20,17 +20,25 @@ def _measured(key: str, final: dict[str, Any], reference: dict[str, Any]) -> flo
     return final.get(key)
 
 
-def check_budgets(budget: Any, final: dict[str, Any] | None, reference: dict[str, Any], deploy: Any
-                  ) -> list[dict[str, Any]]:
-    """One row per budget set in the recipe: limit, measured value, passed (True/False, None = not measurable)."""
+def check_budgets(budget: Any, final: dict[str, Any] | None, reference: dict[str, Any], deploy: Any,
+                  latency_elsewhere: str | None = None) -> list[dict[str, Any]]:
+    """One row per budget set in the recipe: limit, measured value, passed (True/False, None = not measurable).
+
+    latency_elsewhere: why deploy.target's latency cannot be timed here; the latency budget then reads
+    not measurable, whatever this machine measured.
+    """
     rows = []
     for key, limit in budget.model_dump().items():
         if limit is None:
             continue
         value = None if final is None else _measured(key, final, reference)
+        if key == "latency_ms" and latency_elsewhere:
+            value = None
         row: dict[str, Any] = {"budget": key, "limit": limit, "measured": value,
                                "passed": None if value is None else bool(value <= limit)}
-        if value is None:
+        if key == "latency_ms" and latency_elsewhere:
+            row["note"] = f"{NOT_MEASURABLE} ({latency_elsewhere})"
+        elif value is None:
             why = "no artifact passed its checks" if final is None else "this figure was not measured"
             row["note"] = f"{NOT_MEASURABLE} ({why})"
         elif key == "latency_ms":

@@ -43,7 +43,7 @@ def torch_logits(model: nn.Module, images: torch.Tensor, batch: int = 256) -> to
 
 def measure(*, images: torch.Tensor, labels: torch.Tensor, num_classes: int, onnx_path: Path | None,
             model: nn.Module | None, runs: int, warmup: int, deploy_batch: int, deploy_threads: int,
-            inherited: dict[str, Any] | None = None) -> dict[str, Any]:
+            inherited: dict[str, Any] | None = None, not_measurable: str | None = None) -> dict[str, Any]:
     """Metric suite on the held-out images plus params, FLOPs, size, memory, latency grid and energy.
 
     Memory is two figures: `peak_mem_mb`, torch's allocations during one batch-1 forward (activations,
@@ -53,6 +53,8 @@ def measure(*, images: torch.Tensor, labels: torch.Tensor, num_classes: int, onn
     Accuracy comes from the PyTorch model when there is one (the ONNX file matches it, by the parity
     check), otherwise from the ONNX file. Params/FLOPs of an ONNX-only stage (int8) are `inherited`
     from the model it was made from: quantization changes bytes, not the count of weights or MACs.
+    not_measurable: the file is built for another CPU (deploy.target); its accuracy comes from exact int8
+    arithmetic (graph optimizations off) and no latency or energy is timed on this one.
     """
     out: dict[str, Any] = dict(inherited or {})
     if model is None and onnx_path is None:  # the stage's file failed its check: nothing left to run
@@ -66,7 +68,7 @@ def measure(*, images: torch.Tensor, labels: torch.Tensor, num_classes: int, onn
         out.update(params=count_params(model), flops=count_flops(model, shape1),
                    peak_mem_mb=peak_memory_mb(model, shape1))
     else:
-        logits = torch.from_numpy(ort_predict(ort_session(onnx_path), images.numpy()))
+        logits = torch.from_numpy(ort_predict(ort_session(onnx_path, optimize=not_measurable is None), images.numpy()))
         out.setdefault("peak_mem_mb", None)  # torch's allocation peak: there is no torch model to run
     out.update(classification_metrics(logits, labels, num_classes))
     out["logits_argmax"] = logits.argmax(1)
@@ -74,6 +76,11 @@ def measure(*, images: torch.Tensor, labels: torch.Tensor, num_classes: int, onn
         out.update(file_sizes(onnx_path))
         out["ort_peak_rss_mb"] = ort_peak_rss_mb(onnx_path, (deploy_batch, *images.shape[1:]), deploy_threads)
     latency: dict[str, dict[str, Any]] = {}
+    if not_measurable:
+        out.update(latency=latency, latency_ms_median=None, latency_ms_p90=None, deploy_latency_ms=None,
+                   latency_note=f"{NOT_MEASURABLE} ({not_measurable})",
+                   energy={"j_per_image": None, "reason": f"{NOT_MEASURABLE} ({not_measurable})"})
+        return out
     for b, t in latency_grid(deploy_batch, deploy_threads):
         shape = (b, *images.shape[1:])
         if onnx_path is not None:

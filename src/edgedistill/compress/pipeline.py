@@ -21,6 +21,8 @@ from torch import nn
 from ..atomic import atomic_write_text
 from ..errors import UserError
 from .budget import check_budgets
+from .cpu import detect_cpu
+from .cpu import not_measurable_reason as _reason
 from .measure import agreement, measure
 from .stages import STAGES, Artifact, Job, example, export_checked, save_torch
 
@@ -37,20 +39,50 @@ def held_out(ctx: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(xs).float(), torch.cat(ys).long()
 
 
+def not_measurable_reason(target: str) -> str | None:
+    """Why deploy.target's latency cannot be timed on this machine, or None."""
+    return _reason(target, detect_cpu())
+
+
 def check_stages(recipe: Any, model: nn.Module) -> None:
-    """Dry-run structured pruning on a copy before any training, so an impossible ratio fails in seconds."""
+    """Dry-run structured pruning on a copy and resolve fp32_layers names before any training, so an
+    impossible ratio or a layer name that matches nothing fails in seconds."""
     from .prune import prune_structured
 
-    s = recipe.data.image_size
+    s, pruned = recipe.data.image_size, False
     for k, cfg in enumerate(recipe.compress.stages):
-        if cfg.name == "prune" and cfg.ratio is not None and cfg.importance != "taylor":
+        if cfg.name == "prune" and cfg.ratio is not None and cfg.importance != "taylor" and not pruned:
+            pruned = True  # later prune stages act on an already pruned model; checked when they run
             try:
                 prune_structured(copy.deepcopy(model), torch.zeros(2, 3, s, s), ratio=cfg.ratio,
                                  importance=cfg.importance, global_pruning=cfg.scope == "global",
                                  round_to=cfg.round_to)
             except UserError as e:
                 raise UserError(str(e), key=f"compress.stages.{k}.ratio") from None
-            return  # later prune stages act on an already pruned model; checked when they run
+        if cfg.name == "quantize" and cfg.fp32_layers:
+            check_fp32_layers(model, s, cfg.fp32_layers, f"compress.stages.{k}.fp32_layers")
+
+
+def check_fp32_layers(model: nn.Module, image_size: int, names: list[str], key: str) -> None:
+    """Export a copy to ONNX (as the stages will) and resolve every name against its quantizable layers."""
+    import tempfile
+
+    from ..deploy.export import export_onnx
+    from .int8 import resolve_layers
+    from .quantize import quantizable_nodes
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model, Path(tmp) / "m.onnx", image_size, ["x"], [0.0] * 3, [1.0] * 3)
+        resolve_layers(list(names), quantizable_nodes(path), key)
+
+
+def int8_gate(path: Path, agreement_pct: float, min_agreement: float) -> Path | None:
+    """The int8 gate: a file whose top-1 agrees with its fp32 source on < min_agreement of the held-out images
+    is renamed *.agreement-failed.onnx and never reported; returns that new path, or None when it passes."""
+    if agreement_pct >= 100.0 * min_agreement:
+        return None
+    kept = path.with_name(f"{path.stem}.agreement-failed{path.suffix}")
+    return path.replace(kept)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -112,13 +144,12 @@ def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: 
                  ref_argmax: torch.Tensor | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         ctx.console.print(f"[dim]measuring {stage_dir.name} …[/]")
         m = measure(images=images, labels=labels, num_classes=n, onnx_path=art.onnx_path, model=art.model,
-                    inherited=inherited, **timing)
+                    inherited=inherited, not_measurable=art.not_measurable, **timing)
         reported = art.onnx_path is not None
         if ref_argmax is not None and reported:
             m["agreement_fp32"] = 100.0 * agreement(m["logits_argmax"], ref_argmax)
-            if art.gate_on_source and m["agreement_fp32"] < 100.0 * c.min_int8_agreement:
-                kept = art.onnx_path.with_name(f"{art.onnx_path.stem}.agreement-failed{art.onnx_path.suffix}")
-                art.onnx_path.replace(kept)
+            if art.gate_on_source and (kept := int8_gate(art.onnx_path, m["agreement_fp32"],
+                                                         c.min_int8_agreement)) is not None:
                 ctx.console.print(f"[red]{name}: top-1 agreement with fp32 {m['agreement_fp32']:.1f}% < "
                                   f"{100 * c.min_int8_agreement:.0f}%[/]; kept as {kept}, not reported")
                 art.onnx_path, reported = None, False
@@ -191,7 +222,7 @@ def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: 
             job.model = None
     reference = next(e for e in entries if e["index"] == 0)
     final = next((e for e in reversed(entries) if e["reported"] and e["index"] != "ref"), None)
-    budgets = check_budgets(d.budget, final, reference, d)
+    budgets = check_budgets(d.budget, final, reference, d, latency_elsewhere=not_measurable_reason(d.target))
     result = {"stages": entries, "budgets": budgets, "budgets_passed": all(b["passed"] is not False for b in budgets),
               "final": final["dir"] if final else None,
               "deploy": {"threads": d.threads, "batch_size": d.batch_size},
@@ -201,4 +232,4 @@ def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: 
     return result
 
 
-__all__ = ["check_plan", "check_stages", "example", "run_compress"]
+__all__ = ["check_plan", "check_stages", "example", "int8_gate", "run_compress"]

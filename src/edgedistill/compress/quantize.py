@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
+import json
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                      quantize_dynamic, quantize_static)
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from ..errors import UserError
@@ -20,8 +28,11 @@ if TYPE_CHECKING:
     import torch
 
 Method = Literal["minmax", "entropy", "percentile"]
-Activations = Literal["uint8", "int8"]
-_ACTIVATIONS = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+# format → (activation type, weight type, reduce_range); which CPU needs which: compress/cpu.py
+_FORMATS = {"u8s8": (QuantType.QUInt8, QuantType.QInt8, False),
+            "u8s8_reduce_range": (QuantType.QUInt8, QuantType.QInt8, True),
+            "u8u8": (QuantType.QUInt8, QuantType.QUInt8, False), "s8s8": (QuantType.QInt8, QuantType.QInt8, False)}
+_HAS_CACHE = "calibration_cache_path" in inspect.signature(quantize_static).parameters  # onnxruntime >= 1.2x
 _METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
             "percentile": CalibrationMethod.Percentile}
 
@@ -42,45 +53,69 @@ def _check(path: Path) -> onnx.ModelProto:
     return onnx.load(str(path), load_external_data=False)
 
 
-def _copy_metadata(src: onnx.ModelProto, out_path: Path) -> None:
-    """The quantizer drops metadata_props; put class names, mean, std, image size back."""
+def _copy_metadata(src: onnx.ModelProto, out_path: Path, extra: dict[str, str] | None = None) -> None:
+    """The quantizer drops metadata_props; put class names, mean, std, image size back (plus `extra`)."""
     proto = onnx.load(str(out_path))
-    onnx.helper.set_model_props(proto, {p.key: p.value for p in src.metadata_props})
+    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in src.metadata_props}, **(extra or {})})
     onnx.save(proto, str(out_path))
 
 
 def quantize_static_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: torch.Tensor | np.ndarray,
                          method: Method = "minmax", per_channel: bool = True, batch_size: int = 32,
-                         activations: Activations = "uint8") -> Path:
-    """int8 weights and 8-bit activations in QDQ format, ranges calibrated on `calib_images` (NCHW, preprocessed).
+                         fmt: str = "u8s8", fp32_nodes: list[str] | None = None,
+                         calibration_cache: str | Path | None = None,
+                         metadata: dict[str, str] | None = None) -> Path:
+    """int8 QDQ weights/activations in `fmt` (see compress/cpu.py), ranges calibrated on `calib_images` (NCHW).
 
-    Activations default to uint8 (U8S8): on x86-64 ONNX Runtime fuses U8S8 QDQ Conv/Add into QLinearConv/
-    QLinearAdd, while S8S8 leaves many Convs as float Conv between Dequantize/Quantize nodes and runs
-    slower than fp32 (measured: resnet20 at 32 px, 1 thread, 1.98 ms int8-S8S8 vs 1.39 ms fp32 vs
-    0.99 ms U8S8). int8 activations remain available for targets (ARM, NPUs) that prefer S8S8.
+    u8s8 is what x86 ORT fuses into QLinearConv/QLinearAdd; s8s8 on x86 leaves many Convs as float Conv
+    between Dequantize/Quantize nodes and runs slower than fp32 (measured: resnet20 at 32 px, 1 thread,
+    1.98 ms S8S8 vs 1.39 ms fp32 vs 0.99 ms U8S8), but it is ORT's recommendation on ARM64.
+    fp32_nodes: ONNX node names left unquantized (mixed precision). calibration_cache: a JSON file of
+    tensor ranges written on the first call and reused by later ones, so variants skip recalibration.
+    metadata: extra metadata_props written into the file (format, target, …).
     """
     src, out = Path(fp32_path).expanduser(), Path(out_path).expanduser()
     proto = _check(src)
     if method not in _METHODS:
         raise UserError(f"unknown calibration method {method!r}; allowed: {', '.join(_METHODS)}")
+    if fmt not in _FORMATS:
+        raise UserError(f"unknown int8 format {fmt!r}; allowed: {', '.join(_FORMATS)}")
     images = np.ascontiguousarray(calib_images.detach().cpu().numpy() if hasattr(calib_images, "detach")
                                   else calib_images, dtype=np.float32)
-    if activations not in _ACTIVATIONS:
-        raise UserError(f"unknown activation type {activations!r}; allowed: {', '.join(_ACTIVATIONS)}")
     if len(images) == 0:
         raise UserError("static quantization needs at least one calibration image")
+    act, weight, reduce_range = _FORMATS[fmt]
     out.parent.mkdir(parents=True, exist_ok=True)
+    cache = {"calibration_cache_path": str(calibration_cache)} if calibration_cache and _HAS_CACHE else {}
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)  # fold, infer shapes: better QDQ placement
         with contextlib.redirect_stdout(io.StringIO()):  # entropy/percentile calibrators print progress
             quantize_static(str(pre), str(out), _Batches(proto.graph.input[0].name, images, batch_size),
-                            quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            activation_type=_ACTIVATIONS[activations], weight_type=QuantType.QInt8,
-                            calibrate_method=_METHODS[method],
-                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
-    _copy_metadata(proto, out)
+                            quant_format=QuantFormat.QDQ, per_channel=per_channel, reduce_range=reduce_range,
+                            activation_type=act, weight_type=weight, calibrate_method=_METHODS[method],
+                            nodes_to_exclude=list(fp32_nodes or []),
+                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True}, **cache)
+    _copy_metadata(proto, out, metadata)
     return out
+
+
+def quantizable_nodes(path: str | Path) -> list[str]:
+    """Names of the compute nodes (Conv, Gemm, MatMul, ConvTranspose) int8 quantization acts on, in graph order."""
+    proto = onnx.load(str(path), load_external_data=False)
+    return [n.name for n in proto.graph.node if n.op_type in ("Conv", "Gemm", "MatMul", "ConvTranspose")]
+
+
+def read_quant_meta(path: str | Path) -> dict[str, str]:
+    """The metadata_props of an ONNX file (class names, normalization, int8 format, target, fp32 layers)."""
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def quant_metadata(info: dict, fp32_layers: list[str]) -> dict[str, str]:
+    """What an int8 file says about itself: format, reduce_range, target, the CPU it was built on, fp32 layers."""
+    return {"int8_format": str(info["format"]), "int8_reduce_range": json.dumps(bool(info["reduce_range"])),
+            "int8_target": str(info["target"]), "int8_build_cpu": f"{info['host']} {info['host_machine']}",
+            "int8_build_cpu_flags": json.dumps(info["cpu_flags"]), "int8_fp32_layers": json.dumps(fp32_layers)}
 
 
 def quantize_dynamic_onnx(fp32_path: str | Path, out_path: str | Path) -> Path:

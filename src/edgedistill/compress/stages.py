@@ -21,7 +21,7 @@ from ..deploy.export import check_parity, export_onnx
 from ..errors import UserError
 from ..registry import Registry
 from .prune import prune_structured, save_pruned
-from .quantize import quantize_dynamic_onnx, quantize_static_onnx
+from .quantize import quantize_dynamic_onnx
 from .unstructured import make_permanent, overall_sparsity, prune_unstructured, sparsity_report
 
 
@@ -51,6 +51,7 @@ class Artifact:
     info: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
     gate_on_source: bool = True  # int8 PTQ must agree with its fp32 source; QAT retrains, so it checks itself
+    not_measurable: str | None = None  # why this file's latency cannot be timed here (built for another CPU)
 
 
 Stage = Callable[[Job, Any, Path], Artifact]
@@ -202,6 +203,9 @@ def export_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
 
 @STAGES.register("quantize", description="int8 ONNX with ONNX Runtime: static (calibrated QDQ) or dynamic")
 def quantize_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
+    from .cpu import detect_cpu, not_measurable_reason, resolve
+    from .int8 import build_int8
+
     fp32 = job.onnx_path
     if fp32 is None:
         if job.model is None:
@@ -209,25 +213,38 @@ def quantize_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
         fp32, parity = export_checked(job, job.model, stage_dir / "model.fp32.onnx")
         if fp32 is None:
             return Artifact(None, None, {"parity": parity}, precision="int8")
-    out = stage_dir / "model.int8.onnx"
+    r, out = job.ctx.recipe, stage_dir / "model.int8.onnx"
+    cpu = detect_cpu()
+    why = not_measurable_reason(r.deploy.target, cpu)
+    if why:
+        job.ctx.console.print(f"[yellow]{why}[/]: building the int8 file for it; its latency is "
+                              "not measurable here and its agreement is checked with exact int8 arithmetic")
+    info: dict[str, Any] = {"source_onnx": str(fp32), "mode": cfg.mode}
     if cfg.mode == "static":
-        quantize_static_onnx(fp32, out, calibration_images(job, cfg.calib_samples), method=cfg.calibration,
-                             per_channel=cfg.per_channel, activations=cfg.activations)
+        k = [i for i, s in enumerate(r.compress.stages) if s is cfg]
+        key = f"compress.stages.{k[0] if k else len(r.compress.stages) - 1}.fp32_layers"
+        calib = train_images(job, 0, cfg.calib_samples)
+        select = train_images(job, cfg.calib_samples, cfg.sensitivity_images)
+        info.update(build_int8(fp32, out, calib.numpy(), select.numpy(), cfg, resolve(cfg.format, r.deploy.target, cpu),
+                               r.compress.min_int8_agreement, key, (r.deploy.batch_size, r.deploy.threads),
+                               min(r.compress.latency_runs, 50), job.ctx.console))
+        info.update(calibration=cfg.calibration, calib_samples=len(calib), per_channel=cfg.per_channel)
     else:
         quantize_dynamic_onnx(fp32, out)
-    return Artifact(None, out, {"source_onnx": str(fp32), "mode": cfg.mode, "calibration": cfg.calibration,
-                                "calib_samples": cfg.calib_samples, "per_channel": cfg.per_channel,
-                                "activations": cfg.activations}, precision="int8")
+    return Artifact(None, out, info, precision="int8", not_measurable=why)
 
 
-def calibration_images(job: Job, n: int) -> torch.Tensor:
-    """A seeded sample of n train images with the eval preprocessing (no augmentation): what deployment sees."""
+def train_images(job: Job, start: int, n: int) -> torch.Tensor:
+    """Train images [start, start+n) of a seeded permutation, eval preprocessing (no augmentation): what
+    deployment sees. Calibration takes the first ones, mixed-precision selection the next (the same ones
+    when the split is too small for both)."""
     data = job.ctx.data
     train = data.train
     if dataclasses.is_dataclass(train) and hasattr(train, "transform"):
         train = dataclasses.replace(train, transform=data.val.transform)
     g = torch.Generator().manual_seed(job.ctx.recipe.data.split_seed)
-    idx = torch.randperm(len(train), generator=g)[:n].tolist()
+    perm = torch.randperm(len(train), generator=g)
+    idx = (perm[start:start + n] if start + n <= len(perm) else perm[-n:]).tolist()
     return torch.stack([train[i][0] for i in idx])
 
 

@@ -16,8 +16,12 @@ import onnxruntime as ort
 from ..errors import UserError
 
 
-def ort_session(path: str | Path, threads: int | None = None) -> ort.InferenceSession:
-    """A CPU session; `threads` fixes intra-op threads and execution is sequential, so timings compare."""
+def ort_session(path: str | Path, threads: int | None = None, optimize: bool = True) -> ort.InferenceSession:
+    """A CPU session; `threads` fixes intra-op threads and execution is sequential, so timings compare.
+
+    optimize=False turns graph optimizations off: an int8 QDQ file then runs as written (Quantize/Dequantize
+    in float around fp32 ops), the exact int8 arithmetic a CPU without saturating fused kernels computes.
+    """
     p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"no such ONNX file: {p}")
@@ -27,6 +31,8 @@ def ort_session(path: str | Path, threads: int | None = None) -> ort.InferenceSe
     if threads is not None:
         opts.intra_op_num_threads = int(threads)
     opts.log_severity_level = 3
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         return ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001 — a corrupt or unsupported file is the user's to fix

@@ -22,6 +22,8 @@ def _label(e: dict[str, Any]) -> str:
 
 def _lat(e: dict[str, Any], key: str) -> str:
     r = e.get("latency", {}).get(key)
+    if r is None and e.get("latency_note"):
+        return NOT_MEASURABLE  # built for another CPU (deploy.target): no number pretends to be its latency
     return "–" if r is None else f"{r['latency_ms_median']:.2f} / {r['latency_ms_p90']:.2f}"
 
 
@@ -44,6 +46,24 @@ def stage_rows(result: dict[str, Any], all_threads: int) -> tuple[list[str], lis
                      _lat(e, "torch_b32_t1"), "–" if ort1 is None else f"{ort1['throughput_ips']:.0f}",
                      _energy(e), "yes" if e["reported"] else "no (failed check)"])
     return header, body
+
+
+def int8_notes(e: dict[str, Any]) -> list[str]:
+    """The int8 format a PTQ stage chose and why, and which layers mixed precision kept in fp32 at what cost."""
+    info = e.get("info", {})
+    if "format" not in info:
+        return []
+    rr = " with reduce_range" if info.get("reduce_range") else ""
+    out = [f"- {_label(e)}: int8 format {info['format']}{rr} for target {info['target']} (built on {info['host']}; "
+           f"{info['format_reason']})" + (f"; latency {e['latency_note']}" if e.get("latency_note") else "")]
+    mp = info.get("mixed_precision") or {}
+    if mp.get("fp32_layers"):
+        lat = mp.get("latency") or {}
+        cost = (f"; ORT b{lat['batch']} {lat['threads']}t {lat['all_int8_ms']:.3f} ms all-int8 → "
+                f"{lat['mixed_ms']:.3f} ms mixed" if lat.get("mixed_ms") else "")
+        out.append(f"- {_label(e)}: kept fp32: {', '.join(mp['fp32_layers'])} (agreement on {mp['selection_images']} "
+                   f"train images {mp['agreement_all_int8']:.1f}% all-int8 → {mp['agreement']:.1f}%{cost})")
+    return out
 
 
 def budget_rows(result: dict[str, Any]) -> list[list[str]]:
@@ -98,6 +118,7 @@ def stages_markdown(result: dict[str, Any], out_dir: Path, link_prefix: str = ""
         if e["precision"] == "int8" and "agreement_fp32" in e:
             lines.append(f"- {_label(e)}: top-1 agreement with its fp32 source {e['agreement_fp32']:.1f}%"
                          + (" (QAT retrains, so this is not its check)" if "qat_parity" in e.get("info", {}) else ""))
+        lines += int8_notes(e)
         qp = e.get("info", {}).get("qat_parity")
         if qp:
             lines.append(f"- {_label(e)}: int8 ONNX vs the converted PyTorch int8 graph: top-1 agreement "
