@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 
+SHOWN = 60  # characters of a value quoted back in a message
+
+
+def shorten(text: str, n: int = SHOWN) -> str:
+    """`text` cut to n characters with its length noted, so a huge value never floods a message."""
+    return text if len(text) <= n else f"{text[:n]}… ({len(text):,} characters)"
+
+
 class UserError(Exception):
     """Bad input from the user (recipe, file, name): shown without a traceback."""
 

@@ -13,9 +13,11 @@ from ..atomic import atomic_path
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, then rename over the target."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save to a temp file in the same folder, fsync, then rename over the target.
+
+    Through a Python file object: a full disk then raises OSError(ENOSPC), not torch's opaque RuntimeError."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
