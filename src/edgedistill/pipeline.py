@@ -72,7 +72,7 @@ def check_recipe(recipe: Recipe) -> list[str]:
     roles = ("teacher", "student") if SCHEMES.get(recipe.distill.scheme).needs_teacher(recipe) else ("student",)
     for role in roles:
         mc: ModelConfig = getattr(recipe, role)
-        n = weights_class_count(mc.model, mc.weights)
+        n = weights_class_count(mc.model, mc.weights, key=f"{role}.weights" if mc.weights else f"{role}.model")
         if n is not None and n != len(class_names) and not mc.resize_head:
             raise UserError(
                 f"{mc.model} ({mc.weights or 'checkpoint'}) has {n} classes but the data has {len(class_names)}; "

@@ -342,7 +342,7 @@ def format_validation_error(err: ValidationError) -> str:
         value = e.get("input")
         shown = "" if isinstance(value, dict) else f" (got {shorten(repr(value))})"
         lines.append(f"{loc or 'recipe'}: {shorten(msg, 400)}{shown}")
-    return "invalid recipe:\n  " + "\n  ".join(lines)
+    return f"invalid recipe: {lines[0]}" if len(lines) == 1 else "invalid recipe:\n  " + "\n  ".join(lines)
 
 
 def _allowed_keys(loc: tuple) -> list[str]:

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-MIN_FREE_MB = 16  # below this a run cannot write even one small checkpoint
+MIN_FREE_MB = 1  # a full disk is refused up front; a tight one is caught at the write (exit 1)
 
 
 def _nearest_existing(path: Path) -> Path:
