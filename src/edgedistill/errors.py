@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 
-SHOWN = 60  # characters of a value quoted back in a message
+SHOWN = 80  # characters of a value quoted back in a message
 
 
 def shorten(text: str, n: int = SHOWN) -> str:
-    """`text` cut to n characters with its length noted, so a huge value never floods a message."""
-    return text if len(text) <= n else f"{text[:n]}… ({len(text):,} characters)"
+    """`text` cut to its first and last n/2 characters with its length noted, so a huge value never floods a
+    message while a long path keeps its file name."""
+    return text if len(text) <= n else f"{text[:n // 2]}…{text[-(n // 2):]} ({len(text):,} characters)"
 
 
 class UserError(Exception):

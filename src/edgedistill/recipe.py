@@ -50,7 +50,7 @@ class DataConfig(Section):
     @classmethod
     def _root_exists(cls, v: Path | None) -> Path | None:
         if v is not None and not recipe_yaml.exists(v):
-            raise ValueError(f"folder does not exist: {shorten(str(v))}")
+            raise ValueError(f"folder does not exist: {shorten(str(v), 300)}")
         return Path(v).expanduser() if v is not None else None
 
     @field_validator("std")
@@ -101,7 +101,7 @@ class ModelConfig(Section):
         if v in (None, "", "none", "None"):
             return None
         if v != "pretrained" and not recipe_yaml.exists(v):
-            raise ValueError(f"weights file does not exist: {shorten(v)} (allowed: a path, 'pretrained', or none)")
+            raise ValueError(f"weights file does not exist: {shorten(v, 300)} (allowed: a path, 'pretrained', or none)")
         return v
 
 

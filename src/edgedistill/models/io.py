@@ -58,7 +58,7 @@ def _save_safetensors(state: dict[str, Any], path: Path, metadata: dict[str, str
         save_file(state, path, metadata=metadata)
     except OSError:
         raise
-    except Exception as e:  # noqa: BLE001 — SafetensorError wraps the OS error as text
+    except Exception as e:  # SafetensorError wraps the OS error as text
         m = re.search(r"os error (\d+)", str(e))
         if m is None:
             raise
