@@ -142,6 +142,7 @@ def list_cmd(
 
 def main() -> None:
     from .errors import TrainingError  # not from .engine: that imports torch, which predict must not
+    from .writable import disk_error_line
 
     try:
         app()
@@ -150,6 +151,12 @@ def main() -> None:
         sys.exit(2)
     except TrainingError as e:
         err_console.print(f"[bold red]training stopped:[/] {escape(str(e))}", highlight=False)
+        sys.exit(1)
+    except OSError as e:  # a full disk or a folder turned read-only during work: one line, exit 1
+        line = disk_error_line(e)
+        if line is None:
+            raise
+        err_console.print(f"[bold red]stopped:[/] {escape(line)}", highlight=False)
         sys.exit(1)
     except (KeyboardInterrupt, SystemExit) as e:
         # Typer turns Ctrl-C into exit code 130 before it reaches here; either way, say how to go on.

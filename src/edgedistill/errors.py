@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+SHOWN = 80  # characters of a value quoted back in a message
+
+
+def shorten(text: str, n: int = SHOWN) -> str:
+    """`text` cut to its first and last n/2 characters with its length noted, so a huge value never floods a
+    message while a long path keeps its file name."""
+    return text if len(text) <= n else f"{text[:n // 2]}…{text[-(n // 2):]} ({len(text):,} characters)"
+
+
 class UserError(Exception):
     """Bad input from the user (recipe, file, name): shown without a traceback."""
 

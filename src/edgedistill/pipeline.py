@@ -35,6 +35,7 @@ from .models import create_model, load_model, save_model, weights_class_count
 from .recipe import ModelConfig, Recipe
 from .report import print_summary, write_report
 from .report.markdown import read_history
+from .writable import check_output_dir
 
 STAGES = ("teacher", "student_alone", "student")
 
@@ -71,7 +72,7 @@ def check_recipe(recipe: Recipe) -> list[str]:
     roles = ("teacher", "student") if SCHEMES.get(recipe.distill.scheme).needs_teacher(recipe) else ("student",)
     for role in roles:
         mc: ModelConfig = getattr(recipe, role)
-        n = weights_class_count(mc.model, mc.weights)
+        n = weights_class_count(mc.model, mc.weights, key=f"{role}.weights" if mc.weights else f"{role}.model")
         if n is not None and n != len(class_names) and not mc.resize_head:
             raise UserError(
                 f"{mc.model} ({mc.weights or 'checkpoint'}) has {n} classes but the data has {len(class_names)}; "
@@ -84,6 +85,7 @@ def check_recipe(recipe: Recipe) -> list[str]:
 def make_run_dir(recipe: Recipe, resume: bool) -> Path:
     """output.dir/output.name, or name-2, -3 … when taken; resuming picks the latest existing one."""
     base, name = recipe.output.dir, recipe.output.name
+    check_output_dir(base)
     taken = [base / name] + sorted(base.glob(f"{name}-*"), key=lambda p: int(p.name.rsplit("-", 1)[1])
                                    if p.name.rsplit("-", 1)[1].isdigit() else 0)
     taken = [p for p in taken if p.is_dir() and (p == base / name or p.name.rsplit("-", 1)[1].isdigit())]
@@ -271,6 +273,7 @@ def check_parallel(recipe: Recipe, n_train: int, world: int) -> None:
 
 def _run(recipe: Recipe, console: Console) -> Path:
     t0 = time.perf_counter()
+    check_output_dir(recipe.output.dir)  # before any work; make_run_dir asks again once models are built
     class_names = check_recipe(recipe)
     # Build both models before any work, so a bad name or head fails in seconds, not after training.
     tc, sc = recipe.teacher, recipe.student

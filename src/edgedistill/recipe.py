@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import difflib
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from .errors import UserError
+from .errors import UserError, shorten
+from . import recipe_yaml
 from .recipe_base import Section, TermConfig, _choices_msg, describe_section
 from .recipe_compress import STAGE_TYPES, BudgetConfig, CompressConfig, DeployConfig, StageConfig  # noqa: F401
+from .writable import folder_problem
 
 
 class DataConfig(Section):
@@ -48,8 +49,8 @@ class DataConfig(Section):
     @field_validator("root")
     @classmethod
     def _root_exists(cls, v: Path | None) -> Path | None:
-        if v is not None and not Path(v).expanduser().exists():
-            raise ValueError(f"folder does not exist: {v}")
+        if v is not None and not recipe_yaml.exists(v):
+            raise ValueError(f"folder does not exist: {shorten(str(v), 300)}")
         return Path(v).expanduser() if v is not None else None
 
     @field_validator("std")
@@ -99,8 +100,8 @@ class ModelConfig(Section):
     def _weights_exist(cls, v: str | None) -> str | None:
         if v in (None, "", "none", "None"):
             return None
-        if v != "pretrained" and not Path(v).expanduser().exists():
-            raise ValueError(f"weights file does not exist: {v} (allowed: a path, 'pretrained', or none)")
+        if v != "pretrained" and not recipe_yaml.exists(v):
+            raise ValueError(f"weights file does not exist: {shorten(v, 300)} (allowed: a path, 'pretrained', or none)")
         return v
 
 
@@ -133,13 +134,10 @@ class DistillConfig(Section):
 
     @model_validator(mode="after")
     def _cache_writable(self) -> DistillConfig:
-        if self.teacher_cache:
-            existing = Path(self.cache_dir).expanduser().absolute()
-            while not existing.exists():
-                existing = existing.parent
-            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-                raise ValueError(f"distill.cache_dir={str(self.cache_dir)!r} is not writable ({existing} refuses "
-                                 "writes); allowed: a writable folder, or distill.teacher_cache=false")
+        problem = folder_problem(self.cache_dir) if self.teacher_cache else None
+        if problem:
+            raise ValueError(f"distill.cache_dir={shorten(str(self.cache_dir))!r} is not writable ({problem}); "
+                             "allowed: a writable folder, or distill.teacher_cache=false")
         return self
 
 
@@ -208,8 +206,12 @@ class TrainConfig(Section):
     def _warmup_fits(self) -> TrainConfig:
         if self.warmup_epochs >= self.epochs:
             raise ValueError(f"train.warmup_epochs ({self.warmup_epochs}) must be < train.epochs ({self.epochs})")
-        if any(m <= 0 or m >= self.epochs for m in self.milestones):
-            raise ValueError(f"train.milestones {self.milestones} must lie in 1..{self.epochs - 1}")
+        bad = [m for m in self.milestones if m <= 0 or m >= self.epochs]
+        if bad:
+            allowed = f"epochs in 1..{self.epochs - 1}" if self.epochs > 1 else \
+                "[] (with train.epochs=1 there is no later epoch to decay at)"
+            raise ValueError(f"train.milestones={self.milestones} has {bad} outside train.epochs={self.epochs}; "
+                             f"allowed: {allowed}")
         return self
 
 
@@ -278,19 +280,8 @@ SECTIONS = tuple(Recipe.model_fields)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a recipe file as plain data: safe_load never builds Python objects from tags."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"recipe file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"{path} is not valid YAML (tags that build Python objects are refused): {e}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: a recipe is a mapping of sections ({', '.join(SECTIONS)}), got {type(data).__name__}")
-    return data
+    """Read a recipe file as plain data (see recipe_yaml: no tags, bounded aliases, no duplicate keys)."""
+    return recipe_yaml.load_yaml(path, SECTIONS)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -304,8 +295,10 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if len(parts) < 2:
         raise UserError(f"override {item!r} needs a key inside section {parts[0]!r}, e.g. {parts[0]}.KEY=VALUE")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = recipe_yaml.parse_yaml(raw, f"override {shorten(item)!r}") if raw.strip() else None
+    except UserError as e:
+        if "not valid YAML" not in str(e):
+            raise  # an alias bomb or a duplicate key is refused, not read as a string
         value = raw
     return parts, value
 
@@ -347,9 +340,9 @@ def format_validation_error(err: ValidationError) -> str:
             )
             continue
         value = e.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"{loc or 'recipe'}: {msg}{shown}")
-    return "invalid recipe:\n  " + "\n  ".join(lines)
+        shown = "" if isinstance(value, dict) else f" (got {shorten(repr(value))})"
+        lines.append(f"{loc or 'recipe'}: {shorten(msg, 400)}{shown}")
+    return f"invalid recipe: {lines[0]}" if len(lines) == 1 else "invalid recipe:\n  " + "\n  ".join(lines)
 
 
 def _allowed_keys(loc: tuple) -> list[str]:
@@ -374,7 +367,8 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 def build_recipe(data: dict[str, Any] | None = None, overrides: list[str] | None = None) -> Recipe:
     """Defaults, then the file's values, then overrides (so `distill.terms.0.T=2` works on the default list)."""
     defaults = {s: f.default_factory().model_dump(mode="json") for s, f in Recipe.model_fields.items()}
-    data = apply_overrides(_merge(defaults, dict(data or {})), overrides or [])
+    data = recipe_yaml.sections_are_mappings(dict(data or {}), SECTIONS, "recipe")
+    data = apply_overrides(_merge(defaults, data), overrides or [])
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:

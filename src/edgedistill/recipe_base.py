@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .errors import shorten
+
 
 class Section(BaseModel):
     """Base of every recipe section: unknown keys are errors, assignments are re-validated."""
@@ -19,7 +21,7 @@ class Section(BaseModel):
 def _choices_msg(value: str, allowed: list[str], what: str = "value") -> str:
     close = difflib.get_close_matches(value, allowed, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return f"unknown {what} {value!r}{hint} (allowed: {', '.join(allowed)})"
+    return f"unknown {what} {shorten(repr(value))}{hint} (allowed: {', '.join(allowed)})"
 
 
 class TermConfig(BaseModel):

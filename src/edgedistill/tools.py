@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .atomic import atomic_write_text
 from .errors import UserError
+from .writable import file_problem
 
 
 def resolve_checkpoint(path: str) -> Path:
@@ -44,6 +46,9 @@ def evaluate_checkpoint(path: str, overrides: list[str], split: str, json_out: P
     from .models import load_model, read_meta
     from .recipe import build_recipe
 
+    if json_out is not None and (problem := file_problem(json_out)):
+        raise UserError(f"cannot write the metrics to {json_out}: {problem}; allowed: a writable file path",
+                        key="--json")  # checked first: metrics are never computed only to be lost
     ckpt = resolve_checkpoint(path)
     meta = read_meta(ckpt)
     bad = [o for o in overrides if not o.startswith("data.")]
@@ -65,7 +70,7 @@ def evaluate_checkpoint(path: str, overrides: list[str], split: str, json_out: P
         table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     console.print(table)
     if json_out:
-        json_out.write_text(json.dumps({"checkpoint": str(ckpt), "split": split, **metrics}, indent=2))
+        atomic_write_text(json_out, json.dumps({"checkpoint": str(ckpt), "split": split, **metrics}, indent=2))
     return metrics
 
 
@@ -74,6 +79,7 @@ def profile_checkpoint(spec: str, image_size: int | None, threads: int | None, r
     from .deploy import profile_model
     from .models import create_model, load_model
 
+    _check_profile_args(image_size, threads, runs, batch_size, num_classes)
     if ":" in spec and not Path(spec).exists():
         model = create_model(spec, num_classes, key="model")
         size = image_size or 224
@@ -88,6 +94,22 @@ def profile_checkpoint(spec: str, image_size: int | None, threads: int | None, r
         table.add_row(k, "not measurable here" if v is None else f"{v:,.3f}" if isinstance(v, float) else f"{v:,}")
     console.print(table)
     return result
+
+
+PROFILE_LIMITS = {"--image-size": (8, 4096), "--threads": (1, 1024), "--runs": (1, 100_000),
+                  "--batch-size": (1, 4096), "--num-classes": (1, 100_000)}
+
+
+def _check_profile_args(image_size: int | None, threads: int | None, runs: int, batch_size: int,
+                        num_classes: int) -> None:
+    """Refuse, before building anything, values that would crash, hang or silently mean something else."""
+    given = {"--image-size": image_size, "--threads": threads, "--runs": runs, "--batch-size": batch_size,
+             "--num-classes": num_classes}
+    for opt, v in given.items():
+        lo, hi = PROFILE_LIMITS[opt]
+        if v is not None and not lo <= v <= hi:
+            raise UserError(f"{opt} {v} is out of range; allowed: {lo}..{hi:,}"
+                            + (" (omit it for the checkpoint's own size)" if opt == "--image-size" else ""))
 
 
 def list_registered(what: str, pattern: str | None, source: str | None, console: Console) -> None:

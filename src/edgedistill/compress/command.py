@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from ..errors import UserError
+from ..writable import check_output_dir
 
 
 def _free_dir(base: Path) -> Path:
@@ -73,6 +74,8 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
     ckpt = resolve_checkpoint(target)
     meta = read_meta(ckpt)
     run_dir = Path(target).expanduser() if Path(target).expanduser().is_dir() else None
+    # A run folder's compress goes into RUN/compress[-k] unless output.dir/output.name is given: honoured.
+    own_out = run_dir is None or any(o.split("=", 1)[0].strip().startswith("output.") for o in overrides)
     base = load_yaml(run_dir / "recipe.yaml") if run_dir and (run_dir / "recipe.yaml").exists() else {
         "data": meta.get("data", {})}
     base.setdefault("train", {})["resume"] = False
@@ -80,9 +83,11 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
     if not recipe.compress.stages:
         raise UserError("no compression stages given; allowed: a run whose recipe has compress.stages, or "
                         "compress.stages=[…] as an override (see README)", key="compress.stages")
+    if own_out:
+        check_output_dir(recipe.output.dir)
     student, meta = load_pruned(ckpt)
     check_stages(recipe, student)
-    out = _resume_dir(run_dir, recipe, Path(ckpt)) if resume else None
+    out = _resume_dir(None if own_out else run_dir, recipe, Path(ckpt)) if resume else None
     if out is not None:
         check_plan(out, recipe)  # before any work: a changed stage list is refused, not mixed in
     resume = out is not None
@@ -92,14 +97,14 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
                         f"{meta['class_names'][:5]}…", key="data.root")
     teacher = _teacher(run_dir, recipe, data.num_classes)
     if out is None:
-        out = _free_dir(run_dir / "compress") if run_dir else make_run_dir(recipe, False)
+        out = make_run_dir(recipe, False) if own_out else _free_dir(run_dir / "compress")
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.yaml").write_text(recipe.to_yaml())
     console.print(f"compress folder: [bold]{out}[/]" + (" (resuming: finished stages are reused)" if resume
                                                         else ""))
     ctx = Context(recipe, out, data, resolve_device(recipe.train.device), console, resume)
     result = run_compress(ctx, student, teacher, str(meta["model"]), meta, out, resume=resume,
-                          source=None if run_dir else str(Path(ckpt).resolve()))
+                          source=str(Path(ckpt).resolve()) if own_out else None)
     result["dir"] = str(out)
     lines = [f"# edgedistill compression report", "", f"Model `{ckpt}` ({meta['model']}), teacher: "
              f"{'yes' if teacher is not None else 'none'}. Recipe: [recipe.yaml](recipe.yaml); all numbers: "

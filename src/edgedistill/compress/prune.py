@@ -10,13 +10,12 @@ from typing import Any, Literal
 
 import torch
 import torch_pruning as tp
-from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional as F
 
 from ..errors import UserError
 from ..models.heads import head_name
-from ..models.io import read_meta, save_model
+from ..models.io import read_meta, read_safetensors, save_model
 
 Importance = Literal["magnitude", "taylor", "bn_scale"]
 MAX_STEPS = 20  # target mode: prune in up to this many steps of the schedule, stopping once under target
@@ -181,7 +180,7 @@ def load_pruned(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 
     meta = read_meta(path)
     model = create_model(str(meta["model"]), int(meta["num_classes"]), key=str(path))
-    state = load_file(str(Path(path).expanduser()))
+    state = read_safetensors(path, key=str(path))
     layers = meta.get("pruned_layers")
     if isinstance(layers, str):
         layers = json.loads(layers)

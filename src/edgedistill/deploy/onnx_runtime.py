@@ -119,8 +119,9 @@ def read_onnx_meta(path: str | Path) -> dict[str, Any]:
         raise UserError(f"ONNX Runtime cannot load {p}: {str(e).splitlines()[0][:300]}") from None
     missing = [k for k in ("class_names", "mean", "std", "image_size") if k not in raw]
     if missing:
-        raise UserError(f"{p} lacks edgedistill metadata ({', '.join(missing)}); allowed: a file from "
-                        "`edgedistill export`")
+        raise UserError(f"{p} lacks edgedistill metadata ({', '.join(missing)}); allowed: an ONNX file that "
+                        "edgedistill wrote: a model.onnx or model.int8.onnx from `edgedistill compress` (or a run with "
+                        "compress.stages), in the compress folder's stage subfolders")
     meta: dict[str, Any] = {k: v for k, v in raw.items()}
     for k in ("class_names", "mean", "std"):
         meta[k] = json.loads(raw[k])

@@ -49,6 +49,10 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def predict_images(onnx_path: str | Path, image_paths: Sequence[str | Path], top_k: int = 5,
                    threads: int | None = None) -> list[dict[str, Any]]:
     """Per image: path, top-k [{label, index, prob}] from softmaxed logits, preprocessing from the file's meta."""
+    if top_k < 1:
+        raise UserError(f"--top-k {top_k}: allowed: 1 or more (classes shown per image)")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads {threads}: allowed: 1 or more, or omit it for ONNX Runtime's choice")
     meta = read_onnx_meta(onnx_path)
     names, size = meta["class_names"], meta["image_size"]
     batch = []

@@ -186,3 +186,30 @@ class Distiller(FrozenTeacherState):
 
     def epoch_log(self) -> dict[str, float]:
         return {f"{name}.{k}": v for name, term in self.terms.items() for k, v in term.epoch_log().items()}
+
+    @torch.no_grad()
+    def diagnose_nonfinite(self, batch: tuple[torch.Tensor, torch.Tensor]) -> str:
+        """Which tensor or loss term went non-finite, for the engine's stop message (it knows no methods)."""
+        for who, model in (("student", self.student), ("teacher", self.teacher)):
+            bad = [n for n, p in (model.state_dict() if model is not None else {}).items()
+                   if p.is_floating_point() and not torch.isfinite(p).all()]
+            if bad:
+                why = "the training diverged: try a lower train.lr or train.grad_clip" if who == "student" \
+                    else "check the teacher's weights file"
+                return f"{who} weight {bad[0]} holds NaN/inf ({len(bad)} tensor(s) in all); {why}"
+        if not torch.isfinite(batch[0]).all():
+            return "the input images hold NaN/inf; check the data and data.mean/data.std"
+        s_out = _run(self.student, batch[0], self._student_taps)
+        t_out = Outputs(*self.teacher_outputs(batch)) if self.teacher_outputs is not None else \
+            _run(self.teacher, batch[0], self._teacher_taps) if self.teacher is not None else None
+        for who, out in (("student", s_out), ("teacher", t_out)):
+            if out is not None and not torch.isfinite(out.logits).all():
+                return f"the {who}'s outputs (logits) hold NaN/inf with finite weights and inputs"
+        for i, (name, term) in enumerate(self.terms.items()):
+            value = self.weights[name] * term(s_out, t_out, batch)
+            if not torch.isfinite(value).all():
+                shown = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                  for k, v in term.params.model_dump().items())
+                return (f"loss term distill.terms.{i} ({name}{': ' + shown if shown else ''}) is NaN/inf on finite "
+                        "outputs: its settings overflow (e.g. a huge temperature T); allowed: smaller values")
+        return "the total loss overflowed; try a lower train.lr or train.grad_clip"

@@ -13,9 +13,34 @@ from ..atomic import atomic_path
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, then rename over the target."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save to a temp file in the same folder, fsync, then rename over the target.
+
+    Through a Python file object: a full disk then raises OSError(ENOSPC), not torch's opaque RuntimeError."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        out = _Writes(f, path)
+        try:
+            torch.save(obj, out)
+        except Exception:
+            if out.error is not None:  # torch re-raises a failed write as a RuntimeError of its zip writer
+                raise out.error from None
+            raise
+
+
+class _Writes:
+    """A file wrapper that keeps the first OSError of a write, for atomic_save to raise instead of torch's."""
+
+    def __init__(self, f: Any, path: Path):
+        self.f, self.path, self.error = f, path, None
+
+    def write(self, b: bytes) -> int:
+        try:
+            return self.f.write(b)
+        except OSError as e:
+            self.error = self.error or OSError(e.errno, e.strerror, str(self.path))
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -71,6 +71,19 @@ def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManag
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
+def _nonfinite_message(module: nn.Module, out: dict[str, Any], batch: Any, name: str, epoch: int, step: int,
+                       last_path: Path) -> str:
+    """Name the non-finite terms, and why when the module can tell (which weight, output or loss setting)."""
+    bad = [k for k, v in out.items() if k != "loss" and not torch.isfinite(v.detach()).all()]
+    if hasattr(module, "diagnose_nonfinite"):
+        why = module.diagnose_nonfinite(batch)
+    else:
+        why = "try a lower train.lr or train.grad_clip"
+    return (f"{name}: non-finite loss at epoch {epoch + 1}, step {step + 1} (term{'s' if len(bad) != 1 else ''}: "
+            f"{', '.join(bad) or 'loss'}): {why}; last good checkpoint kept at "
+            f"{last_path if last_path.exists() else 'none yet'}")
+
+
 def fit(
     module: nn.Module,
     train_loader: DataLoader,
@@ -149,13 +162,7 @@ def fit(
                     out = net(batch)
                 loss = out["loss"]
                 if not torch.isfinite(loss.detach()):
-                    bad = [k for k, v in out.items() if k != "loss" and not torch.isfinite(v.detach()).all()]
-                    raise TrainingError(
-                        f"{name}: non-finite loss at epoch {epoch + 1}, step {step + 1} "
-                        f"(term{'s' if len(bad) != 1 else ''}: {', '.join(bad) or 'loss'}); "
-                        f"last good checkpoint kept at {last_path if last_path.exists() else 'none yet'}. "
-                        "Try a lower train.lr or train.grad_clip."
-                    )
+                    raise TrainingError(_nonfinite_message(module, out, batch, name, epoch, step, last_path))
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg.grad_clip:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
+import pickle
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from ..errors import UserError
-from .io import read_header
+from ..errors import UserError, shorten
+from .io import read_header, read_safetensors
 
 _PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.compile wrappers
 _HEAD_RE = re.compile(r"(^|\.)(fc|classifier|head|heads\.head|last_linear)(\.\d+)?\.weight$")
@@ -43,13 +43,27 @@ def read_state_dict(path: str | Path, key: str | None = None) -> dict[str, torch
     p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"weights file does not exist: {p}", key=key)
+    if p.suffix == ".safetensors":
+        return _normalise(read_safetensors(p, key), str(p), key)
     try:
-        obj = load_file(str(p)) if p.suffix == ".safetensors" else torch.load(p, map_location="cpu",
-                                                                               weights_only=True)
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UserError(_pickle_refusal(p, str(e)), key=key) from None
     except Exception as e:  # noqa: BLE001 — any unreadable file is the user's to fix
-        raise UserError(f"cannot read weights {p}: {type(e).__name__}: {str(e).splitlines()[0][:200]}",
+        raise UserError(f"cannot read weights {p}: {type(e).__name__}: {shorten(str(e).splitlines()[0], 200)}",
                         key=key) from None
     return _normalise(obj, str(p), key)
+
+
+def _pickle_refusal(p: Path, torch_msg: str) -> str:
+    """Why a pickle is refused and how to convert it, instead of torch's advice to turn the guard off."""
+    found = re.search(r"GLOBAL\s+(\S+)", torch_msg)
+    what = f" (e.g. {shorten(found.group(1).strip(), 80)})" if found else ""
+    return (f"{p} holds pickled Python objects{what} beyond plain tensors; they are refused because loading "
+            "them can run code. Allowed: a state dict of tensors. To convert a file you trust, once: "
+            f"python -c \"import torch; from safetensors.torch import save_file; sd = torch.load('{p}', "
+            "weights_only=False); sd = sd.get('state_dict', sd); save_file({k: v.contiguous() for k, v in "
+            "sd.items()}, 'model.safetensors')\" and pass model.safetensors")
 
 
 Shapes = dict[str, tuple[int, ...]]
@@ -97,4 +111,8 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], what: str, key:
         problems.append(f"shape mismatches (file vs model): {_few(wrong)}")
     if problems:
         raise UserError(f"weights {what} do not fit {type(model).__name__}: " + "; ".join(problems), key=key)
+    nonfinite = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if nonfinite:
+        raise UserError(f"weights {what} hold NaN or infinite values in {_few(nonfinite)}; training from them "
+                        "would stop at the first step; allowed: finite weights", key=key)
     model.load_state_dict(state, strict=True)
