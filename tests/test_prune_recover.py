@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from test_compress_pipeline import _comparable, _digits_model, cli
 
 from edgedistill.compress.iterative import step_kwargs
 from edgedistill.compress.pipeline import check_stages
@@ -14,7 +15,6 @@ from edgedistill.deploy.profile import count_flops
 from edgedistill.errors import UserError
 from edgedistill.models import create_model
 from edgedistill.recipe import build_recipe
-from test_compress_pipeline import _comparable, _digits_model, cli
 
 X = torch.zeros(2, 3, 16, 16)
 # Pruning stops at the first tick of Torch-Pruning's schedule (TARGET_TICKS = 50 up to 95% of channels) at or
@@ -58,12 +58,12 @@ def test_bad_prune_and_finetune_keys_name_the_key(override, fragments):
 
 
 def test_flops_share_out_of_reach_fails_the_dry_run_naming_the_key(tmp_path, capsys):
-    recipe = build_recipe({}, ["data.image_size=16", "compress.stages=[{name: prune, flops_ratio: 0.999, "
-                               "scope: global}]"])
+    stages = "compress.stages=[{name: prune, flops_ratio: 0.999, scope: global}]"
+    recipe = build_recipe({}, ["data.image_size=16", stages])
     with pytest.raises(UserError, match=r"compress.stages.0.flops_ratio: .*cannot reach"):
         check_stages(recipe, create_model("cifar:resnet8", 10))
     model = _digits_model(tmp_path / "m.safetensors")  # the command exits 2 before any stage runs
-    code, out, err = cli(capsys, "compress", str(model), "compress.stages=[{name: prune, flops_ratio: 0.999}, "
+    code, _, err = cli(capsys, "compress", str(model), "compress.stages=[{name: prune, flops_ratio: 0.999}, "
                          "{name: finetune}]", f"output.dir={tmp_path / 'runs'}", *COMMON)
     assert code == 2 and "compress.stages.0.flops_ratio" in err and "Traceback" not in err
     assert not (tmp_path / "runs" / "run" / "1-prune").exists()
@@ -89,7 +89,7 @@ def test_global_flops_target_caps_every_layer_and_keeps_it_non_empty():
 def test_iterative_prune_reaches_the_flops_share_then_finetune_auto(tmp_path, capsys):
     """prune (half the FLOPs, 3 steps, 1 epoch of distillation between steps) → finetune epochs: auto."""
     model = _digits_model(tmp_path / "m.safetensors")
-    code, out, err = cli(capsys, "compress", str(model), "compress.stages=[{name: prune, flops_ratio: 0.5, "
+    code, _, err = cli(capsys, "compress", str(model), "compress.stages=[{name: prune, flops_ratio: 0.5, "
                          "steps: 3, step_epochs: 1}, {name: finetune, teacher: none}]", "train.epochs=4",
                          "train.lr=0.05", f"output.dir={tmp_path / 'runs'}", *COMMON)
     assert code == 0, err
@@ -116,7 +116,7 @@ def test_killed_iterative_prune_resumes_inside_its_steps(tmp_path, capsys, monke
     """Kill the second step's recovery after its first epoch; --resume reloads step 1, reloads step 2's pruned
     network (no re-pruning), continues its last.pt, and ends where an uninterrupted run ends."""
     import edgedistill.engine
-    import edgedistill.compress.iterative as iterative
+    from edgedistill.compress import iterative
 
     model = _digits_model(tmp_path / "m.safetensors")
     args = ["compress", str(model), "compress.stages=[{name: prune, flops_ratio: 0.4, steps: 3, step_epochs: 2}]",

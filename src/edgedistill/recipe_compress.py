@@ -8,7 +8,6 @@ from pydantic import Field, model_validator
 
 from .recipe_base import Section, TermConfig
 
-
 TEACHER = Literal["unpruned", "teacher", "none"]
 TARGETS = ("ratio", "flops_ratio", "target_params", "target_flops")
 

@@ -22,10 +22,9 @@ from ..registry import Registry
 from .iterative import prune_in_steps
 from .job import Artifact, Job, example
 from .prune import save_pruned
-from .recover import distill_fit, resolve_epochs, resolve_lr
 from .quantize import quantize_dynamic_onnx, quantize_static_onnx
+from .recover import distill_fit, resolve_epochs, resolve_lr
 from .unstructured import make_permanent, overall_sparsity, prune_unstructured, sparsity_report
-
 
 Stage = Callable[[Job, Any, Path], Artifact]
 STAGES: Registry[Stage] = Registry("compression stage")
