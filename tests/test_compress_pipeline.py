@@ -35,7 +35,7 @@ def cli(capsys, *args):
 @pytest.mark.parametrize("override, fragments", [
     ("compress.stages=[{name: prunee, ratio: 0.5}]", ["compress.stages.0", "'prune'", "'quantize'"]),
     ("compress.stages=[{name: prune, ratio: 1.5}]", ["compress.stages.0.prune.ratio", "less than 1", "1.5"]),
-    ("compress.stages=[{name: prune}]", ["exactly one of ratio, target_params, target_flops"]),
+    ("compress.stages=[{name: prune}]", ["exactly one of ratio, flops_ratio, target_params, target_flops"]),
     ("compress.stages=[{name: prune, ratioo: 0.5}]", ["ratioo", "did you mean 'ratio'"]),
     ("compress.stages=[{name: quantize}, {name: prune, ratio: 0.5}]", ["quantize or qat must be the last stage"]),
     ("compress.stages=[{name: quantize, calibration: kl}]", ["calibration", "'entropy'"]),

@@ -8,24 +8,43 @@ from pydantic import Field, model_validator
 
 from .recipe_base import Section, TermConfig
 
+TEACHER = Literal["unpruned", "teacher", "none"]
+TARGETS = ("ratio", "flops_ratio", "target_params", "target_flops")
+
 
 class PruneStage(Section):
-    """Structured channel pruning with Torch-Pruning (DepGraph); the classifier keeps every output."""
+    """Structured channel pruning with Torch-Pruning (DepGraph); the classifier keeps every output.
+
+    One target, reached at the last of `steps` steps; between steps the network recovers by distillation
+    (teacher, terms, lr as in finetune) for step_epochs epochs.
+    """
 
     name: Literal["prune"]
-    ratio: float | None = Field(None, ge=0, lt=1, description="share of channels removed per layer group")
+    ratio: float | None = Field(None, ge=0, lt=1, description="share of channels removed per layer group "
+                                "(global scope: of all channels)")
+    flops_ratio: float | None = Field(None, gt=0, lt=1, description="share of the stage input's FLOPs removed "
+                                      "(0.5 = half); pruning stops at the first schedule tick at or under it")
     target_params: int | None = Field(None, gt=0, description="prune until the model has at most this many params")
     target_flops: int | None = Field(None, gt=0, description="prune until one image costs at most this many FLOPs")
     importance: Literal["magnitude", "taylor", "bn_scale"] = Field("magnitude", description="channel criterion")
     scope: Literal["uniform", "global"] = Field("uniform", description="same ratio per layer, or ranked across layers")
+    max_layer_ratio: float = Field(0.9, gt=0, lt=1, description="global scope: most of any layer's channels "
+                                   "removed (of the stage input's width; one channel is always kept)")
     round_to: int | None = Field(None, gt=0, description="keep channel counts multiples of this")
     calib_batches: int = Field(4, gt=0, description="train batches whose gradients feed taylor importance")
+    steps: int = Field(1, ge=1, le=20, description="prune in this many steps (k), each 1/k of the way to the "
+                       "target; steps before the last are followed by distillation")
+    step_epochs: Annotated[int, Field(ge=0)] | Literal["auto"] = Field("auto", description="distillation epochs after each step but the "
+                                               "last; auto = 0.1 × train.epochs (at least 1); 0: none")
+    lr: Annotated[float, Field(gt=0)] | Literal["auto"] = Field("auto", description="peak lr between steps (cosine); auto = train.lr / 10")
+    teacher: TEACHER = Field("unpruned", description="who teaches between steps (see finetune)")
+    terms: list[TermConfig] | None = Field(None, description="loss terms between steps (default: distill.terms)")
 
     @model_validator(mode="after")
     def _one_target(self) -> PruneStage:
-        given = [k for k in ("ratio", "target_params", "target_flops") if getattr(self, k) is not None]
+        given = [k for k in TARGETS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"a prune stage needs exactly one of ratio, target_params, target_flops (got "
+            raise ValueError(f"a prune stage needs exactly one of {', '.join(TARGETS)} (got "
                              f"{', '.join(given) or 'none'})")
         return self
 
@@ -39,12 +58,14 @@ class UnstructuredStage(Section):
 
 
 class FinetuneStage(Section):
-    """Distillation-aware fine-tuning through the engine, usually after pruning."""
+    """Distillation-aware fine-tuning through the engine, usually after pruning; sized to the student's training."""
 
     name: Literal["finetune"]
-    epochs: int = Field(2, gt=0, description="fine-tuning epochs")
-    lr: float = Field(0.01, gt=0, description="peak learning rate")
-    teacher: Literal["unpruned", "teacher", "none"] = Field(
+    epochs: Annotated[int, Field(gt=0)] | Literal["auto"] = Field("auto", description="fine-tuning epochs; auto = fraction × train.epochs")
+    fraction: float = Field(0.5, gt=0, le=1, description="epochs: auto uses this share of train.epochs (at least 1)")
+    lr: Annotated[float, Field(gt=0)] | Literal["auto"] = Field("auto", description="peak learning rate; auto = train.lr / 10")
+    schedule: Literal["cosine", "constant"] = Field("cosine", description="learning-rate schedule (no warm-up)")
+    teacher: TEACHER = Field(
         "unpruned", description="who teaches: the model before compression, the recipe's teacher, or nobody (CE only)")
     terms: list[TermConfig] | None = Field(None, description="loss terms (default: distill.terms)")
 

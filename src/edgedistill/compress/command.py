@@ -106,7 +106,7 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
     result = run_compress(ctx, student, teacher, str(meta["model"]), meta, out, resume=resume,
                           source=str(Path(ckpt).resolve()) if own_out else None)
     result["dir"] = str(out)
-    lines = [f"# edgedistill compression report", "", f"Model `{ckpt}` ({meta['model']}), teacher: "
+    lines = ["# edgedistill compression report", "", f"Model `{ckpt}` ({meta['model']}), teacher: "
              f"{'yes' if teacher is not None else 'none'}. Recipe: [recipe.yaml](recipe.yaml); all numbers: "
              "[stages.json](stages.json).", "", *stages_markdown(result, out, "", all_threads())]
     (out / "report.md").write_text("\n".join(lines))

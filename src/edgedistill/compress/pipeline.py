@@ -45,22 +45,37 @@ def not_measurable_reason(target: str) -> str | None:
 
 
 def check_stages(recipe: Any, model: nn.Module) -> None:
-    """Dry-run structured pruning on a copy and resolve fp32_layers names before any training, so an
-    impossible ratio or a layer name that matches nothing fails in seconds."""
+    """Dry-run the first structured pruning on a copy and resolve fp32_layers names before any training, so an
+    impossible target (a ratio that empties a layer, a FLOPs share out of reach) or a layer name that matches
+    nothing fails in seconds naming its key.
+
+    One-shot to the stage's final target: uniform scope keeps the same widths however many steps reach
+    it, so taylor importance is stood in for by magnitude; global taylor ranking needs trained gradients
+    and is checked when it runs. Later prune stages act on an already pruned model; checked when they run.
+    """
+    from ..deploy.profile import count_flops, count_params
+    from ..recipe_compress import TARGETS
+    from .iterative import final_target, step_kwargs
     from .prune import prune_structured
 
     s, pruned = recipe.data.image_size, False
     for k, cfg in enumerate(recipe.compress.stages):
-        if cfg.name == "prune" and cfg.ratio is not None and cfg.importance != "taylor" and not pruned:
-            pruned = True  # later prune stages act on an already pruned model; checked when they run
-            try:
-                prune_structured(copy.deepcopy(model), torch.zeros(2, 3, s, s), ratio=cfg.ratio,
-                                 importance=cfg.importance, global_pruning=cfg.scope == "global",
-                                 round_to=cfg.round_to)
-            except UserError as e:
-                raise UserError(str(e), key=f"compress.stages.{k}.ratio") from None
         if cfg.name == "quantize" and cfg.fp32_layers:
             check_fp32_layers(model, s, cfg.fp32_layers, f"compress.stages.{k}.fp32_layers")
+        if cfg.name != "prune" or pruned:
+            continue
+        pruned = True
+        if cfg.importance == "taylor" and cfg.scope == "global":
+            continue
+        key = next(t for t in TARGETS if getattr(cfg, t) is not None)
+        kind, value = final_target(cfg, count_params(model), count_flops(copy.deepcopy(model), (1, 3, s, s)))
+        try:
+            prune_structured(copy.deepcopy(model).eval(), torch.zeros(2, 3, s, s),
+                             importance="magnitude" if cfg.importance == "taylor" else cfg.importance,
+                             global_pruning=cfg.scope == "global", round_to=cfg.round_to,
+                             max_layer_ratio=cfg.max_layer_ratio, **step_kwargs(kind, value, 0, 1, 1))
+        except UserError as e:
+            raise UserError(str(e), key=f"compress.stages.{k}.{key}") from None
 
 
 def check_fp32_layers(model: nn.Module, image_size: int, names: list[str], key: str) -> None:

@@ -18,8 +18,9 @@ from ..models.heads import head_name
 from ..models.io import read_meta, read_safetensors, save_model
 
 Importance = Literal["magnitude", "taylor", "bn_scale"]
-MAX_STEPS = 20  # target mode: prune in up to this many steps of the schedule, stopping once under target
+TARGET_TICKS = 50  # target mode: Torch-Pruning's schedule in this many ticks, stopping once under target
 MAX_TARGET_RATIO = 0.95  # target mode never asks any group for more than this share of its channels
+MAX_LAYER_RATIO = 0.9  # global scope: default cap on the share of any one layer's channels removed
 # Module attributes that record a layer's width; pruning changes them and load_pruned restores them.
 _SHAPE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_features", "num_features",
                 "num_channels", "normalized_shape", "embed_dim")
@@ -67,6 +68,57 @@ def _check_ratio(pruner: tp.pruner.BasePruner, model: nn.Module, ratio: float, r
                             f"({channels} channels); allowed: a ratio below {1 - 1 / channels:.3f}")
 
 
+class _KeepFloor(tp.importance.Importance):
+    """Global ranking can put a whole layer under its threshold; the layer's best `floor` channels rank +inf.
+
+    Torch-Pruning's own max_pruning_ratio only skips a group that is already past its cap when a step
+    starts, so one step can still empty a layer; this wrapper (plus trimming in `_step`) cannot.
+    """
+
+    def __init__(self, base: tp.importance.Importance, floors: dict[nn.Module, int]) -> None:
+        self.base, self.floors, self.kept = base, floors, {}
+
+    def __call__(self, group: Any) -> torch.Tensor | None:
+        imp = self.base(group)
+        if imp is None:
+            return None
+        root = group[0].dep.target.module
+        top = torch.topk(imp, min(self.floors.get(root, 1), len(imp))).indices
+        imp = imp.clone()
+        imp[top] = float("inf")
+        self.kept[root] = set(top.tolist())
+        return imp
+
+
+def _floors(model: nn.Module, max_layer_ratio: float, min_channels: dict[str, int] | None) -> dict[nn.Module, int]:
+    """Channels each layer keeps under global ranking: (1 - max_layer_ratio) of its width (or of the widths
+    `min_channels` names, e.g. the unpruned model's in iterative pruning), and never fewer than one."""
+    floors = {}
+    for name, m in _prunable(model):
+        base = (min_channels or {}).get(name)
+        floors[m] = max(1, base if base is not None else int(_width(m) * (1 - max_layer_ratio)))
+    return floors
+
+
+def min_channels(model: nn.Module, max_layer_ratio: float) -> dict[str, int]:
+    """Per-layer floors by name, computed once from a model so that later pruning steps keep honouring them."""
+    return {name: max(1, int(_width(m) * (1 - max_layer_ratio))) for name, m in _prunable(model)}
+
+
+def _step(pruner: tp.pruner.BasePruner, guard: _KeepFloor | None) -> None:
+    """One Torch-Pruning step; under global ranking each group's protected channels are dropped from its cut."""
+    for group in pruner.step(interactive=True):
+        kept = guard.kept.get(group[0].dep.target.module) if guard is not None else None
+        if kept:
+            idxs = [int(getattr(i, "idx", i)) for i in group[0].idxs]
+            cut = [i for i in idxs if i not in kept]
+            if len(cut) < len(idxs):
+                if cut:
+                    group.prune(idxs=cut)
+                continue
+        group.prune()
+
+
 def _accumulate_grads(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
     """Taylor importance reads .grad: fill it from the cross-entropy of a few labelled batches."""
     device = next(model.parameters()).device
@@ -86,11 +138,15 @@ def prune_structured(model: nn.Module, example_input: torch.Tensor, ratio: float
                      target_params: int | None = None, target_flops: int | None = None,
                      importance: Importance = "magnitude", global_pruning: bool = False,
                      round_to: int | None = None,
-                     calib_batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None) -> nn.Module:
+                     calib_batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None,
+                     max_layer_ratio: float = MAX_LAYER_RATIO,
+                     min_channels: dict[str, int] | None = None) -> nn.Module:
     """Remove whole channels (model edited in place and returned) to a ratio or a params/FLOPs target.
 
-    The classifier keeps all its outputs. `ratio` is Torch-Pruning's per-group channel ratio; with a
-    target, pruning advances along a schedule up to MAX_TARGET_RATIO and stops once under it.
+    The classifier keeps all its outputs. `ratio` is Torch-Pruning's channel ratio (per group, or of all
+    channels under global ranking); with a target, pruning advances along Torch-Pruning's iterative
+    schedule (TARGET_TICKS ticks up to MAX_TARGET_RATIO) and stops at the first tick under it. Global
+    ranking never takes more than max_layer_ratio of a layer (floors by name: `min_channels`).
     """
     if sum(x is not None for x in (ratio, target_params, target_flops)) != 1:
         raise UserError("structured pruning needs exactly one of ratio, target_params, target_flops")
@@ -108,9 +164,12 @@ def prune_structured(model: nn.Module, example_input: torch.Tensor, ratio: float
         raise UserError(f"pruning target must be a positive count, got {target}")
     was_training = model.training
     model.eval()
+    guard = _KeepFloor(_importance(importance), _floors(model, max_layer_ratio, min_channels)) \
+        if global_pruning else None
+    top = min(MAX_TARGET_RATIO, max_layer_ratio) if global_pruning else MAX_TARGET_RATIO
     pruner = tp.pruner.BasePruner(
-        model, example_input, importance=_importance(importance), global_pruning=global_pruning,
-        pruning_ratio=MAX_TARGET_RATIO if targeted else ratio, iterative_steps=MAX_STEPS if targeted else 1,
+        model, example_input, importance=guard or _importance(importance), global_pruning=global_pruning,
+        pruning_ratio=top if targeted else ratio, iterative_steps=TARGET_TICKS if targeted else 1,
         ignored_layers=[head], round_to=round_to)
     if not targeted and not global_pruning:
         _check_ratio(pruner, model, ratio, round_to)
@@ -122,7 +181,7 @@ def prune_structured(model: nn.Module, example_input: torch.Tensor, ratio: float
             break
         if importance == "taylor":
             _accumulate_grads(model, batches)
-        pruner.step()
+        _step(pruner, guard)
         _check_widths(model)
     model.zero_grad(set_to_none=True)
     if ratio and _cost(model, per_image, False) == before:
@@ -130,8 +189,9 @@ def prune_structured(model: nn.Module, example_input: torch.Tensor, ratio: float
                         "layer would be emptied); allowed: another importance or a smaller ratio")
     if targeted and (reached := _cost(model, per_image, flops)) > target:
         what = "FLOPs" if flops else "params"
-        raise UserError(f"pruning cannot reach {target} {what} (stopped at {reached} after removing "
-                        f"{MAX_TARGET_RATIO:.0%} of channels); allowed: a larger target")
+        cap = f"{top:.0%} of channels" + (f", at most {max_layer_ratio:.0%} of any layer" if global_pruning else "")
+        raise UserError(f"pruning cannot reach {target} {what} (stopped at {reached} after removing up to "
+                        f"{cap}); allowed: a larger target" + (" or a larger max_layer_ratio" if global_pruning else ""))
     return model.train(was_training)
 
 

@@ -10,7 +10,6 @@ import copy
 import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,47 +19,15 @@ from torch import nn
 from ..deploy.export import check_parity, export_onnx
 from ..errors import UserError
 from ..registry import Registry
-from .prune import prune_structured, save_pruned
+from .iterative import prune_in_steps
+from .job import Artifact, Job, example
+from .prune import save_pruned
 from .quantize import quantize_dynamic_onnx
+from .recover import distill_fit, resolve_epochs, resolve_lr
 from .unstructured import make_permanent, overall_sparsity, prune_unstructured, sparsity_report
-
-
-@dataclass
-class Job:
-    """What stages share: the model being compressed, its ancestors, data and settings."""
-
-    ctx: Any  # pipeline.Context: recipe, data, loaders, console
-    model: nn.Module | None  # current PyTorch model (None after quantization: only ONNX remains)
-    unpruned: nn.Module  # the model compression started from
-    teacher: nn.Module | None
-    spec: str  # architecture spec for checkpoint meta
-    meta: dict[str, Any]
-    images: torch.Tensor  # held-out images (preprocessed)
-    labels: torch.Tensor
-    onnx_path: Path | None = None  # the latest fp32 ONNX export that passed parity
-    extras: dict[str, Any] = field(default_factory=dict)
-    resume: bool = False  # a training stage continues from its stage folder's last.pt (compress --resume)
-
-
-@dataclass
-class Artifact:
-    """A stage's outcome: its PyTorch model and/or ONNX file, and stage-specific facts for the report."""
-
-    model: nn.Module | None
-    onnx_path: Path | None
-    info: dict[str, Any] = field(default_factory=dict)
-    precision: str = "fp32"
-    gate_on_source: bool = True  # int8 PTQ must agree with its fp32 source; QAT retrains, so it checks itself
-    not_measurable: str | None = None  # why this file's latency cannot be timed here (built for another CPU)
-
 
 Stage = Callable[[Job, Any, Path], Artifact]
 STAGES: Registry[Stage] = Registry("compression stage")
-
-
-def example(job: Job, n: int = 1) -> torch.Tensor:
-    s = job.ctx.recipe.data.image_size
-    return torch.zeros(n, 3, s, s)
 
 
 def export_checked(job: Job, model: nn.Module, path: Path) -> tuple[Path | None, dict[str, Any]]:
@@ -86,17 +53,10 @@ def _torch_artifact(job: Job, model: nn.Module, stage_dir: Path, stage: str, **i
     return Artifact(model, path, {"parity": parity, **info})
 
 
-@STAGES.register("prune", description="structured channel pruning (Torch-Pruning DepGraph)")
+@STAGES.register("prune", description="structured channel pruning (Torch-Pruning DepGraph), in steps with distillation")
 def prune_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
-    model = copy.deepcopy(_need_torch(job, "prune"))
-    batches = None
-    if cfg.importance == "taylor":
-        it = iter(job.ctx.loader("train"))
-        batches = [next(it) for _ in range(min(cfg.calib_batches, len(job.ctx.loader("train"))))]
-    prune_structured(model, example(job, 2), ratio=cfg.ratio, target_params=cfg.target_params,
-                     target_flops=cfg.target_flops, importance=cfg.importance,
-                     global_pruning=cfg.scope == "global", round_to=cfg.round_to, calib_batches=batches)
-    return _torch_artifact(job, model.eval(), stage_dir, "prune")
+    model, info = prune_in_steps(job, cfg, stage_dir, copy.deepcopy(_need_torch(job, "prune")))
+    return _torch_artifact(job, model, stage_dir, "prune", **info)
 
 
 @STAGES.register("unstructured", description="magnitude pruning of single weights (torch.nn.utils.prune)")
@@ -109,43 +69,13 @@ def unstructured_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
 
 @STAGES.register("finetune", description="distillation-aware fine-tuning through the engine")
 def finetune_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
+    r = job.ctx.recipe
     model = copy.deepcopy(_need_torch(job, "finetune"))
-    terms = distill_fit(job, model, cfg, stage_dir)
+    epochs = resolve_epochs(cfg.epochs, cfg.fraction, r.train.epochs)
+    lr = resolve_lr(cfg.lr, r.train.lr)
+    terms = distill_fit(job, model, cfg, stage_dir, epochs=epochs, lr=lr, schedule=cfg.schedule)
     return _torch_artifact(job, model.cpu().eval(), stage_dir, "finetune", teacher=cfg.teacher,
-                           epochs=cfg.epochs, lr=cfg.lr, terms=terms)
-
-
-def distill_fit(job: Job, model: nn.Module, cfg: Any, stage_dir: Path, logits_only: bool = False) -> list[str]:
-    """Train `model` in place through the engine, taught by cfg.teacher with cfg.terms (or distill.terms)."""
-    from ..distill import Distiller, build_terms
-    from ..engine import fit
-    from ..evaluate import predict
-
-    ctx, r = job.ctx, job.ctx.recipe
-    teacher = {"unpruned": job.unpruned, "teacher": job.teacher, "none": None}[cfg.teacher]
-    if cfg.teacher == "teacher" and teacher is None:
-        raise UserError(f"{cfg.name} stage has teacher=teacher but no trained teacher is available; "
-                        "allowed: teacher=unpruned or none", key="compress.stages")
-    teacher = copy.deepcopy(teacher) if teacher is not None else None  # the Distiller freezes its teacher
-    distill = r.distill if cfg.terms is None else r.distill.model_copy(update={"terms": cfg.terms})
-    terms = build_terms(distill, model, teacher, example(job, 2)) if teacher is not None else {}
-    if logits_only and any(t.student_features() for _, t in terms.values()):
-        raise UserError(f"{cfg.name}: feature-based terms cannot tap a captured graph; allowed: logit terms "
-                        "(kd, dkd, dist, …) via the stage's terms", key="compress.stages")
-    module = Distiller(model, teacher, terms, ce_weight=distill.ce_weight if teacher is not None else 1.0,
-                       label_smoothing=r.train.label_smoothing)
-    train_cfg = r.train.model_copy(update={"warmup_epochs": 0.0, "milestones": [], "resume": job.resume})
-    val = ctx.loader(r.eval.split)
-
-    def evaluate() -> dict[str, float]:
-        logits, labels = predict(model, val, ctx.device)
-        return {"top1": 100.0 * float((logits.argmax(1) == labels).float().mean())}
-
-    # last.pt stays until the runner has written this stage's entry.json: a kill before that resumes from it.
-    fit(module, ctx.loader("train"), train_cfg, stage_dir, evaluate=evaluate, epochs=cfg.epochs, lr=cfg.lr,
-        resume=job.resume, name=stage_dir.name, console=ctx.console)
-    module.student.cpu()
-    return list(terms)
+                           epochs=epochs, lr=lr, schedule=cfg.schedule, terms=terms)
 
 
 @STAGES.register("qat", description="quantization-aware training with the distillation loss (torchao PT2E) → int8 ONNX")
