@@ -4,8 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from edgedistill.deploy import (count_flops, count_params, measure_latency, peak_memory_mb, profile_model,
-                                weights_size_bytes)
+from edgedistill.deploy import (
+    count_flops,
+    count_params,
+    measure_latency,
+    peak_memory_mb,
+    profile_model,
+    weights_size_bytes,
+)
 
 
 def conv_net():
@@ -120,8 +126,8 @@ def test_timm_vit_flops_match_hand_count_and_eager_attention():
 
 def test_hf_vit_flops_include_attention():
     transformers = pytest.importorskip("transformers")
-    cfg = dict(image_size=32, patch_size=8, hidden_size=48, num_hidden_layers=2, num_attention_heads=3,
-               intermediate_size=96, num_labels=10)
+    cfg = {"image_size": 32, "patch_size": 8, "hidden_size": 48, "num_hidden_layers": 2, "num_attention_heads": 3,
+           "intermediate_size": 96, "num_labels": 10}
     n, dim, inter = (32 // 8) ** 2 + 1, 48, 96
     hand = (2 * (n - 1) * dim * 3 * 8 * 8 + 2 * (2 * n * dim * dim * 4 + 2 * n * dim * inter * 2 + 2 * 2 * n * n * dim)
             + 2 * dim * 10)

@@ -55,7 +55,7 @@ def openvino_check(path: str | Path, images: np.ndarray, ort_logits: np.ndarray)
         got = openvino_predict(path, images)
     except Exception as e:  # noqa: BLE001 — an op OpenVINO lacks is a finding to record, not a crash
         return {"version": version, "status": "failed", "error": str(e).strip().splitlines()[0][:300]}
-    return {"version": version, "status": "checked", "device": "CPU", "images": int(len(images)),
+    return {"version": version, "status": "checked", "device": "CPU", "images": len(images),
             "agreement": float(np.mean(got.argmax(1) == ort_logits.argmax(1))) if len(images) else 1.0,
             "max_abs_diff": float(np.max(np.abs(got - ort_logits))) if len(images) else 0.0}
 
@@ -67,7 +67,7 @@ def check_runtimes(path: str | Path, images: np.ndarray) -> dict[str, Any]:
     from .onnx_runtime import ort_predict, ort_session
 
     ort_logits = ort_predict(ort_session(path, threads=1), images)
-    return {"onnxruntime": {"version": ort.__version__, "status": "measured", "images": int(len(images))},
+    return {"onnxruntime": {"version": ort.__version__, "status": "measured", "images": len(images)},
             "openvino": openvino_check(path, images, ort_logits)}
 
 
