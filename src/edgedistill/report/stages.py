@@ -54,11 +54,12 @@ def _runtime_notes(e: dict[str, Any]) -> list[str]:
         return []
     ov, ort = rt["openvino"], rt["onnxruntime"]
     head = f"- {_label(e)}: run in ONNX Runtime {ort['version']} (all figures)"
+    short = str(ov.get("version", "")).split("-")[0]  # 2026.4.1, not its build tag
     if ov["status"] == "checked":
-        return [head + f" and OpenVINO {ov['version']} ({ov['device']}): top-1 agreement with ORT "
+        return [head + f" and OpenVINO {short} ({ov['device']}): top-1 agreement with ORT "
                 f"{100 * ov['agreement']:.1f}% on {ov['images']} parity images, max |Δlogit| {ov['max_abs_diff']:.3g}"]
     if ov["status"] == "failed":
-        return [head + f"; OpenVINO {ov['version']} could not run it: {ov['error']}"]
+        return [head + f"; OpenVINO {short} could not run it: {ov['error']}"]
     return [head + "; OpenVINO not installed (`pip install edgedistill[openvino]` adds the check)"]
 
 
