@@ -1,5 +1,6 @@
 """The compression chain as a user drives it: recipe checks, budgets, an end-to-end run, torch-free predict."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -139,6 +140,16 @@ def test_end_to_end_compress_run_budgets_and_strict(tiny_overrides, tmp_path, ca
     assert metrics["compress"]["budgets_passed"] and metrics["compress"]["final"] == "3-quantize"
     report = (run / "report.md").read_text()
     assert "## Compression stages" in report and "(compress/stages_size.png)" in report and "## Budgets" in report
+    # every reported file, teacher and int8 included, also ran in OpenVINO (the test extra installs it)
+    ov_installed = importlib.util.find_spec("openvino") is not None
+    for e in metrics["stages"]:
+        ov = e["runtimes"]["openvino"]
+        assert e["runtimes"]["onnxruntime"]["status"] == "measured"
+        assert ov["status"] == ("checked" if ov_installed else "not installed"), (e["stage"], ov)
+        if ov_installed:
+            assert 0 <= ov["agreement"] <= 1 and ov["images"] == 16
+            assert e["precision"] == "int8" or ov["agreement"] == 1.0
+    assert "| checked on |" in report and "OpenVINO" in report
 
     # --strict: an impossible size budget fails with exit code 3; the same budget without --strict exits 0
     args = ["compress", str(run), "compress.stages=[{name: quantize, mode: dynamic}]", *timing,
@@ -157,6 +168,8 @@ def test_end_to_end_compress_run_budgets_and_strict(tiny_overrides, tmp_path, ca
     result = json.loads((out_dir / "stages.json").read_text())
     assert not any(e["reported"] for e in result["stages"]) and result["final"] is None
     assert (out_dir / "1-export" / "model.parity-failed.onnx").is_file() and not (out_dir / "1-export" / "model.onnx").exists()
+    assert "refused: the row's file failed its check" in out  # the terminal table marks the refused rows
+    assert all("runtimes" not in e for e in result["stages"])  # a refused file is run in no second runtime
     assert result["budgets"][0]["passed"] is None
 
 

@@ -1,10 +1,17 @@
 import copy
 
+import pytest
 import torch
 from torch import nn
 
-from edgedistill.deploy import (count_flops, count_params, measure_latency, peak_memory_mb, profile_model,
-                                weights_size_bytes)
+from edgedistill.deploy import (
+    count_flops,
+    count_params,
+    measure_latency,
+    peak_memory_mb,
+    profile_model,
+    weights_size_bytes,
+)
 
 
 def conv_net():
@@ -71,3 +78,72 @@ def test_profile_model_leaves_model_untouched():
     assert out["params"] == count_params(model)
     # measured on a float32 copy: 4 bytes a parameter, plus BN buffers (2·8 floats + an int64) and the header
     assert 4 * out["params"] + 72 < out["size_mb"] * 1e6 < 4 * out["params"] + 72 + 2048
+
+
+class _SdpaAttention(nn.Module):
+    """Multi-head self-attention through F.scaled_dot_product_attention, or eager matmuls when eager=True."""
+
+    def __init__(self, dim: int, heads: int, eager: bool = False):
+        super().__init__()
+        self.qkv, self.proj, self.heads, self.eager = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim), heads, eager
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        if self.eager:
+            o = ((q @ k.transpose(-2, -1)) * (c // self.heads) ** -0.5).softmax(-1) @ v
+        else:
+            o = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.proj(o.transpose(1, 2).reshape(b, n, c))
+
+
+def test_sdpa_flops_counted_by_hand():
+    # FlopCounterMode alone counts 0 FLOPs for CPU SDPA; the hand count is QKᵀ and attn·V: 2·B·H·N²·d each.
+    b, n, dim, heads = 2, 17, 24, 3
+    d = dim // heads
+    linear = 2 * b * n * dim * 3 * dim + 2 * b * n * dim * dim
+    attention = 2 * (2 * b * heads * n * n * d)
+    fused, eager = _SdpaAttention(dim, heads), _SdpaAttention(dim, heads, eager=True)
+    assert count_flops(fused, (b, n, dim)) == linear + attention
+    assert count_flops(eager, (b, n, dim)) == linear + attention
+
+
+def test_timm_vit_flops_match_hand_count_and_eager_attention():
+    import timm
+
+    n, dim, depth, classes = (32 // 8) ** 2 + 1, 192, 2, 10  # 16 patches + the class token
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=depth,
+                              num_classes=classes)
+    patch = 2 * (n - 1) * dim * 3 * 8 * 8
+    block = 2 * n * dim * dim * (3 + 1 + 4 + 4) + 2 * (2 * n * n * dim)  # qkv, proj, fc1, fc2; QKᵀ, attn·V
+    head = 2 * dim * classes
+    fused = count_flops(model, (1, 3, 32, 32))
+    assert fused == patch + depth * block + head
+    for blk in model.blocks:
+        blk.attn.fused_attn = False  # timm's own eager path: explicit matmuls FlopCounterMode always counted
+    assert count_flops(model, (1, 3, 32, 32)) == fused
+
+
+def test_hf_vit_flops_include_attention():
+    transformers = pytest.importorskip("transformers")
+    cfg = {"image_size": 32, "patch_size": 8, "hidden_size": 48, "num_hidden_layers": 2, "num_attention_heads": 3,
+           "intermediate_size": 96, "num_labels": 10}
+    n, dim, inter = (32 // 8) ** 2 + 1, 48, 96
+    hand = (2 * (n - 1) * dim * 3 * 8 * 8 + 2 * (2 * n * dim * dim * 4 + 2 * n * dim * inter * 2 + 2 * 2 * n * n * dim)
+            + 2 * dim * 10)
+    counts = {}
+    for impl in ("sdpa", "eager"):
+        model = transformers.ViTForImageClassification(transformers.ViTConfig(**cfg, attn_implementation=impl))
+        counts[impl] = count_flops(_Logits(model), (1, 3, 32, 32))
+    assert counts["sdpa"] == counts["eager"] == hand
+
+
+class _Logits(nn.Module):
+    """HF models return an output object; FLOPs only need the forward to run."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(pixel_values=x).logits

@@ -122,6 +122,26 @@ def check_plan(out_dir: Path, recipe: Any) -> None:
                         "without --resume (a new compress folder)", key="compress.stages")
 
 
+def cross_check(ctx: Any, name: str, art: Artifact, images: torch.Tensor, int8_bar: float) -> dict[str, Any]:
+    """ONNX Runtime and OpenVINO on the parity images; a low agreement or a load failure warns, never refuses.
+
+    The warning bar: every image for an fp32 file (both runtimes compute the same float graph), and
+    compress.min_int8_agreement for an int8 file (each runtime has its own int8 kernels).
+    """
+    from ..deploy.openvino_runtime import check_runtimes
+
+    rt = check_runtimes(art.onnx_path, images.numpy())
+    ov, bar = rt["openvino"], int8_bar if art.precision == "int8" else 1.0
+    if ov["status"] == "failed":
+        ctx.console.print(f"[yellow]warning[/]: {name}: OpenVINO {ov['version']} cannot run {art.onnx_path.name}: "
+                          f"{ov['error']}")
+    elif ov["status"] == "checked" and ov["agreement"] < bar:
+        ctx.console.print(f"[yellow]warning[/]: {name}: OpenVINO {ov['version']} agrees with ONNX Runtime on "
+                          f"{100 * ov['agreement']:.1f}% of {ov['images']} images (< {100 * bar:.0f}%), "
+                          f"max |Δlogit| {ov['max_abs_diff']:.3g}; the file stays reported (checked in ORT)")
+    return rt
+
+
 def _entry(index: int | str, stage: str, out_dir: Path, stage_dir: Path, art: Artifact, m: dict[str, Any],
            reported: bool) -> dict[str, Any]:
     m = {k: v for k, v in m.items() if k != "logits_argmax"}
@@ -169,6 +189,8 @@ def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: 
                                   f"{100 * c.min_int8_agreement:.0f}%[/]; kept as {kept}, not reported")
                 art.onnx_path, reported = None, False
                 art.info["kept_for_inspection"] = str(kept)
+        if reported:  # the reported file, run once more in a second runtime (OpenVINO) beside ORT
+            m["runtimes"] = cross_check(ctx, name, art, images[:c.parity_images], c.min_int8_agreement)
         entry = _entry(index, name, out_dir, stage_dir, art, m, reported)
         # What a resumed run needs to stand where this one stands after the stage: the entry, whether a
         # PyTorch model (model.safetensors) follows, the ONNX file, and what later int8 stages compare with.

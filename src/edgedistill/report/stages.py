@@ -13,6 +13,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from ..deploy.energy import NOT_MEASURABLE  # noqa: E402
+from ..deploy.openvino_runtime import openvino_summary  # noqa: E402
 from .tables import _human, _num, markdown_table  # noqa: E402
 
 
@@ -35,7 +36,7 @@ def _energy(e: dict[str, Any]) -> str:
 def stage_rows(result: dict[str, Any], all_threads: int) -> tuple[list[str], list[list[str]]]:
     header = ["stage", "precision", "top-1 %", "params", "FLOPs", "size MB", "gzip MB", "torch mem MB", "ORT RSS MB",
               "ORT b1 1t ms p50/p90", f"ORT b1 {all_threads}t", "ORT b32 1t", f"ORT b32 {all_threads}t",
-              "torch b1 1t", "torch b32 1t", "ORT b1 1t img/s", "energy/img", "reported"]
+              "torch b1 1t", "torch b32 1t", "ORT b1 1t img/s", "energy/img", "checked on", "reported"]
     body = []
     for e in result["stages"]:
         ort1 = e.get("latency", {}).get("ort_b1_t1")
@@ -44,7 +45,7 @@ def stage_rows(result: dict[str, Any], all_threads: int) -> tuple[list[str], lis
                      _num(e.get("peak_mem_mb"), ".2f"), _num(e.get("ort_peak_rss_mb"), ".1f"), _lat(e, "ort_b1_t1"), _lat(e, f"ort_b1_t{all_threads}"),
                      _lat(e, "ort_b32_t1"), _lat(e, f"ort_b32_t{all_threads}"), _lat(e, "torch_b1_t1"),
                      _lat(e, "torch_b32_t1"), "–" if ort1 is None else f"{ort1['throughput_ips']:.0f}",
-                     _energy(e), "yes" if e["reported"] else "no (failed check)"])
+                     _energy(e), openvino_summary(e.get("runtimes")), "yes" if e["reported"] else "no (failed check)"])
     return header, body
 
 
@@ -64,6 +65,22 @@ def int8_notes(e: dict[str, Any]) -> list[str]:
         out.append(f"- {_label(e)}: kept fp32: {', '.join(mp['fp32_layers'])} (agreement on {mp['selection_images']} "
                    f"train images {mp['agreement_all_int8']:.1f}% all-int8 → {mp['agreement']:.1f}%{cost})")
     return out
+
+
+def _runtime_notes(e: dict[str, Any]) -> list[str]:
+    """Which runtimes ran a reported file, and how OpenVINO's top-1 agreed with ONNX Runtime's."""
+    rt = e.get("runtimes")
+    if not rt:
+        return []
+    ov, ort = rt["openvino"], rt["onnxruntime"]
+    head = f"- {_label(e)}: run in ONNX Runtime {ort['version']} (all figures)"
+    short = str(ov.get("version", "")).split("-")[0]  # 2026.4.1, not its build tag
+    if ov["status"] == "checked":
+        return [head + f" and OpenVINO {short} ({ov['device']}): top-1 agreement with ORT "
+                f"{100 * ov['agreement']:.1f}% on {ov['images']} parity images, max |Δlogit| {ov['max_abs_diff']:.3g}"]
+    if ov["status"] == "failed":
+        return [head + f"; OpenVINO {short} could not run it: {ov['error']}"]
+    return [head + "; OpenVINO not installed (`pip install edgedistill[openvino]` adds the check)"]
 
 
 def budget_rows(result: dict[str, Any]) -> list[list[str]]:
@@ -124,6 +141,7 @@ def stages_markdown(result: dict[str, Any], out_dir: Path, link_prefix: str = ""
             lines.append(f"- {_label(e)}: int8 ONNX vs the converted PyTorch int8 graph: top-1 agreement "
                          f"{100 * qp['top1_agreement']:.1f}%, max |Δlogit| {qp['max_abs_diff']:.3f} "
                          f"({qp['images']} images; {'passed' if qp['passed'] else 'FAILED'})")
+        lines += _runtime_notes(e)
         parity = e.get("info", {}).get("parity")
         if parity:
             lines.append(f"- {_label(e)}: fp32 ONNX parity {'passed' if parity['passed'] else 'FAILED'} "
@@ -140,15 +158,25 @@ def stages_markdown(result: dict[str, Any], out_dir: Path, link_prefix: str = ""
     return lines
 
 
-def print_stages(result: dict[str, Any], console: Console, all_threads: int = 2) -> None:
+def stages_table(result: dict[str, Any], all_threads: int = 2) -> Table:
+    """The terminal's stage table: a refused row (its file failed a check) is dimmed, its top-1 bracketed,
+    and says so in `reported`, as report.md does: it was measured for inspection, it is not a result."""
     header, body = stage_rows(result, all_threads)
-    keep = [0, 1, 2, 3, 5, 8, 12, 16]
+    keep = [0, 1, 2, 3, 4, 5, 8, 9, 12, 16, 17, 18]  # the deploy-relevant columns; report.md has all
     table = Table(title="compression stages")
     for i in keep:
-        table.add_column(header[i], justify="left" if i < 2 else "right")
-    for row in body:
-        table.add_row(*(row[i] for i in keep))
-    console.print(table)
+        table.add_column(header[i], justify="left" if i < 2 or i > 16 else "right")
+    for e, row in zip(result["stages"], body):
+        if not e["reported"] and row[2] != "–":
+            row = [*row[:2], f"({row[2]})", *row[3:]]
+        table.add_row(*(row[i] for i in keep), style=None if e["reported"] else "dim")
+    return table
+
+
+def print_stages(result: dict[str, Any], console: Console, all_threads: int = 2) -> None:
+    console.print(stages_table(result, all_threads))
+    if not all(e["reported"] for e in result["stages"]):
+        console.print("[dim](…) refused: the row's file failed its check; measured for inspection, not reported[/]")
     if result["budgets"]:
         t = Table(title=f"budgets — {'pass' if result['budgets_passed'] else 'FAIL'}")
         for h in ("budget", "limit", "measured", "verdict", "note"):
