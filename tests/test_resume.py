@@ -124,7 +124,7 @@ def test_image_size_and_batch_bounds_refuse_in_seconds(tmp_path, capsys):
     assert code == 2 and "data.image_size" in err and "2048" in err and "Traceback" not in err
     code, _, err = cli(capsys, "demo", "train.batch_size=100000", f"output.dir={tmp_path}")
     assert code == 2 and "train.batch_size" in err and "65536" in err
-    assert time.perf_counter() - t0 < 10 and not any(tmp_path.iterdir())
+    assert time.perf_counter() - t0 < 30 and not any(tmp_path.iterdir())  # seconds (a loaded CI box: slack)
 
 
 def test_memory_estimate_refuses_what_cannot_fit_before_any_folder(tmp_path, capsys):
@@ -161,14 +161,15 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.mark.slow
-def test_killed_teacher_resumed_with_another_lr_is_refused_and_never_stored(tmp_path, tiny_overrides):
+def test_killed_teacher_resumed_with_another_lr_is_refused_and_never_stored(tmp_path, tiny_overrides, capsys):
     """SIGKILL in the teacher stage; resuming with another train.lr exits 2 and writes nothing; a recipe.yaml
     edited by hand is caught by the checkpoint's per-epoch tags; only the honest resume stores the teacher."""
     over = [o for o in tiny_overrides if not o.startswith(("output.dir", "teacher.epochs", "train.epochs"))]
-    over += ["teacher.epochs=6", "train.epochs=1", "eval.baseline=false", f"output.dir={tmp_path}"]
-    cmd = [sys.executable, "-m", "edgedistill", "demo", *over]
+    over += ["teacher.epochs=4", "train.epochs=1", "eval.baseline=false", "data.max_train_samples=128",
+             f"output.dir={tmp_path}"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "edgedistill", "demo", *over], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
     last = tmp_path / "demo" / "teacher" / "last.pt"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and not last.exists():
@@ -180,27 +181,23 @@ def test_killed_teacher_resumed_with_another_lr_is_refused_and_never_stored(tmp_
     saved = (run / "recipe.yaml").read_text()
     before = _snapshot(run)
 
-    res = subprocess.run(cmd + ["train.lr=0.2", "train.resume=true"], capture_output=True, text=True, env=env,
-                         timeout=300)
-    assert res.returncode == 2, res.stderr
-    assert "train.lr: 0.05 → 0.2" in res.stderr and "Traceback" not in res.stderr
+    code, out, err = cli(capsys, "demo", *over, "train.lr=0.2", "train.resume=true")  # in-process: no imports
+    assert code == 2 and "train.lr: 0.05 → 0.2" in err and "Traceback" not in err, out + err
     assert _snapshot(run) == before and not store.exists()
 
     edited = yaml.safe_load(saved)  # a user who edits recipe.yaml to force the resume
     edited["train"]["lr"] = 0.2
     (run / "recipe.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
-    res = subprocess.run(cmd + ["train.lr=0.2", "train.resume=true"], capture_output=True, text=True, env=env,
-                         timeout=300)
-    assert res.returncode == 2 and "trained under other settings" in res.stderr, res.stderr
+    code, out, err = cli(capsys, "demo", *over, "train.lr=0.2", "train.resume=true")
+    assert code == 2 and "trained under other settings" in err, out + err
     assert not store.exists() and last.read_bytes() == (run / "teacher" / "last.pt").read_bytes()
 
     (run / "recipe.yaml").write_text(saved)
-    res = subprocess.run(cmd + ["train.threads=1", "train.resume=true"], capture_output=True, text=True, env=env,
-                         timeout=300)
-    assert res.returncode == 0, res.stderr
-    assert "train.threads: null → 1" in res.stdout and "resuming from epoch" in res.stdout
+    code, out, err = cli(capsys, "demo", *over, "eval.latency_runs=2", "train.resume=true")
+    assert code == 0, out + err
+    assert "eval.latency_runs: 3 → 2" in out and "resuming from epoch" in out
     key = teacher_key(load_recipe(run / "recipe.yaml"))
-    assert epoch_tags(run / "teacher") == [key] * 6
+    assert epoch_tags(run / "teacher") == [key] * 4
     assert (store / key / "model.safetensors").read_bytes() == (run / "teacher" / "model.safetensors").read_bytes()
     for name in ("recipe.yaml", "report.md", "metrics.json", "teacher/metrics.jsonl"):
         assert stat.S_IMODE((run / name).stat().st_mode) == 0o666 & ~_umask()

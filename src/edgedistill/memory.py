@@ -2,11 +2,10 @@
 instead of swapping the machine to death hours in.
 
 The estimate: input batches (the one being trained plus the loader's prefetched ones), for each trained model
-its weights, gradients and optimizer state plus the activations one batch keeps for backward (the output of
-every leaf module, measured by a forward on the meta device: shapes only, no memory), a frozen teacher's
-weights and its largest layer output, and the device-resident train split. It overcounts in-place layers and
-does not see a transformer's attention internals (functional ops inside one module); it refuses only a recipe
-whose estimate exceeds the memory available now.
+its weights, gradients and optimizer state plus the activations one batch keeps for backward (every tensor the forward's ops create, measured on
+the meta device: shapes only, no memory), a frozen teacher's weights and its largest output, and the
+device-resident train split. It counts tensors autograd frees early too, and not the allocator's own
+overhead; it refuses only a recipe whose estimate exceeds the memory available now.
 """
 
 from __future__ import annotations
@@ -19,36 +18,49 @@ from typing import Any
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from .errors import UserError
 
 GB = 1024**3
 
 
+class _OutputBytes(TorchDispatchMode):
+    """Bytes of every tensor an aten op creates (views and in-place ops create none). Module hooks would miss
+    functional ops (F.relu, the residual add), about half of a ResNet's activations; torch's own
+    FlopCounterMode is built on this same dispatch mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if not func.is_view and not func._schema.is_mutable:
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            self.sizes.extend(o.numel() * o.element_size() for o in outs if isinstance(o, torch.Tensor))
+        return out
+
+
 def activation_bytes(model: nn.Module, image_size: int) -> tuple[int, int] | None:
-    """(sum, max) of leaf-module output bytes for one image, from a meta-device forward; None if the model
-    cannot run on the meta device (then only weights and inputs are counted)."""
+    """(sum, max) of the bytes a training-mode forward creates per image, from a forward of 2 images on the
+    meta device (shapes only, no memory; 2: batch norm refuses 1); None if the model cannot run there (then
+    only weights and inputs are counted)."""
     tensors = {k: t.to("meta") for k, t in [*model.named_parameters(), *model.named_buffers()]}
-    sizes: list[int] = []
-
-    def hook(_m: nn.Module, _i: Any, out: Any) -> None:
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        sizes.extend(o.numel() * o.element_size() for o in outs if isinstance(o, torch.Tensor))
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if not any(m.children())]
+    x = torch.empty(2, 3, image_size, image_size, device="meta")
     modes = {m: m.training for m in model.modules()}
-    model.eval()  # shapes do not depend on the mode; eval avoids batch-norm's batch-of-1 check
+    model.train()
+    counter = _OutputBytes()
     try:
-        with torch.no_grad():
-            functional_call(model, tensors, (torch.empty(1, 3, image_size, image_size, device="meta"),))
+        with torch.no_grad(), counter:
+            functional_call(model, tensors, (x,))
     except Exception:  # an op without a meta kernel: the estimate falls back to weights and inputs
         return None
     finally:
-        for h in handles:
-            h.remove()
         for m, t in modes.items():
             m.training = t
-    return (sum(sizes), max(sizes)) if sizes else (0, 0)
+    sizes = counter.sizes
+    return (sum(sizes) // 2, max(sizes) // 2) if sizes else (0, 0)
 
 
 def weight_bytes(model: nn.Module) -> int:

@@ -28,7 +28,8 @@ class DataConfig(Section):
     hflip: bool = Field(True, description="random horizontal flip in train augmentation (turn off for digits and text)")
     mean: tuple[float, float, float] = Field((0.485, 0.456, 0.406), description="normalization mean (RGB)")
     std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), description="normalization std (RGB)")
-    bad_images: Literal["fail", "skip"] = Field("fail", description="unreadable image: stop, or skip and count")
+    bad_images: Literal["fail", "skip"] = Field("fail", description="unreadable image: stop, or skip it (count and "
+                                                "file names go to metrics.json and the report)")
     download: bool = Field(False, description="let torchvision download the dataset (needs network)")
     workers: int = Field(2, ge=0, description="DataLoader worker processes")
     max_train_samples: int | None = Field(None, gt=0, description="use a fixed random subset of N train images (quick trials)")
