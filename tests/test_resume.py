@@ -27,9 +27,9 @@ from edgedistill.recipes import recipe_path
 from edgedistill.resume import check_resume, store_teacher, teacher_key
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helpers of the neighbouring test files
-from test_cli import cli  # noqa: E402
-from test_data import _tree  # noqa: E402
-from test_engine import CFG, Classifier, loader  # noqa: E402
+from test_cli import cli
+from test_data import _tree
+from test_engine import CFG, Classifier, loader
 
 
 def _run_dir(tmp_path: Path, *overrides: str) -> Path:
@@ -120,7 +120,7 @@ def test_identically_zero_loss_is_refused(overrides):
 
 def test_image_size_and_batch_bounds_refuse_in_seconds(tmp_path, capsys):
     t0 = time.perf_counter()
-    code, out, err = cli(capsys, "demo", "data.image_size=100000", f"output.dir={tmp_path}")
+    code, _, err = cli(capsys, "demo", "data.image_size=100000", f"output.dir={tmp_path}")
     assert code == 2 and "data.image_size" in err and "2048" in err and "Traceback" not in err
     code, _, err = cli(capsys, "demo", "train.batch_size=100000", f"output.dir={tmp_path}")
     assert code == 2 and "train.batch_size" in err and "65536" in err

@@ -61,8 +61,8 @@ def skipped_lines(metrics: dict[str, Any]) -> list[str]:
         return []
     files = skipped.get("files", [])
     shown = ", ".join(f"`{f}`" for f in files[:20]) + (f" and {len(files) - 20} more" if len(files) > 20 else "")
-    return [f"**Skipped {skipped['count']} unreadable image(s)** (data.bad_images=skip; every file in "
-            f"metrics.json): {shown}.", ""]
+    return [(f"**Skipped {skipped['count']} unreadable image(s)** (data.bad_images=skip; every file in "
+             f"metrics.json): {shown}."), ""]
 
 
 def write_report(run_dir: Path, metrics: dict[str, Any], recipe: Recipe) -> Path:
