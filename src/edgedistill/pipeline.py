@@ -6,7 +6,6 @@ recipe → data and models → (teacher training) → student alone → distille
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import platform
 import shutil
@@ -27,14 +26,16 @@ from .data.teacher_cache import open_or_build
 from .deploy import profile_model
 from .distill import SCHEMES, Distiller, SchemeJob
 from .engine import distributed as ddp
-from .engine import fit, resolve_device
+from .engine import epoch_tags, fit, resolve_device
 from .engine.checkpoint import seed_everything
 from .errors import UserError
 from .evaluate import classification_metrics, fidelity, predict
+from .memory import check_memory
 from .models import create_model, load_model, save_model, weights_class_count
 from .recipe import ModelConfig, Recipe
 from .report import print_summary, write_report
 from .report.markdown import read_history
+from .resume import check_resume, make_run_dir, settings_tag, store_teacher, teacher_key
 from .writable import check_output_dir
 
 STAGES = ("teacher", "student_alone", "student")
@@ -82,33 +83,6 @@ def check_recipe(recipe: Recipe) -> list[str]:
     return class_names
 
 
-def make_run_dir(recipe: Recipe, resume: bool) -> Path:
-    """output.dir/output.name, or name-2, -3 … when taken; resuming picks the latest existing one."""
-    base, name = recipe.output.dir, recipe.output.name
-    check_output_dir(base)
-    taken = [base / name] + sorted(base.glob(f"{name}-*"), key=lambda p: int(p.name.rsplit("-", 1)[1])
-                                   if p.name.rsplit("-", 1)[1].isdigit() else 0)
-    taken = [p for p in taken if p.is_dir() and (p == base / name or p.name.rsplit("-", 1)[1].isdigit())]
-    if resume:
-        if not taken:
-            raise UserError(f"nothing to resume in {base / name}", key="train.resume")
-        return taken[-1]
-    run_dir, k = base / name, 2
-    while run_dir.exists():
-        run_dir, k = base / f"{name}-{k}", k + 1
-    run_dir.mkdir(parents=True)
-    return run_dir
-
-
-def _teacher_key(recipe: Recipe) -> str:
-    """Identity of a trained-from-scratch teacher: same key, same weights, so later runs reuse it."""
-    train = recipe.train.model_dump(mode="json", exclude={"resume", "threads", "device", "eval_every"})
-    data = recipe.data.model_dump(mode="json", exclude={"workers"})
-    ident = {"model": recipe.teacher.model, "epochs": recipe.teacher.epochs, "lr": recipe.teacher.lr,
-             "train": train, "data": data}
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def _model_meta(ctx: Context, spec: str, stage: str) -> dict[str, Any]:
     d = ctx.recipe.data
     return {"model": spec, "num_classes": ctx.data.num_classes, "class_names": ctx.data.class_names,
@@ -152,8 +126,9 @@ def train_module(
         extra = {f"{n}_top1": v for n, v in tops.items()} if len(tops) > 1 else {}
         return {"top1": next(iter(tops.values())), **extra}  # the first model's top-1 picks best.pt
 
+    tag = teacher_key(r) if stage == "teacher" else settings_tag(r)  # recorded per epoch in last.pt
     fit(module, ctx.loader("train", keys=cached), r.train, ctx.run_dir / stage, evaluate=evaluate, epochs=epochs, lr=lr,
-        resume=ctx.resume, name=stage, console=ctx.console)
+        resume=ctx.resume, name=stage, console=ctx.console, tag=tag)
     history = read_history(ctx.run_dir / stage)
     trained = {}
     for name, (spec, model) in outputs.items():
@@ -164,7 +139,7 @@ def train_module(
         if name != stage:  # one curve per model for the report, from the shared stage's log
             rows = [{"epoch": h["epoch"], "val_top1": h[f"val_{name}_top1"]} for h in history
                     if f"val_{name}_top1" in h]
-            (finals[name].parent / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+            atomic_write_text(finals[name].parent / "metrics.jsonl", "".join(json.dumps(x) + "\n" for x in rows))
     ddp.barrier()
     return trained
 
@@ -187,7 +162,8 @@ def get_teacher(ctx: Context, model: nn.Module) -> nn.Module:
     r, tc = ctx.recipe, ctx.recipe.teacher
     if tc.weights is not None or tc.model.startswith("file:"):
         return model
-    cached = r.output.dir / "teachers" / _teacher_key(r) / "model.safetensors"
+    key = teacher_key(r)
+    cached = r.output.dir / "teachers" / key / "model.safetensors"
     final = ctx.run_dir / "teacher" / "model.safetensors"
     if cached.exists() and not final.exists() and ddp.is_main():
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -195,9 +171,9 @@ def get_teacher(ctx: Context, model: nn.Module) -> nn.Module:
         ctx.console.print(f"[cyan]teacher[/]: reusing the teacher trained earlier with these settings ({cached})")
     ddp.barrier()
     model = train_stage(ctx, "teacher", tc.model, model, epochs=tc.epochs, lr=tc.lr)
-    if not cached.exists() and ddp.is_main():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(final, cached)
+    if not cached.exists() and ddp.is_main():  # only a teacher whose every epoch ran under this key
+        store_teacher(final, cached, epoch_tags(ctx.run_dir / "teacher"), key, tc.epochs or r.train.epochs,
+                      ctx.console.print)
     return model
 
 
@@ -293,24 +269,24 @@ def _run(recipe: Recipe, console: Console) -> Path:
     device = resolve_device(recipe.train.device)
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
+    data = build_data(recipe.data)  # every split checked, and the memory estimate, before a folder is made
+    check_parallel(recipe, len(data.train), ddp.world_size())
+    check_memory(recipe, teacher, student_init, len(data.train), device, ddp.world_size())
     run_dir = ddp.broadcast_object(make_run_dir(recipe, resume) if ddp.is_main() else None)
+    if resume:  # before anything is written; every rank checks, so none waits on one that refused
+        for line in check_resume(recipe, run_dir):
+            console.print(f"[dim]resuming with a changed setting that does not change results: {line}[/]")
     console.print(f"run folder: [bold]{run_dir}[/]" + (f" ({ddp.world_size()} processes)" if ddp.is_distributed()
                                                       else ""))
-    saved = run_dir / "recipe.yaml"
-    if resume and saved.exists() and ddp.is_main():
-        before = yaml_without_resume(saved.read_text())
-        if before != yaml_without_resume(recipe.to_yaml()):
-            console.print("[yellow]warning: the recipe differs from the one this run started with[/]")
     if resume and recipe.compress.stages:  # every rank: a rank that raised alone would leave the rest waiting
         from .compress.pipeline import check_plan
 
         check_plan(run_dir / "compress", recipe)  # a changed stage list fails now, not after training
     if ddp.is_main():
-        saved.write_text(recipe.to_yaml())
-    data = build_data(recipe.data)
-    check_parallel(recipe, len(data.train), ddp.world_size())
+        atomic_write_text(run_dir / "recipe.yaml", recipe.to_yaml())
     if data.skipped:
-        console.print(f"[yellow]skipped {data.skipped} unreadable image(s) (data.bad_images=skip)[/]")
+        console.print(f"[yellow]skipped {data.skipped} unreadable image(s) (data.bad_images=skip): "
+                      f"{', '.join(data.skipped_files[:5])}{' …' if data.skipped > 5 else ''}[/]")
     ctx = Context(recipe, run_dir, data, device, console, resume)
     timings: dict[str, float] = {}
 
@@ -354,6 +330,7 @@ def _run(recipe: Recipe, console: Console) -> Path:
         "environment": environment(device),
         "seconds": {**timings, "total": round(time.perf_counter() - t0, 2)},
         "accuracy_epoch": "last",
+        "skipped_images": {"count": data.skipped, "files": data.skipped_files},
     }
     if compressed is not None:
         metrics["stages"] = compressed.pop("stages")
@@ -378,10 +355,6 @@ def compress_student(ctx: Context, student: nn.Module, teacher: nn.Module | None
     spec = ctx.recipe.student.model
     return run_compress(ctx, student, teacher, spec, _model_meta(ctx, spec, "student"),
                         ctx.run_dir / "compress", resume=ctx.resume)
-
-
-def yaml_without_resume(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.strip().startswith("resume:"))
 
 
 def environment(device: torch.device) -> dict[str, Any]:

@@ -20,7 +20,7 @@ class DataConfig(Section):
     source: str = Field("digits", description="dataset source: digits, imagefolder, torchvision, hf-disk")
     root: Path | None = Field(None, description="dataset folder (not needed for digits)")
     name: str | None = Field(None, description="torchvision dataset class, e.g. CIFAR10")
-    image_size: int = Field(32, gt=0, description="side of the square input images, in pixels")
+    image_size: int = Field(32, gt=0, le=2048, description="side of the square input images, in pixels (1..2048)")
     val_ratio: float = Field(0.2, gt=0, lt=1, description="held-out share when a source has no val split")
     split_seed: int = Field(0, description="seed of that split, fixed so runs compare on the same images")
     augment: Literal["auto", "padcrop", "randomresizedcrop", "none"] = Field(
@@ -29,7 +29,8 @@ class DataConfig(Section):
     hflip: bool = Field(True, description="random horizontal flip in train augmentation (turn off for digits and text)")
     mean: tuple[float, float, float] = Field((0.485, 0.456, 0.406), description="normalization mean (RGB)")
     std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), description="normalization std (RGB)")
-    bad_images: Literal["fail", "skip"] = Field("fail", description="unreadable image: stop, or skip and count")
+    bad_images: Literal["fail", "skip"] = Field("fail", description="unreadable image: stop, or skip it (count and "
+                                                "file names go to metrics.json and the report)")
     download: bool = Field(False, description="let torchvision download the dataset (needs network)")
     workers: int = Field(2, ge=0, description="DataLoader worker processes")
     max_train_samples: int | None = Field(None, gt=0, description="use a fixed random subset of N train images (quick trials)")
@@ -172,7 +173,7 @@ class BornAgainConfig(Section):
 
 class TrainConfig(Section):
     epochs: int = Field(10, gt=0, description="training epochs of the student")
-    batch_size: int = Field(64, gt=0, description="images per step")
+    batch_size: int = Field(64, gt=0, le=65536, description="images per step (1..65536)")
     lr: float = Field(0.05, gt=0, description="peak learning rate")
     optimizer: Literal["sgd", "adamw"] = Field("sgd", description="sgd (momentum, nesterov) or adamw")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
@@ -264,6 +265,11 @@ class Recipe(Section):
         from .distill import terms_need_teacher
 
         d = self.distill
+        peer_kl = d.scheme == "online" and self.online.weight > 0
+        if d.ce_weight == 0 and not peer_kl and not any(t.weight > 0 for t in d.terms):
+            raise ValueError(f"the total loss is identically zero: distill.ce_weight=0 and every distill.terms "
+                             f"weight is 0 (got {[(t.name, t.weight) for t in d.terms]}); allowed: "
+                             "distill.ce_weight > 0 or a term with weight > 0")
         if d.scheme == "born_again" and not terms_need_teacher(d):
             raise ValueError(f"distill.scheme=born_again needs a distill.terms entry that learns from a teacher "
                              f"(got {[t.name for t in d.terms]}); allowed: e.g. kd, dkd, dist")

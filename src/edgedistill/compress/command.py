@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
+from ..atomic import atomic_write_text
 from ..errors import UserError
 from ..writable import check_output_dir
 
@@ -99,7 +100,7 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
     if out is None:
         out = make_run_dir(recipe, False) if own_out else _free_dir(run_dir / "compress")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.yaml").write_text(recipe.to_yaml())
+    atomic_write_text(out / "recipe.yaml", recipe.to_yaml())
     console.print(f"compress folder: [bold]{out}[/]" + (" (resuming: finished stages are reused)" if resume
                                                         else ""))
     ctx = Context(recipe, out, data, resolve_device(recipe.train.device), console, resume)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +27,7 @@ class RawSplits:
     test: Dataset | None
     class_names: list[str]
     skipped: int = 0
+    skipped_files: list[str] = field(default_factory=list)  # with data.bad_images=skip, for metrics.json
 
 
 SourceFn = Callable[["DataConfig"], RawSplits]

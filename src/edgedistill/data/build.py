@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -29,6 +29,7 @@ class DataBundle:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     skipped: int = 0
+    skipped_files: list[str] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -62,8 +63,11 @@ def _first(ds: Dataset, n: int | None, seed: int) -> Dataset:
 def build_data(cfg: DataConfig) -> DataBundle:
     """Load the source's splits, cap their sizes, attach train augmentation and eval preprocessing."""
     raw = DATA_SOURCES.get(cfg.source, key="data.source")(cfg)
-    if len(raw.train) == 0:  # type: ignore[arg-type]
-        raise UserError(f"the train split of {cfg.root or cfg.source} is empty", key="data.root")
+    for split in ("train", "val", "test"):  # every split before any work, not after a teacher epoch
+        ds = getattr(raw, split)
+        if ds is not None and len(ds) == 0:  # type: ignore[arg-type]
+            where = f"{cfg.root}/{split}" if cfg.root is not None else cfg.source
+            raise UserError(f"the {split} split ({where}) holds no images", key="data.root")
     train_tf, eval_tf = build_transform(cfg, train=True), build_transform(cfg, train=False)
     held = cfg.max_val_samples
     test = None if raw.test is None else TransformedDataset(_first(raw.test, held, cfg.split_seed), eval_tf)
@@ -76,6 +80,7 @@ def build_data(cfg: DataConfig) -> DataBundle:
         mean=tuple(cfg.mean),  # type: ignore[arg-type]
         std=tuple(cfg.std),  # type: ignore[arg-type]
         skipped=raw.skipped,
+        skipped_files=list(raw.skipped_files),
     )
 
 

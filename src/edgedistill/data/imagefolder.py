@@ -90,7 +90,7 @@ def _readable(path: str) -> str | None:
         return f"{type(e).__name__}: {e}"
 
 
-def scan(samples: Samples, mode: str) -> tuple[Samples, int]:
+def scan(samples: Samples, mode: str) -> tuple[Samples, list[str]]:
     """Find unreadable images before any training: fail naming the file, or drop and count them."""
     reasons = [_readable(p) for p, _ in samples]  # sequential: threads only add GIL contention here
     bad = [(p, r) for (p, _), r in zip(samples, reasons) if r is not None]
@@ -99,7 +99,7 @@ def scan(samples: Samples, mode: str) -> tuple[Samples, int]:
         raise UserError(f"unreadable image {bad[0][0]} ({bad[0][1]}){more}; "
                         "set data.bad_images=skip to skip such files", key="data.root")
     kept = [s for s, r in zip(samples, reasons) if r is None]
-    return kept, len(bad)
+    return kept, [p for p, _ in bad]
 
 
 @DATA_SOURCES.register("imagefolder", class_names=imagefolder_classes,
@@ -115,15 +115,21 @@ def imagefolder_source(cfg: DataConfig) -> RawSplits:
         if not (root / "val").is_dir():
             raise UserError(f"{root} has train/ but no val/ folder", key="data.root")
         val = _list_split(root / "val", classes)
+        if not val:
+            raise UserError(f"{root / 'val'} holds no images (expected {root / 'val'}/<class>/<image> for some of "
+                            f"the train classes)", key="data.root")
         test = _list_split(root / "test", classes) if (root / "test").is_dir() else None
+        if test is not None and not test:
+            raise UserError(f"{root / 'test'} holds no images (expected {root / 'test'}/<class>/<image>, or "
+                            "no test/ folder)", key="data.root")
     else:
         tr, va = stratified_split([y for _, y in train], cfg.val_ratio, cfg.split_seed)
         train, val = [train[i] for i in tr], [train[i] for i in va]
     train, skipped = scan(train, cfg.bad_images)
-    val, n = scan(val, cfg.bad_images)
-    skipped += n
+    val, bad = scan(val, cfg.bad_images)
+    skipped += bad
     if test is not None:
-        test, n = scan(test, cfg.bad_images)
-        skipped += n
+        test, bad = scan(test, cfg.bad_images)
+        skipped += bad
     return RawSplits(ImageList(train), ImageList(val), ImageList(test) if test is not None else None,
-                     classes, skipped)
+                     classes, len(skipped), skipped)

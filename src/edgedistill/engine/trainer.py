@@ -19,7 +19,8 @@ from rich.console import Console
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..errors import TrainingError  # re-exported: engine users import it from here
+from ..atomic import atomic_write_text
+from ..errors import TrainingError, UserError  # TrainingError re-exported: engine users import it here
 from ..recipe import TrainConfig
 from . import distributed as ddp
 from .checkpoint import atomic_save, load_checkpoint, rng_state, seed_everything, set_rng_state
@@ -98,8 +99,13 @@ def fit(
     name: str = "train",
     console: Console | None = None,
     on_epoch_end: Callback | None = None,
+    tag: str | None = None,
 ) -> FitResult:
-    """Train `module` for `epochs` (default cfg.epochs); checkpoints in out_dir/{last,best}.pt."""
+    """Train `module` for `epochs` (default cfg.epochs); checkpoints in out_dir/{last,best}.pt.
+
+    `tag` names the settings this training runs under; last.pt records it for every epoch ("tags"), a resume
+    under another tag is refused, and `epoch_tags` tells a caller whether every epoch ran under one tag.
+    """
     console = console or Console()
     if not ddp.is_main():  # rank 0 alone prints, logs and checkpoints
         console = Console(quiet=True, force_terminal=False)
@@ -128,9 +134,14 @@ def fit(
     result = FitResult()
     last_path, best_path, log_path = out_dir / "last.pt", out_dir / "best.pt", out_dir / "metrics.jsonl"
 
-    start = 0
+    start, tags = 0, []
     if resume and last_path.exists():
         ck = load_checkpoint(last_path)
+        tags = list(ck.get("tags") or [None] * int(ck["epoch"]))  # None: written before tags were recorded
+        other = next((t for t in tags if t not in (None, tag)), None)
+        if tag is not None and other is not None:
+            raise UserError(f"{last_path} was trained under other settings (tag {other}, now {tag}); allowed: "
+                            "resume with the settings it started with, or start a new run", key="train.resume")
         module.load_state_dict(ck["module"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -142,7 +153,7 @@ def fit(
         result.resumed_from = start
         console.print(f"[cyan]{name}[/]: resuming from epoch {start}/{epochs} ({last_path})")
     if ddp.is_main():
-        log_path.write_text("".join(json.dumps(h) + "\n" for h in result.history))
+        atomic_write_text(log_path, "".join(json.dumps(h) + "\n" for h in result.history))
 
     t_start = time.perf_counter()
     with TrainProgress(console, name, epochs, steps_per_epoch, start) as bar:
@@ -187,6 +198,7 @@ def fit(
             if evaluate is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == epochs):
                 record.update({f"val_{k}": v for k, v in evaluate().items()})
             result.history.append(record)
+            tags.append(tag)
             metric = record.get(f"val_{monitor}")
             improved = metric is not None and (result.best is None or metric > result.best)
             if improved:
@@ -199,15 +211,23 @@ def fit(
                         "module": module.state_dict(), "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
                         "epoch": epoch + 1, "history": result.history, "best": result.best,
-                        "best_epoch": result.best_epoch,
+                        "best_epoch": result.best_epoch, "tags": tags,
                     },
                     last_path,
                 )
-                with log_path.open("a") as f:
-                    f.write(json.dumps(record) + "\n")
+                atomic_write_text(log_path, "".join(json.dumps(h) + "\n" for h in result.history))
             ddp.barrier()  # no rank runs ahead of the checkpoint it would resume from
             bar.epoch_done(record, monitor)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1, record)
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+def epoch_tags(out_dir: Path) -> list[str | None]:
+    """The settings tag of every epoch recorded in out_dir/last.pt ([] when there is none)."""
+    path = out_dir / "last.pt"
+    if not path.exists():
+        return []
+    ck = load_checkpoint(path)
+    return list(ck.get("tags") or [None] * int(ck["epoch"]))

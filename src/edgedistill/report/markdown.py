@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write_text
 from ..recipe import Recipe
 from .charts import accuracy_vs_latency, training_curves
 from .tables import LABELS, METRIC_KEYS, comparison_lines, markdown_table, summary_markdown
@@ -53,6 +54,17 @@ def _stage_lines(run_dir: Path, metrics: dict[str, Any]) -> list[str]:
     return stages_markdown(result, run_dir / "compress", "compress/", all_threads())
 
 
+def skipped_lines(metrics: dict[str, Any]) -> list[str]:
+    """Images left out by data.bad_images=skip: a reader must know the numbers are not on the whole folder."""
+    skipped = metrics.get("skipped_images") or {}
+    if not skipped.get("count"):
+        return []
+    files = skipped.get("files", [])
+    shown = ", ".join(f"`{f}`" for f in files[:20]) + (f" and {len(files) - 20} more" if len(files) > 20 else "")
+    return [(f"**Skipped {skipped['count']} unreadable image(s)** (data.bad_images=skip; every file in "
+             f"metrics.json): {shown}."), ""]
+
+
 def write_report(run_dir: Path, metrics: dict[str, Any], recipe: Recipe) -> Path:
     models = metrics["models"]
     histories = {name: read_history(run_dir / name) for name in models}
@@ -73,6 +85,7 @@ def write_report(run_dir: Path, metrics: dict[str, Any], recipe: Recipe) -> Path
         f"{recipe.train.epochs} epochs, batch {recipe.train.batch_size}, lr {recipe.train.lr}, seed {recipe.train.seed}."
         + scheme_sentence(recipe),
         "",
+        *skipped_lines(metrics),
         summary_markdown(metrics),
         "",
         *[f"- {line}" for line in comparison_lines(metrics)],
@@ -97,5 +110,5 @@ def write_report(run_dir: Path, metrics: dict[str, Any], recipe: Recipe) -> Path
         "",
     ]
     path = run_dir / "report.md"
-    path.write_text("\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
     return path
