@@ -53,12 +53,13 @@ def stages_of(folder: Path) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """The compress recipe at its smallest: trained teacher and student, one int8 stage, a size budget no file
-    meets. Run once with --strict, then resumed (everything reused) without it."""
+    """The compress recipe at its smallest: a trained teacher and student, one export stage (the cheapest),
+    a size budget no file meets. Run once with --strict, then resumed (everything reused) without it."""
     base = tmp_path_factory.mktemp("e2e")
-    args = ["run", RECIPE, f"output.dir={base / 'runs'}", "data.max_train_samples=512", "data.max_val_samples=128",
+    args = ["run", RECIPE, f"output.dir={base / 'runs'}", "data.max_train_samples=512",
+            "data.max_val_samples=128",
             "teacher.model=cifar:resnet8", "teacher.epochs=1", "train.epochs=2", "train.batch_size=32",
-            "eval.latency_runs=2", "eval.warmup_runs=0", "compress.stages=[{name: quantize, calib_samples: 32}]",
+            "eval.latency_runs=2", "eval.warmup_runs=0", "compress.stages=[{name: export}]",
             *TIMING, "compress.parity_images=16", TINY_BUDGET]
     strict = cli(*args, "--strict")
     again = cli(*args, "--resume")
@@ -83,13 +84,14 @@ def test_run_strict_exits_3_on_a_failed_budget_and_0_without(trained):
 def qat_run(trained):
     """QAT of the run's student through `edgedistill compress FILE`, with a size budget no file meets."""
     out = trained.base / "qat"
-    res = cli("compress", trained.run / "student" / "model.safetensors", "compress.stages=[{name: qat, epochs: 1}]",
-              "data.max_train_samples=128", *TIMING, f"output.dir={out}", TINY_BUDGET, "--strict")
+    res = cli("compress", trained.run / "student" / "model.safetensors",
+              "compress.stages=[{name: qat, epochs: 1}]", "data.max_train_samples=128", *TIMING,
+              f"output.dir={out}", TINY_BUDGET, "--strict")
     return SimpleNamespace(res=res, dir=out / "run")
 
 
 def test_qat_through_compress_passes_its_parity_gate_and_is_reported(qat_run):
-    code, out, err = qat_run.res
+    code, _, err = qat_run.res
     assert code == STRICT_EXIT_CODE, err  # compress --strict: the int8 file is reported, then fails size_mb
     result = json.loads((qat_run.dir / "stages.json").read_text())
     q = stages_of(qat_run.dir)["qat"]
@@ -113,7 +115,8 @@ def test_qat_int8_onnx_has_metadata_dynamic_batch_and_predicts(qat_run, tmp_path
     assert sum(n.op_type == "QuantizeLinear" for n in proto.graph.node) > 5
     meta = read_onnx_meta(path)
     assert meta["class_names"] == [str(i) for i in range(10)] and meta["image_size"] == 16
-    assert meta["mean"] == pytest.approx([0.485, 0.456, 0.406]) and meta["std"] == pytest.approx([0.229, 0.224, 0.225])
+    assert meta["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    assert meta["std"] == pytest.approx([0.229, 0.224, 0.225])
     session = ort_session(path)
     assert not isinstance(session.get_inputs()[0].shape[0], int)  # a named, dynamic batch dimension
     x = np.random.default_rng(0).standard_normal((5, 3, 16, 16)).astype(np.float32)
@@ -132,7 +135,8 @@ def test_qat_int8_onnx_has_metadata_dynamic_batch_and_predicts(qat_run, tmp_path
     assert len(lines) == 3 and all(str(p) in line for p, line in zip(images, lines))
     for line in lines:
         labels_probs = line.split(": ", 1)[1].replace(",", "").split()
-        assert labels_probs[0] in meta["class_names"] and 0 < float(labels_probs[3]) <= float(labels_probs[1]) <= 1
+        assert labels_probs[0] in meta["class_names"]
+        assert 0 < float(labels_probs[3]) <= float(labels_probs[1]) <= 1
 
 
 def test_qat_parity_gate_rejects_a_file_with_a_broken_activation_scale(trained, tmp_path, monkeypatch):
@@ -141,7 +145,7 @@ def test_qat_parity_gate_rejects_a_file_with_a_broken_activation_scale(trained, 
     import onnx
     from onnx import numpy_helper
 
-    import edgedistill.compress.qat as qat
+    from edgedistill.compress import qat
 
     real = qat.export_qat_onnx
 
@@ -170,7 +174,11 @@ def test_qat_parity_gate_rejects_a_file_with_a_broken_activation_scale(trained, 
     assert (run / "1-qat" / "model.int8.parity-failed.onnx").is_file()
     assert not (run / "1-qat" / "model.int8.onnx").exists()
     assert q["info"]["kept_for_inspection"] == str(run / "1-qat" / "model.int8.parity-failed.onnx")
-    assert result["final"] == "0-input" and result["budgets_passed"] is False  # the refused row is not the result
+    # the student predicts many classes (top-1 well above what one class can score), so a constant output
+    # cannot agree with it on 90% of images: the refusal is the broken scale's doing, not chance
+    assert stages_of(run)["input"]["top1"] >= 25
+    assert result["final"] == "0-input"  # the refused row is not the result
+    assert result["budgets_passed"] is False
     assert "not reported" in stdout
 
 
@@ -180,7 +188,9 @@ def chain(trained):
     unstructured magnitude pruning, then the fp32 + TorchScript deliverable."""
     stages = ("compress.stages=[{name: finetune, epochs: 1, teacher: teacher}, {name: finetune, epochs: 1, "
               "teacher: none}, {name: unstructured, amount: 0.6}, {name: export, torchscript: true}]")
-    res = cli("compress", trained.run, stages, "data.max_train_samples=128", *TIMING, "compress.parity_images=16")
+    # no --strict: the failed size budget is reported, the exit code stays 0
+    res = cli("compress", trained.run, stages, "data.max_train_samples=128", *TIMING,
+              "compress.parity_images=16", TINY_BUDGET)
     folder = next(p for p in trained.run.glob("compress-*")
                   if "unstructured" in (p / "plan.json").read_text())
     return SimpleNamespace(res=res, dir=folder)
@@ -193,6 +203,7 @@ def _history(stage_dir: Path) -> list[dict]:
 def test_finetune_with_the_recipe_teacher_and_with_none(chain):
     code, out, err = chain.res
     assert code == 0, err
+    assert json.loads((chain.dir / "stages.json").read_text())["budgets_passed"] is False and "FAIL" in out
     by = stages_of(chain.dir)
     taught, alone = by["finetune"], by["finetune#2"]
     assert taught["info"]["teacher"] == "teacher" and taught["info"]["terms"] == ["kd"]
@@ -211,14 +222,14 @@ def test_finetune_with_the_recipe_teacher_and_with_none(chain):
 
 def test_teacher_stage_without_a_trained_teacher_exits_2_before_work(trained, tmp_path):
     out = tmp_path / "c"
-    code, stdout, err = cli("compress", trained.run / "student" / "model.safetensors",
-                            "compress.stages=[{name: finetune, epochs: 1, teacher: teacher}]", f"output.dir={out}")
+    code, _, err = cli("compress", trained.run / "student" / "model.safetensors",
+                       "compress.stages=[{name: finetune, epochs: 1, teacher: teacher}]", f"output.dir={out}")
     assert code == 2 and "Traceback" not in err
     assert "compress.stages.0.teacher" in err and "no trained teacher" in err and "'unpruned'" in err
     assert not out.exists()  # refused before any stage ran
     # `run` with teacher-free distillation (no teacher is trained): refused before any training
-    code, stdout, err = cli("run", RECIPE, f"output.dir={out}", "distill.terms=[{name: tf_kd_reg}]",
-                            "compress.stages=[{name: qat, teacher: teacher}]")
+    code, _, err = cli("run", RECIPE, f"output.dir={out}", "distill.terms=[{name: tf_kd_reg}]",
+                       "compress.stages=[{name: qat, teacher: teacher}]")
     assert code == 2 and "compress.stages.0.teacher" in err and "no trained teacher" in err
     assert not out.exists()
 
@@ -232,7 +243,8 @@ def test_unstructured_zeros_are_in_the_saved_weights_and_gzip_smaller(chain):
     info = u["info"]
     weights = {k: v for k, v in load_file(str(chain.dir / "3-unstructured" / "model.safetensors")).items()
                if k.endswith(".weight") and v.dim() > 1}  # Conv and Linear weights
-    zeros, total = sum(int((w == 0).sum()) for w in weights.values()), sum(w.numel() for w in weights.values())
+    zeros = sum(int((w == 0).sum()) for w in weights.values())
+    total = sum(w.numel() for w in weights.values())
     assert info["sparsity"] == pytest.approx(zeros / total) and 0.59 <= info["sparsity"] <= 0.61
     assert all(row["sparsity"] >= 0.59 for row in info["sparsity_layers"])
     assert {f"{row['layer']}.weight" for row in info["sparsity_layers"]} == set(weights)
@@ -240,7 +252,8 @@ def test_unstructured_zeros_are_in_the_saved_weights_and_gzip_smaller(chain):
     assert sum(int((before[k] == 0).sum()) for k in weights) < 0.01 * total  # the zeros are the stage's doing
     assert u["info"]["parity"]["passed"] and u["reported"] and u["params"] == dense["params"]
     for name in ("model.onnx", "model.safetensors"):  # dense storage: same bytes raw, far fewer gzipped
-        raw_u, raw_d = (chain.dir / "3-unstructured" / name).read_bytes(), (chain.dir / "2-finetune" / name).read_bytes()
+        raw_u = (chain.dir / "3-unstructured" / name).read_bytes()
+        raw_d = (chain.dir / "2-finetune" / name).read_bytes()
         assert abs(len(raw_u) - len(raw_d)) < 0.02 * len(raw_d)
         assert len(gzip.compress(raw_u)) < 0.8 * len(gzip.compress(raw_d)), name
     assert u["size_gz_mb"] < 0.8 * dense["size_gz_mb"]
@@ -258,5 +271,5 @@ def test_export_torchscript_loads_and_matches_pytorch(chain):
     x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), model(x), atol=1e-5, rtol=1e-4)
-    assert sum(int((p == 0).sum()) for p in scripted.parameters()) > 0.5 * sum(
-        p.numel() for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1)  # the sparse model
+    dense = sum(p.numel() for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1)
+    assert sum(int((p == 0).sum()) for p in scripted.parameters()) > 0.5 * dense  # the sparse model, traced

@@ -59,8 +59,8 @@ def check_teacher_stages(recipe: Any, has_teacher: bool) -> None:
         return
     for k, cfg in enumerate(recipe.compress.stages):
         if getattr(cfg, "teacher", None) == "teacher":
-            raise UserError(f"the {cfg.name} stage has teacher='teacher' but no trained teacher is available (a run "
-                            "folder with teacher/, or teacher.weights); allowed: 'unpruned' or 'none'",
+            raise UserError(f"the {cfg.name} stage has teacher='teacher' but no trained teacher is available "
+                            "(a run folder with teacher/, or teacher.weights); allowed: 'unpruned' or 'none'",
                             key=f"compress.stages.{k}.teacher")
 
 
