@@ -262,9 +262,10 @@ def _run(recipe: Recipe, console: Console) -> Path:
                                 key="student.model")
     scheme.prepare(recipe, len(class_names))
     if recipe.compress.stages:
-        from .compress.pipeline import check_stages
+        from .compress.pipeline import check_stages, check_teacher_stages
 
         check_stages(recipe, student_init)
+        check_teacher_stages(recipe, teacher is not None)
     resume = recipe.train.resume
     device = resolve_device(recipe.train.device)
     if recipe.train.threads:

@@ -69,7 +69,7 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
     from ..report.stages import print_stages, stages_markdown
     from ..tools import resolve_checkpoint
     from .measure import all_threads
-    from .pipeline import check_plan, check_stages, run_compress
+    from .pipeline import check_plan, check_stages, check_teacher_stages, run_compress
     from .prune import load_pruned
 
     ckpt = resolve_checkpoint(target)
@@ -97,6 +97,7 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
         raise UserError(f"the data's classes {data.class_names[:5]}… differ from the model's "
                         f"{meta['class_names'][:5]}…", key="data.root")
     teacher = _teacher(run_dir, recipe, data.num_classes)
+    check_teacher_stages(recipe, teacher is not None)
     if out is None:
         out = make_run_dir(recipe, False) if own_out else _free_dir(run_dir / "compress")
     out.mkdir(parents=True, exist_ok=True)

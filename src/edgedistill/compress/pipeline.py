@@ -100,6 +100,17 @@ def int8_gate(path: Path, agreement_pct: float, min_agreement: float) -> Path | 
     return path.replace(kept)
 
 
+def check_teacher_stages(recipe: Any, has_teacher: bool) -> None:
+    """A stage taught by the recipe's teacher needs one; say so before any work, not after training."""
+    if has_teacher:
+        return
+    for k, cfg in enumerate(recipe.compress.stages):
+        if getattr(cfg, "teacher", None) == "teacher":
+            raise UserError(f"the {cfg.name} stage has teacher='teacher' but no trained teacher is available "
+                            "(a run folder with teacher/, or teacher.weights); allowed: 'unpruned' or 'none'",
+                            key=f"compress.stages.{k}.teacher")
+
+
 def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
@@ -269,4 +280,4 @@ def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: 
     return result
 
 
-__all__ = ["check_plan", "check_stages", "example", "int8_gate", "run_compress"]
+__all__ = ["check_plan", "check_stages", "check_teacher_stages", "example", "int8_gate", "run_compress"]
