@@ -12,6 +12,7 @@ from .charts import plt
 from .html import write_html
 from .tables import markdown_table
 
+_CORR = {"holm": "Holm", "bh": "Benjamini–Hochberg"}
 _COLORS = {"better": "#2a7d2a", "worse": "#b22222", "no evidence": "#666666"}
 
 
@@ -29,7 +30,7 @@ def _ci(lo_hi: list[float | None]) -> str:
 
 
 def verdict_rows(res: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    m, corr = res["metric"], {"holm": "Holm", "bh": "BH"}[res["correction"]]
+    m, corr = res["metric"], _CORR[res["correction"]]
     head = ["arm", "vs", f"Δ {m}", "95% CI", "p (t)", f"p {corr}", "Wilcoxon p", "McNemar p", "dz",
             "P(improve)", f"verdict (α={res['alpha']})"]
     rows = [[c["arm"], c["vs"], f"{c['diff']:+.2f}", _ci(c["diff_ci"]), _p(c["t_p"]), _p(c["t_p_adj"]),
@@ -75,7 +76,7 @@ def forest_plot(res: dict[str, Any], path: Path) -> None:
     ax.axvline(0, color="black", lw=0.8, ls="--")
     ax.set_yticks(range(len(comps)), [f"{c['arm']} − {c['vs']}" for c in reversed(comps)])
     ax.set_xlabel(f"paired difference in {res['metric']} (mean, 95% t interval)")
-    ax.set_title(f"{res['correction']}-corrected verdicts at α={res['alpha']}, {len(res['units'])} paired runs",
+    ax.set_title(f"{_CORR[res['correction']]}-corrected verdicts at α={res['alpha']}, {len(res['units'])} paired runs",
                  fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -98,7 +99,7 @@ def write_compare_report(folder: Path, res: dict[str, Any]) -> Path:
         "churn: share of validation images whose prediction changes between seeds; entropy: mean per-image entropy "
         "of the predicted label across seeds.", "",
         "## Verdicts", "", markdown_table(*verdict_rows(res)), "",
-        f"Verdict from the paired t-test, {res['correction']}-corrected over all {len(res['comparisons'])} "
+        f"Verdict from the paired t-test, {_CORR[res['correction']]}-corrected over all {len(res['comparisons'])} "
         "comparisons (Wilcoxon needs ≥ 6 pairs to reach p < 0.05, so it is reported, not used); Δ = arm − vs; "
         "dz: paired Cohen's d; P(improve): share of paired runs where arm beats vs (ties ½); McNemar: "
         "per-image correctness pooled over the paired runs.", "",
