@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -61,7 +62,7 @@ def test_cli_exits_2_with_the_cause(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe(tmp_path)))
     res = subprocess.run([sys.executable, "-m", "edgedistill", "compare", str(path), "--seeds", "1"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "one run per arm has no spread" in res.stderr and "Traceback" not in res.stderr
 
 
@@ -116,3 +117,31 @@ def test_killed_comparison_resumes_reusing_finished_runs(tmp_path):
     assert base64.b64decode(png)[:4] == b"\x89PNG"
     assert (folder / "runs" / "kd-s0" / "report.html").exists()  # every run writes one too
     assert len(list((folder / "runs" / "teachers").glob("*/model.safetensors"))) == 2  # one teacher per seed
+
+
+def test_sweep_makes_arms_of_grid_points_and_a_random_sample(tmp_path):
+    sweep = {"distill.terms.0.T": [1, 2, 4], "distill.terms.0.weight": [0.5, 1.0]}
+    full = make_plan(build_recipe(recipe(tmp_path, sweep=sweep)), "alone")
+    assert full.arms[0] == "alone" and len(full.arms) == 1 + 6 and "T=4,weight=0.5" in full.arms
+    kd4 = next(c for c in full.cells if c.arm == "T=4,weight=0.5").recipe
+    assert (kd4.distill.terms[0].params["T"], kd4.distill.terms[0].weight) == (4, 0.5)
+    sample = make_plan(build_recipe(recipe(tmp_path, sweep=sweep, sweep_samples=3)), "alone")
+    assert len(sample.arms) == 1 + 3 and set(sample.arms) < set(full.arms)
+    assert make_plan(build_recipe(recipe(tmp_path, sweep=sweep, sweep_samples=3)), "alone").arms == sample.arms
+    with pytest.raises(UserError, match="distill.terms.0.T: Input should be greater than 0"):
+        make_plan(build_recipe(recipe(tmp_path, sweep={"distill.terms.0.T": [0, 1]})), "alone")
+
+
+@pytest.mark.parametrize("keys", [1, 2])
+def test_sweep_surface_chart(tmp_path, keys):
+    from edgedistill.analysis import stats
+    from edgedistill.report.sweep import sweep_chart
+
+    rng = np.random.default_rng(0)
+    pts = {f"T={t},w={w}": {"T": t, "w": w} for t in (1, 2, 4) for w in ((0.5, 1.0) if keys == 2 else (1.0,))}
+    arms = {"alone": stats.describe([90.0, 91.0, 90.5])} | {a: stats.describe(rng.normal(91, 1, 3)) for a in pts}
+    res = {"metric": "top1", "baseline": "alone", "arms": arms, "units": [[0, 0], [1, 0], [2, 0]],
+           "sweep": {"keys": ["T", "w"][:keys], "points": pts}}
+    assert sweep_chart(res, tmp_path / "s.png") and (tmp_path / "s.png").stat().st_size > 5000
+    res["sweep"]["keys"] = ["T", "w", "x"]
+    assert not sweep_chart(res, tmp_path / "t.png")

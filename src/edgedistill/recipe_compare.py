@@ -31,6 +31,11 @@ class CompareConfig(Section):
     correction: Literal["holm", "bh"] = Field("holm", description="multiple-comparison correction over every "
                                               "comparison of the table: holm (family-wise) or bh (false discovery)")
     workers: int = Field(1, ge=1, description="run processes on this machine, sharing the study storage")
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict, description="sensitivity: dotted key → values, e.g. {distill.terms.0.T: [1, 2, 4, 8]}; "
+        "every grid point becomes an arm tested against the baseline, and the metric surface is drawn")
+    sweep_samples: int | None = Field(None, gt=0, description="run a seeded random sample of this many grid points "
+                                      "instead of the whole grid")
 
     @field_validator("metric")
     @classmethod
@@ -47,4 +52,12 @@ class CompareConfig(Section):
                 raise ValueError(f"arm name {name!r} must be a plain folder name")
             if not isinstance(over, dict):
                 raise ValueError(f"arm {name!r}: overrides must be a mapping of dotted keys, got {over!r}")
+        return v
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_values(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            if "." not in key or not values:
+                raise ValueError(f"sweep key {key!r} needs a dotted recipe key and at least one value, got {values!r}")
         return v

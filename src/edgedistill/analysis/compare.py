@@ -74,7 +74,10 @@ def analyze(plan: Plan, results: dict[str, dict[tuple[int, int], dict[str, Any]]
                               for key in ("share", "pairwise", "entropy_bits")}
         arms[a] = entry
     comps = []
-    for a, b in _pairs(plan.arms, plan.baseline):
+    pairs = _pairs(plan.arms, plan.baseline)
+    if plan.sweep:  # a surface of many points: each against the baseline, not every pair
+        pairs = [(a, b) for a, b in pairs if b == plan.baseline]
+    for a, b in pairs:
         c = {"arm": a, "vs": b, **stats.paired(arms[a]["values"], arms[b]["values"])}
         if with_preds:
             ca = np.concatenate([results[a][u]["pred"] == results[a][u]["labels"] for u in units])
@@ -95,4 +98,6 @@ def analyze(plan: Plan, results: dict[str, dict[tuple[int, int], dict[str, Any]]
         "test": "paired t over seeds × splits decides the verdict; Wilcoxon and McNemar are reported beside it",
         "arms": arms, "comparisons": comps, "notes": plan.notes,
         "split": plan.cells[0].recipe.eval.split,
+        **({"sweep": {"keys": list(plan.cfg.sweep), "points": {a: p for a, p in plan.sweep.items()}}}
+           if plan.sweep else {}),
     }

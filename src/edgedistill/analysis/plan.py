@@ -34,6 +34,7 @@ class Plan:
     baseline: str
     cells: list[Cell]
     notes: list[str] = field(default_factory=list)
+    sweep: dict[str, dict[str, Any]] = field(default_factory=dict)  # arm → {key: value} of a sensitivity sweep
 
     @property
     def units(self) -> list[tuple[int, int]]:
@@ -90,6 +91,8 @@ def make_plan(recipe: Recipe, arms: str | None = None, seeds: int | None = None,
         cfg = CompareConfig(**{**recipe.compare.model_dump(), **upd, "arms": select_arms(recipe.compare, arms)})
     except ValueError as e:  # pydantic: a bad --seeds/--splits/--workers value
         raise UserError(f"compare: {e}") from None
+    sweep = sweep_arms(cfg)
+    cfg.arms = {**cfg.arms, **{name: dict(point) for name, point in sweep.items()}}
     if len(cfg.arms) < 2:
         raise UserError(f"a comparison needs at least 2 arms, got {list(cfg.arms) or 'none'}; define them in "
                         "compare.arms or pass --arms", key="compare.arms")
@@ -116,7 +119,21 @@ def make_plan(recipe: Recipe, arms: str | None = None, seeds: int | None = None,
                 except UserError as e:
                     raise UserError(f"arm {arm!r}: {e}", key=f"compare.arms.{arm}") from None
                 cells.append(Cell(arm, seed, split, name, r))
-    return Plan(cfg, list(cfg.arms), baseline, cells, _teacher_notes(cells))
+    return Plan(cfg, list(cfg.arms), baseline, cells, _teacher_notes(cells), sweep)
+
+
+def sweep_arms(cfg: CompareConfig) -> dict[str, dict[str, Any]]:
+    """Grid points of compare.sweep (or a seeded random sample of them) as arms named key=value,…"""
+    if not cfg.sweep:
+        return {}
+    import itertools
+    import random
+
+    keys = list(cfg.sweep)
+    points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*cfg.sweep.values())]
+    if cfg.sweep_samples is not None and cfg.sweep_samples < len(points):
+        points = sorted(random.Random(0).sample(points, cfg.sweep_samples), key=points.index)
+    return {",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in p.items()): p for p in points}
 
 
 def _teacher_notes(cells: list[Cell]) -> list[str]:

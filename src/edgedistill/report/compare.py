@@ -10,6 +10,7 @@ from rich.table import Table
 
 from .charts import plt
 from .html import write_html
+from .sweep import sweep_chart
 from .tables import markdown_table
 
 _CORR = {"holm": "Holm", "bh": "Benjamini–Hochberg"}
@@ -104,6 +105,8 @@ def write_compare_report(folder: Path, res: dict[str, Any]) -> Path:
         "dz: paired Cohen's d; P(improve): share of paired runs where arm beats vs (ties ½); McNemar: "
         "per-image correctness pooled over the paired runs.", "",
         "![Paired differences with 95% intervals](forest.png)", "",
+        *(["## Sensitivity", "", "![Metric surface of the sweep](sensitivity.png)", ""]
+          if sweep_chart(res, folder / "sensitivity.png") else []),
         *([f"Notes: {'; '.join(res['notes'])}.", ""] if res["notes"] else []),
         "## Runs", "", runs, "",
         "All numbers: [compare.json](compare.json).", "",
