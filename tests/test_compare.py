@@ -2,7 +2,6 @@
 
 import base64
 import json
-import os
 import re
 import signal
 import subprocess
@@ -62,7 +61,7 @@ def test_cli_exits_2_with_the_cause(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe(tmp_path)))
     res = subprocess.run([sys.executable, "-m", "edgedistill", "compare", str(path), "--seeds", "1"],
-                         capture_output=True, text=True, timeout=300)
+                         check=False, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "one run per arm has no spread" in res.stderr and "Traceback" not in res.stderr
 
 
@@ -99,7 +98,7 @@ def test_killed_comparison_resumes_reusing_finished_runs(tmp_path):
     mtime = first.stat().st_mtime_ns
     assert not (folder / "compare.json").exists()
 
-    res = subprocess.run(cmd + ["--resume", "--workers", "2"], capture_output=True, text=True, timeout=600)
+    res = subprocess.run(cmd + ["--resume", "--workers", "2"], check=False, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "alone-s0: finished earlier" in res.stdout or "1 finished" in res.stdout
     assert first.stat().st_mtime_ns == mtime  # a finished run is never recomputed

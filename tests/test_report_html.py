@@ -20,7 +20,7 @@ def _chromium() -> str:
         return found
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         pytest.skip("chromium is not installed and this user cannot apt-get install it")
-    done = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, text=True, timeout=900)
+    done = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False, capture_output=True, text=True, timeout=900)
     if done.returncode != 0 or not shutil.which("chromium"):
         pytest.skip(f"apt-get install chromium failed (no package mirror?): {done.stderr[-300:]}")
     return shutil.which("chromium")
@@ -41,7 +41,7 @@ def _result() -> dict:
 
 def _browser(chromium: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                           "--virtual-time-budget=3000", *args], capture_output=True, text=True, timeout=120)
+                           "--virtual-time-budget=3000", *args], check=False, capture_output=True, text=True, timeout=120)
 
 
 def test_compare_report_renders_in_chromium(tmp_path):

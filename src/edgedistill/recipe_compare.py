@@ -51,7 +51,7 @@ class CompareConfig(Section):
             if not name or "/" in name or name.startswith("."):
                 raise ValueError(f"arm name {name!r} must be a plain folder name")
             if not isinstance(over, dict):
-                raise ValueError(f"arm {name!r}: overrides must be a mapping of dotted keys, got {over!r}")
+                raise ValueError(f"arm {name!r}: overrides must be a mapping of dotted keys, got {over!r}")  # noqa: TRY004 (pydantic wants ValueError)
         return v
 
     @field_validator("sweep")

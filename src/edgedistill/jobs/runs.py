@@ -149,7 +149,7 @@ def run_workers(url: str, study_name: str, workers: int, log_dir: Path, say: Any
     children = []
     log_dir.mkdir(parents=True, exist_ok=True)
     for i in range(1, workers):
-        log = open(log_dir / f"worker-{i}.log", "a")
+        log = open(log_dir / f"worker-{i}.log", "a")  # noqa: SIM115 (open for the child's life, closed below)
         cmd = [sys.executable, "-m", "edgedistill.jobs.worker", url, study_name, "--threads", str(threads)]
         children.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
     try:

@@ -93,17 +93,17 @@ def write_compare_report(folder: Path, res: dict[str, Any]) -> Path:
                      for a, s in res["arms"].items())
     lines = [
         "# edgedistill comparison", "",
-        f"Metric: `{res['metric']}` of the student on the `{res['split']}` split "
-        f"({'higher' if res['higher_is_better'] else 'lower'} is better); paired runs: {units}. "
-        f"Baseline: `{res['baseline']}`.", "",
+        (f"Metric: `{res['metric']}` of the student on the `{res['split']}` split "
+         f"({'higher' if res['higher_is_better'] else 'lower'} is better); paired runs: {units}. "
+         f"Baseline: `{res['baseline']}`."), "",
         "## Arms", "", markdown_table(*arm_rows(res)), "",
-        "churn: share of validation images whose prediction changes between seeds; entropy: mean per-image entropy "
-        "of the predicted label across seeds.", "",
+        ("churn: share of validation images whose prediction changes between seeds; entropy: mean per-image "
+         "entropy of the predicted label across seeds."), "",
         "## Verdicts", "", markdown_table(*verdict_rows(res)), "",
-        f"Verdict from the paired t-test, {_CORR[res['correction']]}-corrected over all {len(res['comparisons'])} "
-        "comparisons (Wilcoxon needs ≥ 6 pairs to reach p < 0.05, so it is reported, not used); Δ = arm − vs; "
-        "dz: paired Cohen's d; P(improve): share of paired runs where arm beats vs (ties ½); McNemar: "
-        "per-image correctness pooled over the paired runs.", "",
+        (f"Verdict from the paired t-test, {_CORR[res['correction']]}-corrected over all {len(res['comparisons'])} "
+         "comparisons (Wilcoxon needs ≥ 6 pairs to reach p < 0.05, so it is reported, not used); Δ = arm − vs; "
+         "dz: paired Cohen's d; P(improve): share of paired runs where arm beats vs (ties ½); McNemar: "
+         "per-image correctness pooled over the paired runs."), "",
         "![Paired differences with 95% intervals](forest.png)", "",
         *(["## Sensitivity", "", "![Metric surface of the sweep](sensitivity.png)", ""]
           if sweep_chart(res, folder / "sensitivity.png") else []),
