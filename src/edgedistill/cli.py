@@ -122,6 +122,27 @@ def predict(
         console.print(f"{escape(r['path'])}: {escape(shown)}", highlight=False)
 
 
+@app.command("compare")
+def compare_cmd(
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML file with a compare: section (or --arms)")],
+    overrides: Overrides = None,
+    arms: Annotated[str | None, typer.Option(help="arms to run: names from compare.arms, comma-separated, or a "
+                                             "YAML mapping like '{kd: {}, alone: {distill.terms: []}}'")] = None,
+    seeds: Annotated[int | None, typer.Option(help="runs per arm (compare.seeds)")] = None,
+    splits: Annotated[int | None, typer.Option(help="repeated train/validation splits (compare.splits)")] = None,
+    workers: Annotated[int | None, typer.Option(help="run processes on this machine (compare.workers)")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL shared by several machines, e.g. "
+                                                "postgresql://user@host/db (default: a journal file in the folder)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the latest comparison of this recipe: "
+                                         "finished runs are reused, interrupted ones resume")] = False,
+) -> None:
+    """Compare arms (recipe variants) over seeds and splits: intervals, corrected paired tests, verdicts."""
+    from .analysis.command import run_compare
+
+    run_compare(recipe, overrides or [], arms=arms, seeds=seeds, splits=splits, workers=workers, storage=storage,
+                resume=resume, console=console)
+
+
 class ListWhat(str, Enum):
     models = "models"
     data = "data"

@@ -30,6 +30,7 @@ from .engine import epoch_tags, fit, resolve_device
 from .engine.checkpoint import seed_everything
 from .errors import UserError
 from .evaluate import classification_metrics, fidelity, predict
+from .evaluate.predictions import held_out_id, save_predictions
 from .memory import check_memory
 from .models import create_model, load_model, save_model, weights_class_count
 from .recipe import ModelConfig, Recipe
@@ -186,6 +187,8 @@ def evaluate_models(ctx: Context, models: dict[str, tuple[str, nn.Module]]) -> d
     if not ddp.is_main():
         return {}
     t_logits = logits["teacher"][0] if "teacher" in logits else None
+    save_predictions(ctx.run_dir / "predictions.npz", {n: lg.argmax(1).numpy() for n, (lg, _) in logits.items()},
+                     next(iter(logits.values()))[1].numpy(), held_out_id(r.data.model_dump(mode="json"), r.eval.split))
     out: dict[str, Any] = {}
     for name, (spec, model) in models.items():
         lg, labels = logits[name]

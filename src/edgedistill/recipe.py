@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from .errors import UserError, shorten
 from . import recipe_yaml
 from .recipe_base import Section, TermConfig, _choices_msg, describe_section
+from .recipe_compare import CompareConfig
 from .recipe_compress import STAGE_TYPES, BudgetConfig, CompressConfig, DeployConfig, StageConfig  # noqa: F401
 from .writable import folder_problem
 
@@ -250,6 +251,7 @@ class Recipe(Section):
     compress: CompressConfig = Field(default_factory=CompressConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    compare: CompareConfig = Field(default_factory=CompareConfig)
 
     @model_validator(mode="after")
     def _cache_matches_data_path(self) -> Recipe:

@@ -9,6 +9,7 @@ from typing import Any
 from ..atomic import atomic_write_text
 from ..recipe import Recipe
 from .charts import accuracy_vs_latency, training_curves
+from .html import write_html
 from .tables import LABELS, METRIC_KEYS, comparison_lines, markdown_table, summary_markdown
 
 
@@ -111,4 +112,5 @@ def write_report(run_dir: Path, metrics: dict[str, Any], recipe: Recipe) -> Path
     ]
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines))
+    write_html(path)  # the same report as one self-contained file
     return path

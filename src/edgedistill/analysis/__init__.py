@@ -1,0 +1,1 @@
+"""Analyses above the spine: comparisons of arms over repeated runs (statistics, verdicts)."""

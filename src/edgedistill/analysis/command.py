@@ -1,0 +1,74 @@
+"""`edgedistill compare`: plan the grid, run its cells through the job scheduler, analyse, report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from ..atomic import atomic_write_text
+from ..errors import UserError
+from ..jobs import Job, open_study, run_workers, schedule
+from ..pipeline import check_recipe, make_run_dir, yaml_without_resume
+from ..recipe import load_recipe
+from .compare import analyze, collect
+from .plan import Plan, make_plan, place
+
+
+def _write_cells(plan: Plan, folder: Path, resume: bool) -> list[Job]:
+    """cells/NAME.yaml per cell; on --resume a cell whose recipe changed since it was written is refused."""
+    jobs = []
+    for c in plan.cells:
+        path = folder / "cells" / f"{c.name}.yaml"
+        text = c.recipe.to_yaml()
+        if path.exists() and yaml_without_resume(path.read_text()) != yaml_without_resume(text):
+            raise UserError(f"arm {c.arm!r} differs from the one this comparison started with ({path}); "
+                            "allowed: the same recipe and arms with --resume, or a new comparison without --resume",
+                            key=f"compare.arms.{c.arm}")
+        if not path.exists():
+            atomic_write_text(path, text)
+        jobs.append(Job(c.name, path, plan.cfg.metric))
+    return jobs
+
+
+def run_compare(recipe_file: Path, overrides: list[str], *, arms: str | None = None, seeds: int | None = None,
+                splits: int | None = None, workers: int | None = None, storage: str | None = None,
+                resume: bool = False, console: Console | None = None) -> Path:
+    """Run (or resume) a comparison; returns its folder (output.dir/output.name, -2, … when taken)."""
+    console = console or Console()
+    recipe = load_recipe(recipe_file, overrides)
+    plan = make_plan(recipe, arms, seeds, splits, workers)
+    for arm in plan.arms:  # classes vs weights, per arm, before any folder or training
+        check_recipe(next(c.recipe for c in plan.cells if c.arm == arm))
+    if resume:
+        folder = make_run_dir(recipe, resume=True)
+        place(plan, folder)
+        jobs = _write_cells(plan, folder, resume=True)
+    else:
+        folder = make_run_dir(recipe, resume=False)
+        place(plan, folder)
+        jobs = _write_cells(plan, folder, resume=False)
+    url = storage or str(folder / "study.journal")
+    name = f"compare-{folder.name}"
+    counts = schedule(open_study(url, name), jobs)
+    console.print(f"comparison folder: [bold]{folder}[/] — {len(plan.arms)} arms × {plan.cfg.seeds} seeds"
+                  + (f" × {plan.cfg.splits} splits" if plan.cfg.splits > 1 else "")
+                  + f" = {len(jobs)} runs ({', '.join(f'{v} {k}' for k, v in counts.items() if v)}); "
+                  f"{plan.cfg.workers} worker(s); run logs in {folder / 'cells'}")
+    for note in plan.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    run_workers(url, name, plan.cfg.workers, folder / "logs", say=lambda m: console.print(f"  {m}", highlight=False))
+    left = [c.name for c in plan.cells if not (c.recipe.output.dir / c.recipe.output.name / "metrics.json").exists()]
+    if left:
+        console.print(f"[yellow]{len(left)} run(s) not finished ({', '.join(left)}): running elsewhere; rerun "
+                      "with --resume once they end to analyse[/]")
+        return folder
+    from ..report.compare import print_compare, write_compare_report
+
+    res = analyze(plan, collect(plan))
+    atomic_write_text(folder / "compare.json", json.dumps(res, indent=2))
+    write_compare_report(folder, res)
+    print_compare(res, console)
+    console.print(f"\nreport: [bold]{folder / 'report.html'}[/]")
+    return folder

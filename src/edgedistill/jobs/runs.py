@@ -1,0 +1,171 @@
+"""Runs as trials of one Optuna study: every process (or machine) sharing the storage takes the next waiting run.
+
+A job is a resolved recipe file; its run folder is `output.dir/output.name`. A finished run folder
+(metrics.json) is never recomputed, an interrupted one resumes (`train.resume`). Trials are enqueued
+with `Study.enqueue_trial` and taken by `Study.optimize`, which pops waiting trials atomically in the
+storage, so two processes never take the same job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from ..errors import TrainingError
+from .locks import flock, is_locked, teacher_lock
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: a key unique in the study, its resolved recipe file and the metric its trial reports."""
+
+    key: str
+    recipe: Path
+    metric: str = "top1"
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """A journal file (embedded, one machine) for a path; an RDB URL (postgresql://…) with heartbeats otherwise."""
+    if "://" in url:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=60, grace_period=300,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback())
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(str(url)))
+
+
+def open_study(url: str, name: str) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(study_name=name, storage=open_storage(url), load_if_exists=True,
+                               direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+
+
+def run_folder(recipe_path: Path) -> Path:
+    from ..recipe import load_recipe
+
+    r = load_recipe(recipe_path)
+    return r.output.dir / r.output.name
+
+
+def _lock_of(recipe_path: Path) -> Path:
+    return recipe_path.with_suffix(".lock")
+
+
+def schedule(study: optuna.Study, jobs: list[Job]) -> dict[str, int]:
+    """Enqueue every job not finished, not waiting and not running; a running trial whose process died
+    (its lock is free) is failed first. Returns counts by what was done."""
+    trials = study.get_trials(deepcopy=False)
+    waiting = {t.user_attrs.get("job") for t in trials if t.state == TrialState.WAITING}
+    running = {}
+    for t in trials:
+        if t.state == TrialState.RUNNING and t.user_attrs.get("job"):
+            running[t.user_attrs["job"]] = t
+    counts = {"finished": 0, "queued": 0, "running": 0, "waiting": 0}
+    for job in jobs:
+        if (run_folder(job.recipe) / "metrics.json").exists():
+            counts["finished"] += 1
+            continue
+        t = running.get(job.key)
+        if t is not None:
+            if is_locked(_lock_of(job.recipe)):
+                counts["running"] += 1
+                continue
+            try:  # its process died (killed, machine lost): the run folder resumes from its checkpoint
+                study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass
+        if job.key in waiting:
+            counts["waiting"] += 1
+            continue
+        study.enqueue_trial({}, user_attrs={"job": job.key, "recipe": str(job.recipe), "metric": job.metric})
+        counts["queued"] += 1
+    return counts
+
+
+def run_job(recipe_path: Path, log: Path) -> Path:
+    """One run through the ordinary pipeline; finished → reused, interrupted → resumed."""
+    from rich.console import Console
+
+    from ..pipeline import run
+    from ..recipe import load_recipe
+
+    recipe = load_recipe(recipe_path)
+    run_dir = recipe.output.dir / recipe.output.name
+    if (run_dir / "metrics.json").exists():
+        return run_dir
+    if run_dir.exists():
+        recipe = load_recipe(recipe_path, ["train.resume=true"])
+    with open(log, "a") as f, teacher_lock(recipe):
+        return run(recipe, Console(file=f, width=150, force_terminal=False))
+
+
+def metric_of(run_dir: Path, metric: str) -> float:
+    m = json.loads((run_dir / "metrics.json").read_text())
+    return float(m["models"][m["primary"]][metric])
+
+
+def _objective(trial: optuna.Trial, say: Any) -> float:
+    key = trial.user_attrs.get("job")
+    if key is None:  # another process took the last waiting job between our check and our ask
+        trial.study.stop()
+        raise optuna.TrialPruned("no job left")
+    path = Path(trial.user_attrs["recipe"])
+    with flock(_lock_of(path), blocking=False) as mine:
+        if not mine:
+            raise optuna.TrialPruned(f"{key} is run by another process")
+        finished = (run_folder(path) / "metrics.json").exists()
+        run_dir = run_job(path, path.with_suffix(".log"))
+    value = metric_of(run_dir, trial.user_attrs.get("metric", "top1"))
+    say(f"{key}: {'finished earlier' if finished else 'done'}, {trial.user_attrs.get('metric', 'top1')} {value:.4g}")
+    return value
+
+
+def work(study: optuna.Study, say: Any = print) -> None:
+    """Take waiting jobs of the study until none is left (the calling process is one worker)."""
+
+    def drained(study: optuna.Study, _: Any) -> None:
+        if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            study.stop()
+
+    if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        study.optimize(lambda t: _objective(t, say), callbacks=[drained], gc_after_trial=True)
+
+
+def run_workers(url: str, study_name: str, workers: int, log_dir: Path, say: Any = print) -> None:
+    """This process and workers-1 child processes (`python -m edgedistill.jobs.worker`) work the study."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    children = []
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(1, workers):
+        log = open(log_dir / f"worker-{i}.log", "a")  # noqa: SIM115 (open for the child's life, closed below)
+        cmd = [sys.executable, "-m", "edgedistill.jobs.worker", url, study_name, "--threads", str(threads)]
+        children.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
+    try:
+        if workers > 1:
+            import torch
+
+            torch.set_num_threads(threads)
+        work(open_study(url, study_name), say)
+    except BaseException:
+        for p, _ in children:
+            p.terminate()
+        raise
+    finally:
+        for p, log in children:
+            p.wait()
+            log.close()
+    failed = [i + 1 for i, (p, _) in enumerate(children) if p.returncode]
+    if failed:
+        raise TrainingError(f"worker(s) {failed} failed; see {log_dir}/worker-N.log")
