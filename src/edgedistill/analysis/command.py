@@ -10,10 +10,15 @@ from rich.console import Console
 from ..atomic import atomic_write_text
 from ..errors import UserError
 from ..jobs import Job, open_study, run_workers, schedule
-from ..pipeline import check_recipe, make_run_dir, yaml_without_resume
+from ..pipeline import check_recipe, make_run_dir
 from ..recipe import load_recipe
 from .compare import analyze, collect
 from .plan import Plan, make_plan, place
+
+
+def _without_resume(text: str) -> str:
+    """A cell's recipe text minus `train.resume`, which a resumed comparison sets and which changes no result."""
+    return "\n".join(line for line in text.splitlines() if not line.strip().startswith("resume:"))
 
 
 def _write_cells(plan: Plan, folder: Path, resume: bool) -> list[Job]:
@@ -22,7 +27,7 @@ def _write_cells(plan: Plan, folder: Path, resume: bool) -> list[Job]:
     for c in plan.cells:
         path = folder / "cells" / f"{c.name}.yaml"
         text = c.recipe.to_yaml()
-        if path.exists() and yaml_without_resume(path.read_text()) != yaml_without_resume(text):
+        if path.exists() and _without_resume(path.read_text()) != _without_resume(text):
             raise UserError(f"arm {c.arm!r} differs from the one this comparison started with ({path}); "
                             "allowed: the same recipe and arms with --resume, or a new comparison without --resume",
                             key=f"compare.arms.{c.arm}")

@@ -139,12 +139,12 @@ def sweep_arms(cfg: CompareConfig) -> dict[str, dict[str, Any]]:
 def _teacher_notes(cells: list[Cell]) -> list[str]:
     """Arms whose settings give a seed another teacher than the baseline's (the store keys teachers by them)."""
     from ..distill import SCHEMES
-    from ..pipeline import _teacher_key
+    from ..resume import teacher_key
 
     keys: dict[tuple[int, int], dict[str, str]] = {}
     for c in cells:
         if SCHEMES.get(c.recipe.distill.scheme).needs_teacher(c.recipe) and c.recipe.teacher.weights is None:
-            keys.setdefault((c.seed, c.split), {})[c.arm] = _teacher_key(c.recipe)
+            keys.setdefault((c.seed, c.split), {})[c.arm] = teacher_key(c.recipe)
     notes = set()
     for by_arm in keys.values():
         if len(set(by_arm.values())) > 1:

@@ -49,13 +49,13 @@ def teacher_lock(recipe: Recipe) -> Iterator[None]:
     """Held through a whole run when its teacher is not trained yet, so parallel runs of the same seed wait
     for that one teacher instead of each training (and half-copying) their own."""
     from ..distill import SCHEMES
-    from ..pipeline import _teacher_key
+    from ..resume import teacher_key
 
     tc = recipe.teacher
     if tc.weights is not None or tc.model.startswith("file:") or not SCHEMES.get(recipe.distill.scheme).needs_teacher(recipe):
         yield
         return
-    key = _teacher_key(recipe)
+    key = teacher_key(recipe)
     store = recipe.output.dir / "teachers"
     with flock(store / f"{key}.lock"):
         if not (store / key / "model.safetensors").exists():
