@@ -6,19 +6,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from edgedistill.analysis.audit import load_inputs
 from edgedistill.analysis.cka import linear_cka
 from edgedistill.analysis.inherit import error_similarity, inherited_errors
 from edgedistill.analysis.perturb import PERTURBATIONS, Pixels, fgsm_pixels, parse_levels, perturb
-from edgedistill.cli import main
 from edgedistill.errors import UserError
 from edgedistill.models import create_model
-from edgedistill.pipeline import run
-from edgedistill.recipe import load_recipe
-from edgedistill.recipes import recipe_path
 
 
 def cli(capsys, *args):
+    """The CLI in-process (as tests/test_cli.py does): a subprocess pays seconds of imports."""
+    from edgedistill.cli import main
+
     old = sys.argv
     sys.argv = ["edgedistill", *args]
     try:
@@ -67,7 +65,7 @@ def test_jpeg_is_lossy_and_worse_at_low_quality():
 def test_brightness_and_contrast_follow_their_definitions():
     px = _random() * 0.5
     assert torch.allclose(perturb("brightness", px, 0.6), px * 0.6, atol=1e-6)
-    grey = (0.299 * px[:, 0] + 0.587 * px[:, 1] + 0.114 * px[:, 2]).mean(dim=(1, 2)).view(-1, 1, 1, 1)
+    grey = (0.2989 * px[:, 0] + 0.587 * px[:, 1] + 0.114 * px[:, 2]).mean(dim=(1, 2)).view(-1, 1, 1, 1)
     assert torch.allclose(perturb("contrast", px, 0.5), 0.5 * px + 0.5 * grey, atol=1e-5)
 
 
@@ -156,6 +154,11 @@ TINY = ["data.image_size=16", "data.max_train_samples=128", "data.max_val_sample
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    """One tiny digits run (teacher, student alone, distilled student) shared by the module's audits."""
+    from edgedistill.pipeline import run
+    from edgedistill.recipe import load_recipe
+    from edgedistill.recipes import recipe_path
+
     out = tmp_path_factory.mktemp("audit")
     return run(load_recipe(recipe_path("demo"), TINY + [f"output.dir={out / 'runs'}"]), _quiet())
 
@@ -218,6 +221,8 @@ def test_audit_without_teacher_or_student_exit_2(tiny_run, tmp_path, capsys):
     no_teacher = tmp_path / "no_teacher"
     shutil.copytree(tiny_run, no_teacher)
     shutil.rmtree(no_teacher / "teacher")
+    from edgedistill.analysis.audit import load_inputs
+
     with pytest.raises(UserError, match="no teacher"):
         load_inputs(no_teacher)
     code, _, err = cli(capsys, "audit", str(tmp_path / "nothing"))
