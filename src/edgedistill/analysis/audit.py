@@ -131,7 +131,7 @@ class _Collector:
         for n, m in self.models.items():
             with FeatureTaps(m, [self.layers[n]]) as taps, torch.inference_mode():
                 self.logits[n].append(m(x.to(self.device)).float().cpu())
-            self.feats[n].append(_pooled(taps.features[self.layers[n]]))
+                self.feats[n].append(_pooled(taps.features[self.layers[n]]))
 
     def perturbed(self, key: tuple[str, float], x: torch.Tensor) -> None:
         slot = self.preds.setdefault(key, {n: [] for n in self.models})

@@ -28,8 +28,9 @@ def _noise(px: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
 
 
 def _blur(px: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
-    """Gaussian blur of std `sigma` pixels; the kernel spans ±3σ (odd side)."""
-    k = 2 * math.ceil(3 * sigma) + 1
+    """Gaussian blur of std `sigma` pixels; the kernel spans ±3σ (odd side), at most 2·side − 1 so its reflect
+    padding fits inside a small image."""
+    k = min(2 * math.ceil(3 * sigma) + 1, 2 * min(px.shape[-2:]) - 1)
     return TF.gaussian_blur(px, [k, k], [sigma, sigma])
 
 
@@ -58,7 +59,7 @@ Apply = Callable[[torch.Tensor, float, int], torch.Tensor]
 # name → (function, default severities mild→strong, allowed (lo, hi), what the level means)
 PERTURBATIONS: dict[str, tuple[Apply | None, tuple[float, ...], tuple[float, float], str]] = {
     "noise": (_noise, (0.04, 0.08, 0.16), (0.0, 1.0), "std of Gaussian noise, pixels in [0, 1]"),
-    "blur": (_blur, (0.5, 1.0, 1.5), (0.0, 10.0), "std of the Gaussian blur kernel, pixels"),
+    "blur": (_blur, (0.5, 1.0, 1.5), (0.0, 5.0), "std of the Gaussian blur kernel, pixels"),
     "jpeg": (_jpeg, (50, 20, 8), (0, 95), "JPEG quality (lower is stronger)"),
     "brightness": (_brightness, (0.8, 0.6, 0.4), (0.0, 3.0), "brightness factor (1 = unchanged)"),
     "contrast": (_contrast, (0.7, 0.5, 0.3), (0.0, 3.0), "contrast factor (1 = unchanged)"),
