@@ -19,6 +19,11 @@ def _f(v: Any, fmt: str = ".3f") -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
 
+def _count(n: int, rate: float) -> str:
+    """"3 (42.9%)"; a bare count when the rate is undefined (the teacher made no error)."""
+    return str(n) if math.isnan(rate) else f"{n} ({100 * rate:.1f}%)"
+
+
 def fidelity_rows(audit: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """One row per measure, one column per student (distilled, and alone when the run trained it)."""
     students = list(audit["fidelity"])
@@ -35,9 +40,9 @@ def fidelity_rows(audit: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         row("JS divergence, nats", lambda s: audit["fidelity"][s]["js"], ".4f"),
         row("linear CKA, penultimate features", lambda s: audit["fidelity"][s]["cka"]),
         [f"teacher errors repeated exactly (of {next(iter(inh.values()))['teacher_errors']})",
-         *(f"{inh[s]['same_mistake']} ({_f(100 * inh[s]['inherited_rate'], '.1f')}%)" for s in students)],
+         *(_count(inh[s]["same_mistake"], inh[s]["inherited_rate"]) for s in students)],
         [f"teacher errors also wrong (of {next(iter(inh.values()))['teacher_errors']})",
-         *(f"{inh[s]['also_wrong']} ({_f(100 * inh[s]['student_wrong_rate'], '.1f')}%)" for s in students)],
+         *(_count(inh[s]["also_wrong"], inh[s]["student_wrong_rate"]) for s in students)],
         row("per-class error-rate correlation", lambda s: audit["errors"][s]["class_error_corr"]),
         row("per-image error correlation (phi)", lambda s: audit["errors"][s]["image_error_corr"]),
         row("confusion pattern cosine (off-diagonal)", lambda s: audit["errors"][s]["confusion_cosine"]),
