@@ -171,6 +171,7 @@ def _quiet():
     return Console(file=io.StringIO(), width=200)
 
 
+@pytest.mark.slow
 def test_audit_end_to_end(tiny_run, capsys):
     code, out, err = cli(capsys, "audit", str(tiny_run), "--max-images", "48", "--perturb", "noise,jpeg,fgsm,brightness",
                          "--levels", "brightness=1", "--levels", "noise=0.1,0.3")
@@ -205,11 +206,13 @@ def test_audit_end_to_end(tiny_run, capsys):
     (["--levels", "blur=99"], "--levels"),
     (["--split", "train"], "--split"),
 ])
+@pytest.mark.slow  # pays for the tiny run fixture
 def test_audit_bad_options_exit_2(tiny_run, capsys, args, fragment):
     code, _out, err = cli(capsys, "audit", str(tiny_run), *args)
     assert code == 2 and fragment in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_audit_without_teacher_or_student_exit_2(tiny_run, tmp_path, capsys):
     import shutil
 
