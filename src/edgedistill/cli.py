@@ -143,6 +143,25 @@ def compare_cmd(
                 resume=resume, console=console)
 
 
+@app.command()
+def audit(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder with a teacher and a distilled student")],
+    max_images: Annotated[int, typer.Option(help="held-out images audited (a seeded sample when fewer)")] = 1000,
+    perturb: Annotated[str | None, typer.Option(help="perturbations, comma-separated: noise, blur, jpeg, "
+                                                "brightness, contrast, fgsm (default: all)")] = None,
+    levels: Annotated[list[str] | None, typer.Option(help="severities of one perturbation, e.g. "
+                                                     "--levels noise=0.05,0.1 (repeatable)")] = None,
+    split: Annotated[str | None, typer.Option(help="val or test (default: the run's eval.split)")] = None,
+    batch_size: Annotated[int, typer.Option(help="images per forward pass")] = 128,
+    device: Annotated[str, typer.Option(help="cpu, auto, cuda or cuda:N")] = "cpu",
+) -> None:
+    """Fidelity audit: agreement, KL/JS, inherited errors, CKA, calibration and perturbations vs the teacher."""
+    from .analysis.audit_command import run_audit
+
+    run_audit(run_dir, max_images=max_images, batch_size=batch_size, perturb=perturb, levels=levels, split=split,
+              device=device, console=console)
+
+
 class ListWhat(str, Enum):
     models = "models"
     data = "data"

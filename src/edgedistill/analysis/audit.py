@@ -1,0 +1,218 @@
+"""`edgedistill audit RUN_DIR`: how faithfully the distilled student follows its teacher, clean and perturbed.
+
+Loads the run's teacher, distilled student and (when present) the student trained alone from their
+model.safetensors, the held-out split from the run's recipe.yaml, and measures fidelity, inherited errors,
+representation similarity (CKA), calibration and behaviour under perturbations on at most --max-images images.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from ..errors import UserError
+from ..evaluate import classification_metrics, fidelity
+from ..models import create_model, load_model
+from ..models.features import default_feature_layer, to_spatial
+from ..models.taps import FeatureTaps
+from .cka import linear_cka
+from .inherit import error_similarity, inherited_errors
+from .perturb import PERTURBATIONS, Pixels, fgsm_pixels, parse_levels, perturb
+
+MAX_IMAGES = 1_000_000
+STUDENTS = ("student", "student_alone")
+
+
+@dataclass
+class AuditInputs:
+    """A run folder's recipe, metrics and models, checked before any image is read."""
+
+    run_dir: Path
+    recipe: Any
+    metrics: dict[str, Any]
+    models: dict[str, tuple[str, nn.Module]]  # teacher, student, student_alone (when the run has it)
+
+
+def check_args(max_images: int, batch_size: int, perturb_names: str | None, levels: list[str],
+               split: str | None = None, device: str = "cpu") -> dict[str, tuple[float, ...]]:
+    """Every option checked before any model is loaded; returns the perturbations and their severities."""
+    if split not in (None, "val", "test"):
+        raise UserError(f"split {split!r}; allowed: val, test", key="--split")
+    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?|mps", device):
+        raise UserError(f"device {device!r}; allowed: cpu, auto, cuda, cuda:N, mps", key="--device")
+    if not 1 <= max_images <= MAX_IMAGES:
+        raise UserError(f"{max_images} images; allowed: 1 to {MAX_IMAGES:,}", key="--max-images")
+    if not 1 <= batch_size <= 4096:
+        raise UserError(f"batch size {batch_size}; allowed: 1 to 4096", key="--batch-size")
+    return parse_levels(perturb_names, levels)
+
+
+def _teacher(run_dir: Path, recipe: Any, num_classes: int) -> nn.Module | None:
+    """The teacher this run distilled from: trained here, a file: spec, or given weights; None when it had none."""
+    trained = run_dir / "teacher" / "model.safetensors"
+    if trained.is_file():
+        return load_model(trained)[0]
+    tc = recipe.teacher
+    if tc.model.startswith("file:"):
+        return load_model(Path(tc.model[5:]).expanduser())[0]
+    if tc.weights is not None:
+        torch.manual_seed(recipe.train.seed)
+        return create_model(tc.model, num_classes, weights=tc.weights, resize_head=tc.resize_head, key="teacher.model")
+    return None
+
+
+def load_inputs(run_dir: Path) -> AuditInputs:
+    """The run's recipe, metrics and models; a folder that is not a finished run, or lacks a model: exit 2."""
+    from ..recipe import load_recipe
+
+    run_dir = Path(run_dir).expanduser()
+    for f in ("recipe.yaml", "metrics.json"):
+        if not (run_dir / f).is_file():
+            raise UserError(f"{run_dir} has no {f}; allowed: the folder of a finished `edgedistill run`",
+                            key="RUN_DIR")
+    recipe = load_recipe(run_dir / "recipe.yaml")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    primary = metrics.get("primary", "student")
+    student_file = run_dir / primary / "model.safetensors"
+    if not student_file.is_file():
+        raise UserError(f"{run_dir} has no distilled student ({student_file} is missing); audit compares a "
+                        "student with its teacher", key="RUN_DIR")
+    if "teacher" not in metrics.get("models", {}):
+        raise UserError(f"{run_dir} has no teacher (scheme {metrics.get('scheme')!r} ran without one); audit "
+                        "needs the teacher the student was distilled from", key="RUN_DIR")
+    teacher = _teacher(run_dir, recipe, len(metrics["class_names"]))
+    if teacher is None:
+        raise UserError(f"{run_dir} has no teacher model (teacher/model.safetensors is missing and the recipe names "
+                        "no teacher weights); audit needs the teacher", key="RUN_DIR")
+    models = {"teacher": (recipe.teacher.model, teacher),
+              "student": (recipe.student.model, load_model(student_file)[0])}
+    alone = run_dir / "student_alone" / "model.safetensors"
+    if alone.is_file():
+        models["student_alone"] = (recipe.student.model, load_model(alone)[0])
+    return AuditInputs(run_dir, recipe, metrics, models)
+
+
+def _subset(ds: Any, n: int, seed: int) -> Any:
+    """At most n held-out images, a seeded sample so a small budget still covers every class."""
+    if n >= len(ds):
+        return ds
+    perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n]
+    return Subset(ds, sorted(perm.tolist()))
+
+
+def _pooled(feat: Any) -> torch.Tensor:
+    """A tapped map [B,C,H,W] (or tokens) → the pooled [B,C] vector the classifier head reads."""
+    return to_spatial(feat).float().mean(dim=(2, 3)).cpu()
+
+
+class _Collector:
+    """Per-model clean logits, pooled features and perturbed predictions, accumulated batch by batch."""
+
+    def __init__(self, models: dict[str, nn.Module], example: torch.Tensor, device: torch.device):
+        self.models, self.device = models, device
+        for m in models.values():
+            m.to(device).eval()
+        self.layers = {n: default_feature_layer(m, example.to(device)) for n, m in models.items()}
+        self.logits: dict[str, list[torch.Tensor]] = {n: [] for n in models}
+        self.feats: dict[str, list[torch.Tensor]] = {n: [] for n in models}
+        self.preds: dict[tuple[str, float], dict[str, list[torch.Tensor]]] = {}
+        self.labels: list[torch.Tensor] = []
+
+    def clean(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.labels.append(y)
+        for n, m in self.models.items():
+            with FeatureTaps(m, [self.layers[n]]) as taps, torch.inference_mode():
+                self.logits[n].append(m(x.to(self.device)).float().cpu())
+                self.feats[n].append(_pooled(taps.features[self.layers[n]]))
+
+    def perturbed(self, key: tuple[str, float], x: torch.Tensor) -> None:
+        slot = self.preds.setdefault(key, {n: [] for n in self.models})
+        with torch.inference_mode():
+            for n, m in self.models.items():
+                slot[n].append(m(x.to(self.device)).argmax(1).cpu())
+
+
+def collect(inputs: AuditInputs, chosen: dict[str, tuple[float, ...]], max_images: int, batch_size: int,
+            device: torch.device, split: str) -> tuple[_Collector, int]:
+    """One pass over the held-out images: clean outputs, then every perturbation at every severity."""
+    from ..data import build_data
+
+    r = inputs.recipe
+    data = build_data(r.data)
+    ds = _subset(data.held_out(split), max_images, r.data.split_seed)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
+    px_map = Pixels(data.mean, data.std)
+    models = {n: m for n, (_, m) in inputs.models.items()}
+    col: _Collector | None = None
+    for b, (x, y) in enumerate(loader):
+        y = torch.as_tensor(y).long()
+        col = col or _Collector(models, x[:2], device)
+        col.clean(x, y)
+        px = px_map.to_pixels(x)
+        for name, levels in chosen.items():
+            for i, level in enumerate(levels):
+                if name == "fgsm":  # made on the teacher, transferred unchanged to the students
+                    with torch.enable_grad():
+                        adv = fgsm_pixels(models["teacher"], px.to(device), y, level, px_map.normalize)
+                else:
+                    adv = perturb(name, px, level, seed=10_000 * b + i)
+                col.perturbed((name, level), px_map.normalize(adv))
+    assert col is not None  # build_data refuses an empty split
+    return col, len(ds)
+
+
+def _cat(xs: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat(xs)
+
+
+def analyse(col: _Collector, chosen: dict[str, tuple[float, ...]], num_classes: int, ece_bins: int,
+            kd_T: float) -> dict[str, Any]:
+    """Every audit number from the collected outputs (pure: no model runs here)."""
+    labels = _cat(col.labels)
+    y = labels.numpy()
+    logits = {n: _cat(v) for n, v in col.logits.items()}
+    preds = {n: lg.argmax(1).numpy() for n, lg in logits.items()}
+    feats = {n: _cat(v).numpy() for n, v in col.feats.items()}
+    students = [s for s in STUDENTS if s in logits]
+    out: dict[str, Any] = {"n_images": len(y), "feature_layers": col.layers, "clean": {}, "fidelity": {},
+                           "inherited": {}, "errors": {}, "perturbations": {}}
+    for n, lg in logits.items():
+        m = classification_metrics(lg, labels, num_classes, ece_bins=ece_bins)
+        out["clean"][n] = {"top1": m["top1"], "ece": m["ece"]}
+    for s in students:
+        out["fidelity"][s] = {**fidelity(logits[s], logits["teacher"], T=kd_T),
+                              "cka": linear_cka(feats[s], feats["teacher"])}
+        out["inherited"][s] = inherited_errors(preds["teacher"], preds[s], y)
+        out["errors"][s] = error_similarity(preds["teacher"], preds[s], y, num_classes)
+    for name, levels in chosen.items():
+        rows = []
+        for level in levels:
+            p = {n: _cat(v).numpy() for n, v in col.preds[(name, level)].items()}
+            rows.append({"level": level,
+                         "top1": {n: 100.0 * float((v == y).mean()) for n, v in p.items()},
+                         "agreement": {s: 100.0 * float((p[s] == p["teacher"]).mean()) for s in students}})
+        out["perturbations"][name] = {"meaning": PERTURBATIONS[name][3], "rows": rows}
+    return out
+
+
+def summary(audit: dict[str, Any]) -> dict[str, Any]:
+    """The `fidelity` section of metrics.json: the headline numbers per student, the details in audit.json."""
+    out: dict[str, Any] = {"n_images": audit["n_images"], "details": "audit/audit.json"}
+    for s, f in audit["fidelity"].items():
+        rows = [r for p in audit["perturbations"].values() for r in p["rows"]]
+        out[s] = {"agreement": f["agreement"], "kl": f["kl"], "js": f["js"], "cka": f["cka"],
+                  "inherited_rate": audit["inherited"][s]["inherited_rate"],
+                  "class_error_corr": audit["errors"][s]["class_error_corr"],
+                  "confusion_cosine": audit["errors"][s]["confusion_cosine"],
+                  "ece": audit["clean"][s]["ece"],
+                  "perturbed_agreement_mean": float(np.mean([r["agreement"][s] for r in rows])) if rows else None}
+    out["teacher"] = {"ece": audit["clean"]["teacher"]["ece"]}
+    return out

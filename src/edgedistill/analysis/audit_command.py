@@ -1,0 +1,44 @@
+"""`edgedistill audit`: check the options, collect, analyse, then write audit/ and the run's fidelity section."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ..atomic import atomic_write_text
+from ..engine import resolve_device
+from .audit import analyse, check_args, collect, load_inputs, summary
+
+
+def run_audit(run_dir: Path, *, max_images: int = 1000, batch_size: int = 128, perturb: str | None = None,
+              levels: list[str] | None = None, split: str | None = None, device: str = "cpu",
+              console: Console | None = None) -> dict[str, Any]:
+    """Audit a finished run; writes RUN_DIR/audit/{audit.json,report.md,report.html,robustness.png} and
+    adds `fidelity` to RUN_DIR/metrics.json. Returns the audit."""
+    from ..report.audit import print_audit, write_audit_report
+
+    console = console or Console()
+    chosen = check_args(max_images, batch_size, perturb, levels or [], split, device)
+    inputs = load_inputs(run_dir)
+    r = inputs.recipe
+    split = split or r.eval.split
+    dev = resolve_device(device)
+    console.print(f"auditing [bold]{inputs.run_dir}[/]: {', '.join(inputs.models)} on ≤ {max_images} "
+                  f"{split} images, {sum(len(v) for v in chosen.values())} perturbed copies each")
+    col, _ = collect(inputs, chosen, max_images, batch_size, dev, split)
+    audit = analyse(col, chosen, len(inputs.metrics["class_names"]), r.eval.ece_bins, r.eval.kd_T)
+    audit = {"run": str(inputs.run_dir), "split": split, "models": {n: s for n, (s, _) in inputs.models.items()},
+             **audit}
+    folder = inputs.run_dir / "audit"
+    atomic_write_text(folder / "audit.json", json.dumps(audit, indent=2))
+    md = write_audit_report(folder, audit)
+    metrics_path = inputs.run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())  # reread: keep anything written since load_inputs
+    metrics["fidelity"] = summary(audit)
+    atomic_write_text(metrics_path, json.dumps(metrics, indent=2))
+    print_audit(audit, console)
+    console.print(f"\nreport: [bold]{md.with_suffix('.html')}[/]")
+    return audit
