@@ -8,6 +8,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -95,9 +96,15 @@ def charts(result: dict[str, Any], out_dir: Path, prefix: str = "") -> list[tupl
     made = []
     if pts:
         fig, ax = plt.subplots(figsize=(6, 4))
-        for e in pts:
+        for k, e in enumerate(pts):  # labels fanned out vertically: close stages (fp32 vs int8) would overlap
             ax.scatter(e["latency_ms_median"], e["top1"], s=60, marker="s" if e["precision"] == "int8" else "o")
-            ax.annotate(_label(e), (e["latency_ms_median"], e["top1"]), textcoords="offset points", xytext=(6, 4))
+            ax.annotate(_label(e), (e["latency_ms_median"], e["top1"]), textcoords="offset points",
+                        xytext=(6, 10 - 9 * (k % 3)), fontsize=8)
+        lat = [e["latency_ms_median"] for e in pts]
+        if max(lat) > 4 * min(lat):  # a teacher 10× slower than its students squeezes them into one corner
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set(xlabel="latency, batch 1, 1 thread (ms, median; ONNX Runtime)", ylabel="held-out top-1 (%)",
                title="Accuracy vs latency per compression stage")
         ax.grid(alpha=0.3)
