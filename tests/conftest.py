@@ -1,4 +1,5 @@
 import os
+import sys
 
 import pytest
 import torch
@@ -22,3 +23,21 @@ def tiny_overrides(tmp_path):
         "eval.latency_runs=3",
         "eval.warmup_runs=1",
     ]
+
+
+def cli(capsys, *args):
+    """The CLI in-process (a subprocess pays ~8 s of imports); returns (exit code, stdout, stderr).
+
+    Test files take it with `from conftest import cli`: one copy, not one per file."""
+    from edgedistill.cli import main
+
+    old, sys.argv = sys.argv, ["edgedistill", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err

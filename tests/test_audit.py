@@ -1,34 +1,16 @@
 import json
-import sys
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import cli
 
 from edgedistill.analysis.cka import linear_cka
 from edgedistill.analysis.inherit import error_similarity, inherited_errors
 from edgedistill.analysis.perturb import PERTURBATIONS, Pixels, fgsm_pixels, parse_levels, perturb
 from edgedistill.errors import UserError
 from edgedistill.models import create_model
-
-
-def cli(capsys, *args):
-    """The CLI in-process (as tests/test_cli.py does): a subprocess pays seconds of imports."""
-    from edgedistill.cli import main
-
-    old = sys.argv
-    sys.argv = ["edgedistill", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 # --- perturbations ---------------------------------------------------------------------------------------
 

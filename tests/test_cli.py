@@ -3,24 +3,9 @@ import sys
 
 import pytest
 import torch
+from conftest import cli
 
-from edgedistill.cli import main
 from edgedistill.models import create_model
-
-
-def cli(capsys, *args):
-    """Run the CLI in-process (a subprocess pays ~8 s of imports); returns (exit code, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["edgedistill", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def assert_user_error(res, *fragments):

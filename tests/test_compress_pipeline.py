@@ -7,30 +7,15 @@ import sys
 
 import pytest
 import torch
+from conftest import cli
 from PIL import Image
 
-from edgedistill.cli import main
 from edgedistill.compress.budget import STRICT_EXIT_CODE, check_budgets
 from edgedistill.compress.pipeline import check_stages
 from edgedistill.deploy.export import export_onnx
 from edgedistill.errors import UserError
 from edgedistill.models import create_model
 from edgedistill.recipe import build_recipe
-
-
-
-def cli(capsys, *args):
-    """The CLI in-process; returns (exit code, stdout, stderr)."""
-    old, sys.argv = sys.argv, ["edgedistill", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.mark.parametrize("override, fragments", [

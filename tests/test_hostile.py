@@ -6,14 +6,13 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import cli
 
-from edgedistill.cli import main
 from edgedistill.models import create_model, save_model
 
 BOMB = "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9 if p else ['lol'] * 9)}]\n"
@@ -23,19 +22,6 @@ OVERRIDE_BOMB = "train.epochs=[&a [1,1,1,1,1,1,1,1,1,1], " + ", ".join(
 DIGITS = {"source": "digits", "image_size": 16, "max_train_samples": 64, "max_val_samples": 64, "workers": 0}
 
 
-def cli(capsys, *args):
-    """The CLI in-process, as tests/test_cli.py does; returns (exit code, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["edgedistill", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 class Payload:

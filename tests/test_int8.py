@@ -2,7 +2,6 @@
 sensitivity-guided mixed precision, and a deploy.target this machine cannot time."""
 
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,10 +9,10 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import cli as _cli
 from onnx import numpy_helper
 from torch import nn
 
-from edgedistill.cli import main
 from edgedistill.compress.cpu import (
     Cpu,
     detect_cpu,
@@ -204,17 +203,6 @@ class _Quiet:
         pass
 
 
-def _cli(capsys, *args):
-    old, sys.argv = sys.argv, ["edgedistill", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture
