@@ -75,7 +75,8 @@ class QuantizeStage(Section):
 
     name: Literal["quantize"]
     mode: Literal["static", "dynamic"] = Field("static", description="static: calibrated QDQ; dynamic: weights only")
-    calibration: Literal["minmax", "entropy", "percentile"] = Field("minmax", description="range calibration method")
+    calibration: Literal["minmax", "entropy", "percentile"] = Field("minmax", description=(
+        "range calibration method (entropy gives the minmax ranges in ORT's quantize_static; see README)"))
     calib_samples: int = Field(256, gt=0, description="train images (eval preprocessing) used for calibration")
     per_channel: bool = Field(True, description="one weight scale per output channel")
     format: Literal["auto", "u8s8", "u8s8_reduce_range", "u8u8", "s8s8"] = Field("auto", description=(

@@ -27,6 +27,11 @@ from .recover import distill_fit, resolve_epochs, resolve_lr
 from .unstructured import make_permanent, overall_sparsity, prune_unstructured, sparsity_report
 
 Stage = Callable[[Job, Any, Path], Artifact]
+# onnxruntime.quantization.quantize_static passes no bin counts to its entropy calibrator: it runs with 128
+# histogram bins and 128 quantized bins, so the only threshold it can pick is the full range (calibrate.py,
+# get_entropy_threshold). Measured: the same scales as minmax on every tensor (benchmarks/int8_calibration.py).
+ENTROPY_NOTE = ("ONNX Runtime's quantize_static runs its entropy calibrator with 128 bins for 128 levels, "
+                "which yields the min-max ranges (measured: identical scales); percentile is the clipping choice")
 STAGES: Registry[Stage] = Registry("compression stage")
 
 
@@ -150,6 +155,9 @@ def quantize_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
         job.ctx.console.print(f"[yellow]{why}[/]: building the int8 file for it; its latency is "
                               "not measurable here and its agreement is checked with exact int8 arithmetic")
     info: dict[str, Any] = {"source_onnx": str(fp32), "mode": cfg.mode}
+    if cfg.mode == "static" and cfg.calibration == "entropy":
+        info["calibration_note"] = ENTROPY_NOTE
+        job.ctx.console.print(f"[yellow]calibration=entropy: {ENTROPY_NOTE}[/]")
     if cfg.mode == "static":
         k = [i for i, s in enumerate(r.compress.stages) if s is cfg]
         key = f"compress.stages.{k[0] if k else len(r.compress.stages) - 1}.fp32_layers"
