@@ -25,19 +25,39 @@ def tiny_overrides(tmp_path):
     ]
 
 
-def cli(capsys, *args):
-    """The CLI in-process (a subprocess pays ~8 s of imports); returns (exit code, stdout, stderr).
-
-    Test files take it with `from conftest import cli`: one copy, not one per file."""
+def invoke(*args) -> int:
+    """The CLI in-process with these arguments (a subprocess pays ~8 s of imports); returns its exit code."""
     from edgedistill.cli import main
 
     old, sys.argv = sys.argv, ["edgedistill", *map(str, args)]
     try:
         main()
-        code = 0
+        return 0
     except SystemExit as e:
-        code = e.code or 0
+        return e.code or 0
     finally:
         sys.argv = old
+
+
+def cli(capsys, *args):
+    """invoke() with pytest's captured output; returns (exit code, stdout, stderr).
+
+    Test files take it with `from conftest import cli`: one copy, not one per file."""
+    code = invoke(*args)
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def kill_once_written(cmd: list[str], path, what: str, timeout: float = 300, env: dict | None = None) -> None:
+    """Start `cmd`, SIGKILL it as soon as `path` exists: the faithful way to test resuming after a kill."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not path.exists():
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the {what} ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

@@ -3,15 +3,14 @@
 import base64
 import json
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import kill_once_written
 
 from edgedistill.analysis.command import _write_cells
 from edgedistill.analysis.plan import make_plan, place
@@ -87,14 +86,8 @@ def test_killed_comparison_resumes_reusing_finished_runs(tmp_path):
     path.write_text(yaml.safe_dump(recipe(tmp_path)))
     cmd = [sys.executable, "-m", "edgedistill", "compare", str(path)]
     folder = tmp_path / "runs" / "cmp"
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = folder / "runs" / "alone-s0" / "metrics.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and not first.exists():
-        time.sleep(0.05)
-    assert proc.poll() is None, "the comparison ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_once_written(cmd, first, "comparison", timeout=300)
     mtime = first.stat().st_mtime_ns
     assert not (folder / "compare.json").exists()
 

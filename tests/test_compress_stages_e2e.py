@@ -10,15 +10,14 @@ import contextlib
 import gzip
 import io
 import json
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from conftest import invoke
 
-from edgedistill.cli import main
 from edgedistill.compress.budget import STRICT_EXIT_CODE
 
 pytestmark = pytest.mark.slow
@@ -29,17 +28,10 @@ TIMING = ["compress.latency_runs=2", "compress.warmup_runs=0"]
 
 
 def cli(*args: str) -> tuple[int, str, str]:
-    """The CLI in-process (a subprocess pays seconds of imports); usable from module-scoped fixtures."""
+    """The CLI in-process with its output redirected (capsys is function-scoped): usable from module fixtures."""
     out, err = io.StringIO(), io.StringIO()
-    old, sys.argv = sys.argv, ["edgedistill", *map(str, args)]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        sys.argv = old
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = invoke(*args)
     return code, out.getvalue(), err.getvalue()
 
 

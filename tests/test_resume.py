@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from edgedistill.recipes import recipe_path
 from edgedistill.resume import check_resume, store_teacher, teacher_key
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helpers of the neighbouring test files
+from conftest import kill_once_written
 from test_cli import cli
 from test_data import _tree
 from test_engine import CFG, Classifier, loader
@@ -168,15 +167,8 @@ def test_killed_teacher_resumed_with_another_lr_is_refused_and_never_stored(tmp_
     over += ["teacher.epochs=4", "train.epochs=1", "eval.baseline=false", "data.max_train_samples=128",
              f"output.dir={tmp_path}"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "edgedistill", "demo", *over], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
     last = tmp_path / "demo" / "teacher" / "last.pt"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and not last.exists():
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_once_written([sys.executable, "-m", "edgedistill", "demo", *over], last, "run", timeout=240, env=env)
     run, store = tmp_path / "demo", tmp_path / "teachers"
     saved = (run / "recipe.yaml").read_text()
     before = _snapshot(run)
