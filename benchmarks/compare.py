@@ -41,8 +41,12 @@ def recipe(args: argparse.Namespace, runs: Path) -> dict:
                 "hflip": True, "mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.2616],
                 "workers": args.data_workers}
         teacher = {"model": args.teacher, "epochs": args.teacher_epochs}
-        train = {"epochs": args.epochs, "batch_size": 128, "lr": 0.1, "warmup_epochs": 1}
+        if args.teacher_weights:
+            teacher["weights"] = str(Path(args.teacher_weights).resolve())
+        train = {"epochs": args.epochs, "batch_size": 128, "lr": 0.1, "warmup_epochs": 1, "threads": args.threads}
+    distill = {"teacher_cache": True, "cache_dir": str(runs / "teacher-cache")}
     return {"data": data, "teacher": teacher, "student": {"model": "cifar:resnet8"}, "train": train,
+            "distill": distill,
             "eval": {"latency_runs": 20}, "output": {"dir": str(runs), "name": "methods"},
             "compare": {"arms": {a: ARMS[a] for a in args.arms}, "seeds": args.seeds, "baseline": "alone",
                         "workers": args.workers}}
@@ -53,11 +57,14 @@ def main() -> None:
     p.add_argument("--root", default="../shared/data/cifar10-subset")
     p.add_argument("--teacher", default="cifar:resnet20")
     p.add_argument("--teacher-epochs", type=int, default=40)
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--teacher-weights", help="a trained teacher (safetensors) shared by every seed instead of one "
+                   "trained per seed, e.g. the edge benchmark's runs/s0/teacher/model.safetensors (resnet56)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--threads", type=int, default=2, help="torch threads per run")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     p.add_argument("--workers", type=int, default=1, help="compare processes sharing the study")
-    p.add_argument("--data-workers", type=int, default=2)
+    p.add_argument("--data-workers", type=int, default=0)
     p.add_argument("--smoke", action="store_true", help="tiny digits run (2 arms, 2 seeds) to check the script")
     p.add_argument("--runs", default="runs/bench-compare", help="where the comparison's run folders go")
     p.add_argument("--out", default="benchmarks/results/compare")
