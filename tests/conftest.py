@@ -61,3 +61,12 @@ def kill_once_written(cmd: list[str], path, what: str, timeout: float = 300, env
     assert proc.poll() is None, f"the {what} ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server on a loopback port for the whole session (see tests/pg_server.py)."""
+    from pg_server import postgres_server
+
+    with postgres_server() as url:
+        yield url

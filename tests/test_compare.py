@@ -137,3 +137,31 @@ def test_sweep_surface_chart(tmp_path, keys):
     assert sweep_chart(res, tmp_path / "s.png") and (tmp_path / "s.png").stat().st_size > 5000
     res["sweep"]["keys"] = ["T", "w", "x"]
     assert not sweep_chart(res, tmp_path / "t.png")
+
+
+def test_bad_storage_url_exits_2_naming_it(tmp_path):
+    from edgedistill.jobs.runs import open_storage
+
+    with pytest.raises(UserError, match="is not a database URL"):
+        open_storage("nosuchdb://x/y")
+    with pytest.raises(UserError, match="cannot connect"):
+        open_storage("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_two_workers_share_a_postgresql_study_without_losing_or_repeating_a_run(tmp_path, postgres_url):
+    """A real PostgreSQL server: the storage several machines would share; each run is taken exactly once."""
+    import optuna
+    from optuna.trial import TrialState
+
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe(tmp_path)))
+    res = subprocess.run([sys.executable, "-m", "edgedistill", "compare", str(path), "--storage", postgres_url,
+                          "--workers", "2"], check=False, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    folder = tmp_path / "runs" / "cmp"
+    assert not (folder / "study.journal").exists()
+    study = optuna.load_study(study_name="compare-cmp", storage=postgres_url)
+    done = [t.user_attrs["job"] for t in study.get_trials(states=(TrialState.COMPLETE,))]
+    assert sorted(done) == ["alone-s0", "alone-s1", "kd-s0", "kd-s1"]  # none lost, none run twice
+    assert not study.get_trials(states=(TrialState.WAITING, TrialState.RUNNING))
+    assert json.loads((folder / "compare.json").read_text())["comparisons"][0]["arm"] == "kd"

@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ..errors import TrainingError
+from ..errors import TrainingError, UserError
 from .locks import flock, is_locked, teacher_lock
 
 
@@ -33,17 +33,34 @@ class Job:
     metric: str = "top1"
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """A journal file (embedded, one machine) for a path; an RDB URL (postgresql://…) with heartbeats otherwise."""
-    if "://" in url:
+def open_storage(url: str, key: str = "--storage") -> optuna.storages.BaseStorage:
+    """A journal file (embedded, one machine) for a path; an RDB URL (postgresql://…) with heartbeats otherwise.
+
+    A malformed URL, a missing database driver or an unreachable server is a UserError naming `key`."""
+    if "://" not in url:
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(url)))
+    import sqlalchemy.exc
+
+    shown = url.split("@")[-1]  # never print a password
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
                 url, heartbeat_interval=60, grace_period=300,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback())
-    from optuna.storages.journal import JournalFileBackend
-
-    return optuna.storages.JournalStorage(JournalFileBackend(str(url)))
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+                engine_kwargs={"pool_pre_ping": True})
+    except (ImportError, ModuleNotFoundError) as e:
+        raise UserError(f"{key}=…{shown}: the database driver is not installed ({e}); for PostgreSQL: "
+                        "pip install 'psycopg[binary]'", key=key) from None
+    except sqlalchemy.exc.ArgumentError as e:
+        raise UserError(f"{key}={url!r} is not a database URL ({e}); allowed: a file path (journal) or "
+                        "postgresql://user[:password]@host[:port]/database", key=key) from None
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.DBAPIError) as e:
+        first = str(e.orig if getattr(e, "orig", None) else e).strip().splitlines()[0]
+        raise UserError(f"{key}=…{shown}: cannot connect ({first}); is the server running and reachable?",
+                        key=key) from None
 
 
 def open_study(url: str, name: str) -> optuna.Study:
