@@ -22,12 +22,14 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 import torchvision
+from machine_load import load_between, snapshot, too_loaded
 from rich.console import Console
 from rich.table import Table
 from torch.utils.data import DataLoader
@@ -40,7 +42,6 @@ from edgedistill.engine import fit
 from edgedistill.losses import kd_loss
 from edgedistill.models import create_model
 from edgedistill.recipe import DataConfig, DistillConfig, TrainConfig
-from machine_load import load_between, snapshot, too_loaded
 
 CIFAR = dict(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
 

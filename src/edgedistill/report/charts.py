@@ -8,9 +8,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from .tables import LABELS  # noqa: E402
+from .tables import LABELS
 
 
 def training_curves(histories: dict[str, list[dict[str, Any]]], path: Path) -> bool:
