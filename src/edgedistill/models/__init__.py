@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from . import cifar, file_source, hf, timm_source, torchvision_source  # noqa: F401  (register the sources)
 from .base import MODEL_SOURCES
-from .factory import create_model, list_models, weights_class_count
+from .factory import create_model, list_models, load_model, weights_class_count
 from .heads import reset_head
 from .hf import HFClassifier
-from .io import load_model, read_meta, save_model
+from .io import read_meta, save_model
 from .taps import FeatureTaps
 
 __all__ = ["MODEL_SOURCES", "FeatureTaps", "HFClassifier", "create_model", "list_models", "load_model",

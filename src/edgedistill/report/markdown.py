@@ -48,7 +48,7 @@ def _stage_lines(run_dir: Path, metrics: dict[str, Any]) -> list[str]:
     """The compression section when the run had compress stages (charts live in run/compress/)."""
     if "stages" not in metrics:
         return []
-    from ..compress.measure import all_threads
+    from ..deploy.profile import all_threads
     from .stages import stages_markdown
 
     result = {**metrics["compress"], "stages": metrics["stages"]}
