@@ -15,7 +15,7 @@ from .heads import head_name, reset_head
 from .weights import guess_head_rows, load_state, read_shapes, read_state_dict
 
 _NO_WEIGHTS = (None, "", "none", "None")
-_META_BUILDABLE = ("timm", "torchvision", "cifar")  # cheap to build on the meta device to find the head
+_META_BUILDABLE = ("timm", "torchvision", "cifar", "arch")  # cheap to build on the meta device to find the head
 
 
 @contextmanager
