@@ -95,6 +95,12 @@ class ModelConfig(Section):
             raise ValueError(f"expected SOURCE:NAME with SOURCE one of {', '.join(MODEL_SOURCES.names())}")
         if prefix not in MODEL_SOURCES:
             raise ValueError(_choices_msg(prefix, MODEL_SOURCES.names(), what="model source"))
+        validate = getattr(MODEL_SOURCES.get(prefix), "validate", None)  # a grammar checkable without building
+        if validate is not None:
+            try:
+                validate(rest)
+            except UserError as e:
+                raise ValueError(str(e)) from None
         return v
 
     @field_validator("weights")
