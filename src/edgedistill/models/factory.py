@@ -18,7 +18,7 @@ from .io import read_meta, read_safetensors
 from .weights import guess_head_rows, load_state, read_shapes, read_state_dict
 
 _NO_WEIGHTS = (None, "", "none", "None")
-_META_BUILDABLE = ("timm", "torchvision", "cifar")  # cheap to build on the meta device to find the head
+_META_BUILDABLE = ("timm", "torchvision", "cifar", "arch")  # cheap to build on the meta device to find the head
 
 
 @contextmanager
