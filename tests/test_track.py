@@ -199,3 +199,12 @@ def test_mlflow_server_receives_metrics_and_params(tmp_path, mlflow_server):
     assert r.data.metrics["final/student/top1"] == pytest.approx(
         json.loads((run_dir / "metrics.json").read_text())["models"]["student"]["top1"])
     assert "report.md" in {a.path for a in client.list_artifacts(r.info.run_id)}
+
+
+def test_unreachable_mlflow_server_is_one_line_naming_the_uri(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once instead of minutes of retries
+    recipe = load_recipe(None, [f"output.dir={tmp_path}", "track.tensorboard=false", "track.mlflow=true",
+                                f"track.mlflow_uri=http://127.0.0.1:{_free_port()}"])
+    with pytest.raises(UserError, match="mlflow could not start a run") as e:
+        Trackers().open(recipe, tmp_path / "run")
+    assert e.value.key == "track.mlflow_uri"

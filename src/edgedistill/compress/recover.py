@@ -88,5 +88,5 @@ def _hook(ctx: Any, stage_dir: Path) -> Any:
     tracks = getattr(ctx, "tracks", None)
     if tracks is None:
         return None
-    name = stage_dir.relative_to(ctx.run_dir).as_posix() if stage_dir.is_relative_to(ctx.run_dir) else stage_dir.name
-    return tracks.epoch_hook(name)
+    inside = stage_dir.is_relative_to(ctx.run_dir)
+    return tracks.epoch_hook(stage_dir.relative_to(ctx.run_dir).as_posix() if inside else stage_dir.name)

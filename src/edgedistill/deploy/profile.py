@@ -1,4 +1,4 @@
-"""What a model costs to run on an edge CPU: parameters, FLOPs and MACs, file size, latency and peak memory."""
+"""What a model costs to run on an edge CPU: parameters, FLOPs and MACs, size, latency and peak memory."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of one eval forward: count_flops / 2, the figure papers, Torch-Pruning and timm quote.
+    """Multiply-accumulates of one eval forward: count_flops / 2, as papers, Torch-Pruning and timm count.
 
     Every op count_flops counts (conv, matmul, linear, attention) is multiply-adds at 2 FLOPs each, so this is
     exact; like count_flops it leaves out biases, BatchNorm, activations and pooling, which Torch-Pruning's

@@ -1,8 +1,8 @@
-"""One tracker interface: what a run logs (per-epoch terms, stage table, final metrics, recipe, report) and where.
+"""One tracker interface: what a run logs (per-epoch terms, stage table, final metrics, recipe, report).
 
 Each tracker (TensorBoard, MLflow, W&B) implements `Tracker` and registers a factory in TRACKERS; `Trackers`
-fans every call out to the ones the recipe's `track:` section turns on. The engine only sees `epoch_hook(stage)`,
-a plain `(epoch, record)` callback, so it still knows nothing of trackers or methods.
+fans every call out to the ones the recipe's `track:` section turns on. The engine only sees
+`epoch_hook(stage)`, a plain `(epoch, record)` callback, so it still knows nothing of trackers or methods.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Tracker(Protocol):
     def close(self, failed: bool) -> None: ...
 
 
-# name → factory(track_cfg, run_dir, output_dir) -> Tracker; meta: module (import name) and pip (install command)
+# name → factory(track_cfg, run_dir, output_dir) -> Tracker; meta: module (import name), pip (install command)
 TRACKERS: Registry[Callable[..., Tracker]] = Registry("tracker")
 
 
@@ -82,7 +82,13 @@ class Trackers:
     def open(self, recipe: Any, run_dir: Path) -> None:
         """Start every tracker the recipe turns on and log the recipe (flattened) as parameters."""
         for name in enabled(recipe.track):
-            self.active[name] = TRACKERS.get(name)(recipe.track, run_dir, recipe.output.dir)
+            try:
+                self.active[name] = TRACKERS.get(name)(recipe.track, run_dir, recipe.output.dir)
+            except Exception as e:  # an unreachable server, a store it cannot open: one line naming the key
+                self.close(failed=True)
+                key = "track.mlflow_uri" if name == "mlflow" and recipe.track.mlflow_uri else f"track.{name}"
+                raise UserError(f"{key}: {name} could not start a run ({type(e).__name__}: {e}); allowed: "
+                                f"fix it, or track.{name}=false", key=key) from None
         self.params(flatten(recipe.model_dump(mode="json")))
 
     def params(self, params: dict[str, Scalar]) -> None:

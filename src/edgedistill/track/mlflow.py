@@ -1,7 +1,8 @@
 """MLflow: a local store OUTPUT_DIR/mlruns (SQLite + artifact folder) by default, or any tracking URI.
 
 MLflow 3 refuses plain-folder (`file:`) stores unless MLFLOW_ALLOW_FILE_STORE is set, so the local default is
-its recommended SQLite backend; `mlflow ui --backend-store-uri sqlite:///OUTPUT_DIR/mlruns/mlflow.db` opens it.
+its recommended SQLite backend; `mlflow ui --backend-store-uri sqlite:///OUTPUT_DIR/mlruns/mlflow.db`
+opens it.
 MlflowClient (not the fluent API) keeps no process-wide active run, so a run inside a Python program is safe.
 """
 
@@ -31,11 +32,14 @@ class MLflowTracker:
             uri, artifacts = f"sqlite:///{store / 'mlflow.db'}", (store / "artifacts").as_uri()
         self.client = mlflow.MlflowClient(tracking_uri=uri)
         exp = self.client.get_experiment_by_name(cfg.project)
-        exp_id = exp.experiment_id if exp else self.client.create_experiment(cfg.project, artifact_location=artifacts)
-        self.run_id = self.client.create_run(exp_id, run_name=run_dir.name, tags={"run_dir": str(run_dir)}).info.run_id
+        exp_id = exp.experiment_id if exp else self.client.create_experiment(cfg.project,
+                                                                             artifact_location=artifacts)
+        run = self.client.create_run(exp_id, run_name=run_dir.name, tags={"run_dir": str(run_dir)})
+        self.run_id = run.info.run_id
 
     def params(self, params: dict[str, Scalar]) -> None:
-        items = [self._Param(k, json.dumps(v) if v is None else str(v)[:MAX_PARAM]) for k, v in params.items()]
+        items = [self._Param(k, json.dumps(v) if v is None else str(v)[:MAX_PARAM])
+                 for k, v in params.items()]
         for i in range(0, len(items), 100):  # log_batch takes at most 100 params a call
             self.client.log_batch(self.run_id, params=items[i:i + 100])
 

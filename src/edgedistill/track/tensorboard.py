@@ -1,4 +1,4 @@
-"""TensorBoard: event files in RUN/tensorboard, through torch's SummaryWriter (needs the tensorboard package)."""
+"""TensorBoard: event files in RUN/tensorboard, through torch's SummaryWriter (needs tensorboard)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Weights & Biases in offline mode: everything lands in RUN/wandb; `wandb sync RUN/wandb/offline-run-*` uploads it."""
+"""Weights & Biases offline: all lands in RUN/wandb; `wandb sync RUN/wandb/offline-run-*` uploads it."""
 
 from __future__ import annotations
 
