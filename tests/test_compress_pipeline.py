@@ -247,12 +247,14 @@ def test_killed_compress_resumes_where_it_stopped(tmp_path, capsys, monkeypatch)
         monkeypatch.setattr(STAGES.entry(name), "obj", counted)
     real_fit = edgedistill.engine.fit
 
-    def killing_fit(*a, **kw):
-        def on_epoch_end(epoch, record):
+    def killing_fit(*a, on_epoch_end=None, **kw):  # the pipeline's hook (trackers) still runs
+        def stop(epoch, record):
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, record)
             if epoch == kill["finetune_epoch"]:
                 kill["finetune_epoch"] = None
                 raise KeyboardInterrupt  # after the epoch's last.pt is written
-        return real_fit(*a, **kw, on_epoch_end=on_epoch_end)
+        return real_fit(*a, **kw, on_epoch_end=stop)
 
     monkeypatch.setattr(edgedistill.engine, "fit", killing_fit)
 

@@ -2,7 +2,6 @@
 
 import json
 import math
-from types import SimpleNamespace
 
 import pytest
 import timm
@@ -12,7 +11,7 @@ from torch import nn
 from edgedistill.distill import Distiller, build_terms
 from edgedistill.losses.feature import at_loss, attention_map, hidden_align_loss, nst_loss
 from edgedistill.losses.relation import contrastive_loss, rkd_angle_loss, rkd_distance_loss, sp_loss
-from edgedistill.models import HFClassifier, create_model
+from edgedistill.models import create_model
 from edgedistill.models.features import default_feature_layer, probe_features, to_spatial
 from edgedistill.recipe import DistillConfig
 
@@ -153,50 +152,7 @@ def test_default_feature_layer_timm_vit_and_fallback():
     assert default_feature_layer(plain, torch.zeros(2, 3, 8, 8)) == "1"
 
 
-class FakeHFLayer(nn.Module):
-    """Stands in for a transformers ViTLayer: returns a tuple whose first item is the hidden state."""
-
-    def __init__(self, dim):
-        super().__init__()
-        self.mlp = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        return (x + self.mlp(x),)
-
-
-class FakeHFViT(nn.Module):
-    """The module layout of ViTForImageClassification (vit.encoder.layer.N) without transformers."""
-
-    def __init__(self, dim=12, depth=2, patch=8, classes=10):
-        super().__init__()
-        self.vit = nn.Module()
-        self.vit.patch = nn.Conv2d(3, dim, patch, patch)
-        self.vit.cls = nn.Parameter(torch.zeros(1, 1, dim))
-        self.vit.encoder = nn.Module()
-        self.vit.encoder.layer = nn.ModuleList(FakeHFLayer(dim) for _ in range(depth))
-        self.classifier = nn.Linear(dim, classes)
-
-    def forward(self, pixel_values):
-        x = self.vit.patch(pixel_values).flatten(2).transpose(1, 2)
-        x = torch.cat([self.vit.cls.expand(len(x), -1, -1), x], 1)
-        for layer in self.vit.encoder.layer:
-            x = layer(x)[0]
-        return SimpleNamespace(logits=self.classifier(x[:, 0]))
-
-
-def test_hf_vit_teacher_default_layer_and_hidden_align():
-    torch.manual_seed(0)
-    teacher = HFClassifier(FakeHFViT())
-    assert default_feature_layer(teacher) == "hf.vit.encoder.layer.1"
-    student = create_model("cifar:resnet8", 10)
-    example = torch.zeros(2, 3, 32, 32)
-    cfg = DistillConfig(terms=[{"name": "hidden_align", "weight": 1.0}])
-    terms = build_terms(cfg, student, teacher, example)
-    d = Distiller(student, teacher, terms, ce_weight=0.0)
-    out = d((torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])))
-    out["loss"].backward()
-    assert torch.isfinite(out["hidden_align"]) and student.conv1.weight.grad is not None
-    assert terms["hidden_align"][1].projector.out_channels == 12
+# The hf: ViT teacher (default layer, hidden_align into a CNN) is tested with real transformers in test_hf.py.
 
 
 # ---------------------------------------------------------------- gradients through the Distiller

@@ -252,18 +252,6 @@ def test_hf_needs_a_model_folder(tmp_path):
         create_model(f"hf:{tmp_path}", 3)
 
 
-def test_hf_without_transformers_says_how_to_install(tmp_path):
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        (tmp_path / "config.json").write_text('{"id2label": {"0": "a", "1": "b"}}')
-        assert weights_class_count(f"hf:{tmp_path}", "pretrained") == 2
-        with pytest.raises(UserError, match=r"pip install edgedistill\[hf\]"):
-            create_model(f"hf:{tmp_path}", 3, weights="pretrained")
-    else:
-        pytest.skip("transformers is installed")
-
-
 def test_pretrained_class_counts_without_download():
     assert weights_class_count("timm:resnet18", "pretrained") == 1000
     assert weights_class_count("torchvision:resnet18", "pretrained") == 1000

@@ -6,6 +6,7 @@ from torch import nn
 
 from edgedistill.deploy import (
     count_flops,
+    count_macs,
     count_params,
     measure_latency,
     peak_memory_mb,
@@ -73,7 +74,8 @@ def test_profile_model_leaves_model_untouched():
     assert model.training and next(model.parameters()).dtype == torch.float64
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k])
-    assert set(out) == {"params", "flops", "size_mb", "latency_ms_median", "latency_ms_p90", "latency_ms_min",
+    assert out["macs"] == out["flops"] // 2 == count_macs(conv_net(), (1, 3, 32, 32))
+    assert set(out) == {"params", "flops", "macs", "size_mb", "latency_ms_median", "latency_ms_p90", "latency_ms_min",
                         "runs", "threads", "peak_mem_mb"}
     assert out["params"] == count_params(model)
     # measured on a float32 copy: 4 bytes a parameter, plus BN buffers (2·8 floats + an int64) and the header
@@ -122,6 +124,25 @@ def test_timm_vit_flops_match_hand_count_and_eager_attention():
     for blk in model.blocks:
         blk.attn.fused_attn = False  # timm's own eager path: explicit matmuls FlopCounterMode always counted
     assert count_flops(model, (1, 3, 32, 32)) == fused
+
+
+def test_macs_match_torch_pruning():
+    """count_macs against Torch-Pruning's MAC counter: equal on convs and linears (grouped and strided too);
+    with biases, BatchNorm, ReLU and pooling, tp adds one MAC per element of those, which FLOPs/2 leaves out."""
+    import torch_pruning as tp
+
+    x = torch.zeros(1, 3, 12, 12)
+    plain = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.Conv2d(8, 16, 3, stride=2, bias=False),
+                          nn.Conv2d(16, 16, 3, groups=4, bias=False), nn.Flatten(), nn.Linear(16 * 3 * 3, 10, bias=False))
+    tp_macs, _ = tp.utils.count_ops_and_params(plain.eval(), x)
+    assert count_macs(plain, tuple(x.shape)) == tp_macs == (8 * 12 * 12 * 27 + 16 * 5 * 5 * 72 + 16 * 3 * 3 * 36
+                                                            + 144 * 10)
+    full = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)).eval()
+    tp_macs, _ = tp.utils.count_ops_and_params(full, x)
+    a1, a2 = 8 * 12 * 12, 16 * 5 * 5  # output elements of the two convs
+    elementwise = a1 + 2 * a1 + a1 + a2 + a2 + 10  # conv1 bias, BN (scale+shift), ReLU, conv2 bias, pool, fc bias
+    assert count_macs(full, tuple(x.shape)) + elementwise == tp_macs
 
 
 def test_hf_vit_flops_include_attention():

@@ -128,13 +128,15 @@ def test_killed_iterative_prune_resumes_inside_its_steps(tmp_path, capsys, monke
     real_fit, real_prune = edgedistill.engine.fit, iterative.prune_structured
     fits, prunes = [], []
 
-    def killing_fit(*a, **kw):
+    def killing_fit(*a, on_epoch_end=None, **kw):  # the pipeline's hook (trackers) still runs
         fits.append(a[3].name)
 
-        def on_epoch_end(epoch, record):
+        def stop(epoch, record):
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, record)
             if len(fits) == 2 and epoch == 1:
                 raise KeyboardInterrupt  # step 2's recovery, after its epoch-1 last.pt is written
-        return real_fit(*a, **kw, on_epoch_end=on_epoch_end)
+        return real_fit(*a, **kw, on_epoch_end=stop)
 
     def counted_prune(*a, **kw):
         prunes.append(kw)

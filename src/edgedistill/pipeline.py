@@ -36,6 +36,7 @@ from .models import create_model, load_model, save_model, weights_class_count
 from .recipe import ModelConfig, Recipe
 from .report import print_summary, write_report
 from .report.markdown import read_history
+from .track import Trackers, check_trackers
 from .resume import check_resume, make_run_dir, settings_tag, store_teacher, teacher_key
 from .writable import check_output_dir
 
@@ -52,6 +53,7 @@ class Context:
     device: torch.device
     console: Console
     resume: bool
+    tracks: Trackers = field(default_factory=Trackers)  # the run's experiment trackers (none until opened)
     _device_loader: Any = field(default=None, repr=False)
 
     def loader(self, split: str, keys: bool = False) -> Any:
@@ -129,7 +131,8 @@ def train_module(
 
     tag = teacher_key(r) if stage == "teacher" else settings_tag(r)  # recorded per epoch in last.pt
     fit(module, ctx.loader("train", keys=cached), r.train, ctx.run_dir / stage, evaluate=evaluate, epochs=epochs, lr=lr,
-        resume=ctx.resume, name=stage, console=ctx.console, tag=tag)
+        resume=ctx.resume, name=stage, console=ctx.console, tag=tag,
+        on_epoch_end=ctx.tracks.epoch_hook(stage))
     history = read_history(ctx.run_dir / stage)
     trained = {}
     for name, (spec, model) in outputs.items():
@@ -230,7 +233,8 @@ def run(recipe: Recipe, console: Console | None = None) -> Path:
     """Run every stage of `recipe`; returns the run folder. Under torchrun: data-parallel, rank 0 writes."""
     joined = ddp.init_from_env(recipe.train.device)
     try:
-        return _run(recipe, (console or Console()) if ddp.is_main() else Console(quiet=True))
+        with Trackers() as tracks:  # closed on the way out; an exception marks the tracked run failed
+            return _run(recipe, (console or Console()) if ddp.is_main() else Console(quiet=True), tracks)
     finally:
         if joined:
             ddp.shutdown()
@@ -250,8 +254,9 @@ def check_parallel(recipe: Recipe, n_train: int, world: int) -> None:
                         "train.batch_size", key="train.batch_size")
 
 
-def _run(recipe: Recipe, console: Console) -> Path:
+def _run(recipe: Recipe, console: Console, tracks: Trackers) -> Path:
     t0 = time.perf_counter()
+    check_trackers(recipe.track)  # a tracker's missing library fails now, naming track.X
     check_output_dir(recipe.output.dir)  # before any work; make_run_dir asks again once models are built
     class_names = check_recipe(recipe)
     # Build both models before any work, so a bad name or head fails in seconds, not after training.
@@ -288,10 +293,11 @@ def _run(recipe: Recipe, console: Console) -> Path:
         check_plan(run_dir / "compress", recipe)  # a changed stage list fails now, not after training
     if ddp.is_main():
         atomic_write_text(run_dir / "recipe.yaml", recipe.to_yaml())
+        tracks.open(recipe, run_dir)
     if data.skipped:
         console.print(f"[yellow]skipped {data.skipped} unreadable image(s) (data.bad_images=skip): "
                       f"{', '.join(data.skipped_files[:5])}{' …' if data.skipped > 5 else ''}[/]")
-    ctx = Context(recipe, run_dir, data, device, console, resume)
+    ctx = Context(recipe, run_dir, data, device, console, resume, tracks)
     timings: dict[str, float] = {}
 
     def timed(stage: str, fn: Any, *a: Any, **kw: Any) -> Any:
@@ -341,6 +347,7 @@ def _run(recipe: Recipe, console: Console) -> Path:
         metrics["compress"] = compressed
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     write_report(run_dir, metrics, recipe)
+    tracks.finish(metrics, run_dir)
     print_summary(metrics, console)
     if compressed is not None:
         from .deploy.profile import all_threads

@@ -14,6 +14,7 @@ from . import recipe_yaml
 from .recipe_base import Section, TermConfig, _choices_msg, describe_section
 from .recipe_compare import CompareConfig
 from .recipe_compress import STAGE_TYPES, BudgetConfig, CompressConfig, DeployConfig, StageConfig  # noqa: F401
+from .recipe_track import TrackConfig
 from .writable import folder_problem
 
 
@@ -256,6 +257,7 @@ class Recipe(Section):
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
+    track: TrackConfig = Field(default_factory=TrackConfig)
 
     @model_validator(mode="after")
     def _cache_matches_data_path(self) -> Recipe:

@@ -22,6 +22,7 @@ from .recipe import Recipe, build_recipe
 FREE_KEYS = (
     "train.resume", "train.threads", "train.device", "train.eval_every", "data.workers", "data.download",
     "eval.latency_runs", "eval.warmup_runs", "eval.threads", "distill.cache_dir", "output.",
+    "track.",  # trackers watch a run; turning one on or off mid-run changes no weight
 )
 # Compression settings act after training: free until the run's compress folder exists; from then on
 # compress.stages is checked by compress.pipeline.check_plan (its own message), the rest here.

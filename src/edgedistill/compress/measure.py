@@ -12,7 +12,7 @@ from torch import nn
 
 from ..deploy.energy import NOT_MEASURABLE, energy_meter
 from ..deploy.onnx_runtime import ort_latency, ort_peak_rss_mb, ort_predict, ort_session
-from ..deploy.profile import all_threads, count_flops, count_params, measure_latency, peak_memory_mb
+from ..deploy.profile import all_threads, count_flops, count_params, macs_of, measure_latency, peak_memory_mb
 from ..evaluate import classification_metrics
 
 
@@ -59,7 +59,8 @@ def measure(*, images: torch.Tensor, labels: torch.Tensor, num_classes: int, onn
     if model is not None:
         model = model.cpu().float().eval()
         logits = torch_logits(model, images)
-        out.update(params=count_params(model), flops=count_flops(model, shape1),
+        flops = count_flops(model, shape1)
+        out.update(params=count_params(model), flops=flops, macs=macs_of(flops),
                    peak_mem_mb=peak_memory_mb(model, shape1))
     else:
         logits = torch.from_numpy(ort_predict(ort_session(onnx_path, optimize=not_measurable is None), images.numpy()))

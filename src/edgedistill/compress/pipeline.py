@@ -208,7 +208,7 @@ def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: 
         write_json(stage_dir / ENTRY, {
             "entry": entry, "model": art.model is not None,
             "onnx_path": str(art.onnx_path.relative_to(out_dir)) if art.onnx_path else None,
-            "last": {"params": m.get("params"), "flops": m.get("flops"),
+            "last": {"params": m.get("params"), "flops": m.get("flops"), "macs": m.get("macs"),
                      "logits_argmax": None if m["logits_argmax"] is None else m["logits_argmax"].tolist()}})
         for p in TRAINING_STATE:  # the stage's artifact and entry replace its optimizer state
             (stage_dir / p).unlink(missing_ok=True)
@@ -259,7 +259,7 @@ def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: 
         ctx.console.print(f"[cyan]compress[/] stage {k}/{len(c.stages)}: {cfg.name}")
         art = STAGES.get(cfg.name, key=f"compress.stages.{k - 1}.name")(job, cfg, stage_dir)
         if art.precision == "int8":
-            inherited = {key: last.get(key) for key in ("params", "flops")}
+            inherited = {key: last.get(key) for key in ("params", "flops", "macs")}
             entry, m = measured(k, cfg.name, stage_dir, art, inherited, ref_argmax=last["logits_argmax"])
         else:
             entry, m = measured(k, cfg.name, stage_dir, art)

@@ -78,6 +78,15 @@ def distill_fit(job: Job, model: nn.Module, cfg: Any, stage_dir: Path, logits_on
     # last.pt stays until the runner has written this stage's entry.json: a kill before that resumes from it.
     fit(module, ctx.loader("train"), train_cfg, stage_dir, evaluate=evaluate,
         epochs=cfg.epochs if epochs is None else epochs, lr=cfg.lr if lr is None else lr,
-        resume=resume, name=stage_dir.name, console=ctx.console)
+        resume=resume, name=stage_dir.name, console=ctx.console, on_epoch_end=_hook(ctx, stage_dir))
     module.student.cpu()
     return list(terms)
+
+
+def _hook(ctx: Any, stage_dir: Path) -> Any:
+    """The trackers' per-epoch callback, named by the stage's folder in the run (compress/2-finetune, …)."""
+    tracks = getattr(ctx, "tracks", None)
+    if tracks is None:
+        return None
+    inside = stage_dir.is_relative_to(ctx.run_dir)
+    return tracks.epoch_hook(stage_dir.relative_to(ctx.run_dir).as_posix() if inside else stage_dir.name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_LAZY = {name: "profile" for name in ("count_flops", "count_params", "measure_latency", "peak_memory_mb",
+_LAZY = {name: "profile" for name in ("count_flops", "count_macs", "count_params", "measure_latency", "peak_memory_mb",
                                       "profile_model", "weights_size_bytes")}
 
 __all__ = sorted(_LAZY)

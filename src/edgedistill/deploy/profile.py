@@ -1,4 +1,4 @@
-"""What a model costs to run on an edge CPU: parameters, FLOPs, file size, latency and peak activation memory."""
+"""What a model costs to run on an edge CPU: parameters, FLOPs and MACs, size, latency and peak memory."""
 
 from __future__ import annotations
 
@@ -82,6 +82,21 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     with torch.inference_mode(), FlopCounterMode(display=False, custom_mapping=_sdpa_mapping()) as counter:
         model(x)
     return int(counter.get_total_flops())
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one eval forward: count_flops / 2, as papers, Torch-Pruning and timm count.
+
+    Every op count_flops counts (conv, matmul, linear, attention) is multiply-adds at 2 FLOPs each, so this is
+    exact; like count_flops it leaves out biases, BatchNorm, activations and pooling, which Torch-Pruning's
+    `tp.utils.count_ops_and_params` adds one MAC per element for (tests/test_profile.py pins both).
+    """
+    return macs_of(count_flops(model, input_shape))
+
+
+def macs_of(flops: int | None) -> int | None:
+    """MACs from a FLOPs count of this module (2 FLOPs per multiply-add); None stays None."""
+    return None if flops is None else int(flops) // 2
 
 
 def weights_size_bytes(model: nn.Module) -> int:
@@ -171,9 +186,11 @@ def profile_model(model: nn.Module, input_shape: tuple[int, ...], runs: int = 50
                   threads: int | None = None) -> dict[str, Any]:
     """Every cost measure of a float32 CPU copy of the model; the caller's model is left untouched."""
     m = copy.deepcopy(model).cpu().float().eval()
+    flops = count_flops(m, input_shape)
     return {
         "params": count_params(m),
-        "flops": count_flops(m, input_shape),
+        "flops": flops,
+        "macs": macs_of(flops),
         "size_mb": weights_size_bytes(m) / 1e6,
         **measure_latency(m, input_shape, runs=runs, warmup=warmup, threads=threads),
         "peak_mem_mb": peak_memory_mb(m, input_shape),

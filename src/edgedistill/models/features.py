@@ -56,10 +56,12 @@ def to_spatial(feat: Any) -> torch.Tensor:
 
 
 def _hf_layer(hf: nn.Module) -> str | None:
-    """The last block of the encoder stack of a transformers model (ViT/DeiT: encoder.layer.N)."""
+    """The last block of a transformers encoder stack (ViT/DeiT: encoder.layer.N; 5.x: vit.layers.N)."""
     best: str | None = None
     for name, mod in hf.named_modules():
-        if isinstance(mod, nn.ModuleList) and len(mod) and any(name.endswith(s) for s in _HF_STACKS):
+        stack = any(name.endswith(s) for s in _HF_STACKS)
+        stack = stack or (name.count(".") <= 1 and name.endswith("layers"))  # transformers 5: vit.layers.N
+        if isinstance(mod, nn.ModuleList) and len(mod) and stack:
             best = f"{name}.{len(mod) - 1}"
     return best
 

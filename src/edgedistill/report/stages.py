@@ -35,14 +35,14 @@ def _energy(e: dict[str, Any]) -> str:
 
 
 def stage_rows(result: dict[str, Any], all_threads: int) -> tuple[list[str], list[list[str]]]:
-    header = ["stage", "precision", "top-1 %", "params", "FLOPs", "size MB", "gzip MB", "torch mem MB", "ORT RSS MB",
+    header = ["stage", "precision", "top-1 %", "params", "FLOPs", "MACs", "size MB", "gzip MB", "torch mem MB", "ORT RSS MB",
               "ORT b1 1t ms p50/p90", f"ORT b1 {all_threads}t", "ORT b32 1t", f"ORT b32 {all_threads}t",
               "torch b1 1t", "torch b32 1t", "ORT b1 1t img/s", "energy/img", "checked on", "reported"]
     body = []
     for e in result["stages"]:
         ort1 = e.get("latency", {}).get("ort_b1_t1")
         body.append([_label(e), e["precision"], _num(e.get("top1"), ".2f"), _human(e.get("params")),
-                     _human(e.get("flops")), _num(e.get("size_mb"), ".3f"), _num(e.get("size_gz_mb"), ".3f"),
+                     _human(e.get("flops")), _human(e.get("macs")), _num(e.get("size_mb"), ".3f"), _num(e.get("size_gz_mb"), ".3f"),
                      _num(e.get("peak_mem_mb"), ".2f"), _num(e.get("ort_peak_rss_mb"), ".1f"), _lat(e, "ort_b1_t1"), _lat(e, f"ort_b1_t{all_threads}"),
                      _lat(e, "ort_b32_t1"), _lat(e, f"ort_b32_t{all_threads}"), _lat(e, "torch_b1_t1"),
                      _lat(e, "torch_b32_t1"), "–" if ort1 is None else f"{ort1['throughput_ips']:.0f}",

@@ -41,7 +41,7 @@ SUMMARY_COLUMNS: list[Column] = [
 
 METRIC_KEYS = ["top1", "top5", "precision_macro", "recall_macro", "f1_macro", "precision_weighted",
                "recall_weighted", "f1_weighted", "kappa", "qwk", "mcc", "roc_auc", "log_loss", "ece",
-               "agreement", "kl", "js", "kd_loss", "params", "flops", "size_mb", "latency_ms_median",
+               "agreement", "kl", "js", "kd_loss", "params", "flops", "macs", "size_mb", "latency_ms_median",
                "latency_ms_p90", "peak_mem_mb"]
 
 
