@@ -24,6 +24,8 @@ from .data import DataBundle, build_data, class_names_of, make_loader
 from .data.device_loader import DeviceLoader
 from .data.teacher_cache import open_or_build
 from .deploy import profile_model
+from .deploy.energy import torch_energy
+from .evaluate.pcr import pcr_all
 from .distill import SCHEMES, Distiller, SchemeJob
 from .engine import distributed as ddp
 from .engine import epoch_tags, fit, resolve_device
@@ -199,7 +201,11 @@ def evaluate_models(ctx: Context, models: dict[str, tuple[str, nn.Module]]) -> d
         ctx.console.print(f"[dim]profiling {name} ({spec}) …[/]")
         entry.update(profile_model(model, shape, runs=r.eval.latency_runs, warmup=r.eval.warmup_runs,
                                    threads=r.eval.threads))
+        entry["energy"] = torch_energy(model, shape, runs=r.eval.latency_runs, threads=r.eval.threads)
         out[name] = entry
+    if "teacher" in out:  # Performance-Cost Ratio of every model against the teacher (evaluate/pcr.py)
+        for entry in out.values():
+            entry["pcr"] = pcr_all(entry, out["teacher"], r.eval.pcr)
     return out
 
 
