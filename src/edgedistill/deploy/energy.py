@@ -46,7 +46,7 @@ def _tracker(rapl_dir: str | None) -> Any:
     logging.getLogger("codecarbon").setLevel(logging.ERROR)
     from codecarbon import OfflineEmissionsTracker
 
-    t = OfflineEmissionsTracker(country_iso_code="USA", measure_power_secs=1, log_level="error", save_to_file=False,
+    t = OfflineEmissionsTracker(country_iso_code="USA", measure_power_secs=1, log_level="error", output_methods=[],
                                 tracking_mode="process", allow_multiple_runs=True)
     if rapl_dir is not None:
         from codecarbon.external.hardware import CPU
@@ -105,6 +105,13 @@ class EnergyMeter:
         self.seconds = time.perf_counter() - self._t0
         if self._t is None:
             return
+        # stop() skips its closing sample when the last one is under 50 ms old, dropping the block's tail (all of
+        # a short block): take it now, so every joule up to here counts.
+        flush = getattr(self._t, "_measure_power_and_energy", None)
+        if flush is not None:
+            flush()
+        else:
+            time.sleep(0.051)
         self._t.stop()
         data = getattr(self._t, "final_emissions_data", None)
         if data is None:  # CodeCarbon swallows its own errors (@suppress) and leaves no data
