@@ -124,7 +124,9 @@ def test_end_to_end_compress_run_budgets_and_strict(tiny_overrides, tmp_path, ca
     assert q["energy"]["j_per_image"] > 0 and q["energy"]["kind"] in ("measured", "estimated")
     assert by["teacher"]["pcr"]["size"] == pytest.approx(1.0) and q["pcr"]["size"] > by["input"]["pcr"]["size"]
     student = metrics["models"]["student"]
-    assert student["energy"]["label"].startswith(student["energy"]["kind"]) and student["pcr"]["flops"] > 1
+    teacher = metrics["models"]["teacher"]
+    assert student["energy"]["label"].startswith(student["energy"]["kind"]) and student["pcr"]["flops"] == \
+        pytest.approx((student["top1"] / teacher["top1"]) / (student["flops"] / teacher["flops"]))
     assert (run / "accuracy_energy.png").is_file() and (comp / "stages_accuracy_energy.png").is_file()
     assert metrics["compress"]["budgets_passed"] and metrics["compress"]["final"] == "3-quantize"
     report = (run / "report.md").read_text()
