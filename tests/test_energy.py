@@ -37,7 +37,9 @@ def test_a_counter_tree_is_measured_through_codecarbon(tmp_path):
         (zone / "energy_uj").write_text("1000000\n")  # wrapped past max_energy_range_uj: 1 J to the top, 1 J after
     assert wrapped.joules == pytest.approx(2.0, rel=1e-6)
 
-    from codecarbon.core.cpu import IntelRAPL  # the library's interface on the same tree, no tracker around it
+    from codecarbon.core.cpu import (
+        IntelRAPL,  # the library's interface on the same tree, no tracker around it
+    )
     from codecarbon.core.units import Time
 
     rapl = IntelRAPL(rapl_dir=str(tmp_path))
@@ -103,7 +105,7 @@ def test_pcr_of_a_hand_made_pair():
 
 
 def test_unknown_pcr_variant_exits_2(capsys):
-    code, out, err = cli(capsys, "demo", "eval.pcr=[latency, speed]")
+    code, _, err = cli(capsys, "demo", "eval.pcr=[latency, speed]")
     assert code == 2 and "eval.pcr" in err and "'energy'" in err and "Traceback" not in err
 
 

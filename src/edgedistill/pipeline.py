@@ -25,13 +25,13 @@ from .data.device_loader import DeviceLoader
 from .data.teacher_cache import open_or_build
 from .deploy import profile_model
 from .deploy.energy import torch_energy
-from .evaluate.pcr import pcr_all
 from .distill import SCHEMES, Distiller, SchemeJob
 from .engine import distributed as ddp
 from .engine import epoch_tags, fit, resolve_device
 from .engine.checkpoint import seed_everything
 from .errors import UserError
 from .evaluate import classification_metrics, fidelity, predict
+from .evaluate.pcr import pcr_all
 from .evaluate.predictions import held_out_id, save_predictions
 from .memory import check_memory
 from .models import create_model, load_model, save_model, weights_class_count

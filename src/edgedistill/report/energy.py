@@ -8,13 +8,13 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+from matplotlib.lines import Line2D
 
-from ..deploy.energy import is_estimate  # noqa: E402
-from ..evaluate.pcr import pcr_text  # noqa: E402
-from .tables import LABELS, markdown_table  # noqa: E402
+from ..deploy.energy import is_estimate
+from ..evaluate.pcr import pcr_text
+from .tables import LABELS, markdown_table
 
 ENERGY_NOTE = ("Energy: CPU joules per image through CodeCarbon, labelled *measured* (a hardware counter: Intel "
                "RAPL, …) or *estimated* (CodeCarbon's power model: CPU TDP × this process's CPU share, when no "
@@ -79,6 +79,6 @@ def pcr_lines(rows: list[tuple[str, dict[str, float | None] | None]], variants: 
         return []
     body = [[label, *(pcr_text(values, v) for v in variants)] for label, values in rows]
     return ["## Performance-Cost Ratio", "", markdown_table(["", *(f"PCR {v}" for v in variants)], body), "",
-            f"PCR = (top-1 / top-1 of the {reference}) / (cost / cost of the {reference}); 1.0 = the {reference}'s "
-            "accuracy per unit of cost, higher is better. Costs: latency (median ms), size (MB), energy (J/image, "
-            "measured or estimated as labelled), FLOPs.", ""]
+            (f"PCR = (top-1 / top-1 of the {reference}) / (cost / cost of the {reference}); 1.0 = the {reference}'s "
+             "accuracy per unit of cost, higher is better. Costs: latency (median ms), size (MB), energy (J/image, "
+             "measured or estimated as labelled), FLOPs."), ""]
