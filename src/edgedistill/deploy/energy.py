@@ -43,8 +43,9 @@ def _tracker(rapl_dir: str | None) -> Any:
     rapl_dir replaces the CPU probe CodeCarbon chose by its own `CPU(mode="intel_rapl", rapl_dir=…)`, the one
     hook its tracker has for a counter tree elsewhere (a bind-mounted powercap, a test's fake tree).
     """
-    logging.getLogger("codecarbon").setLevel(logging.ERROR)
     from codecarbon import OfflineEmissionsTracker
+
+    logging.getLogger("codecarbon").setLevel(logging.ERROR)  # after the import, which sets its own level
 
     t = OfflineEmissionsTracker(country_iso_code="USA", measure_power_secs=1, log_level="error", output_methods=[],
                                 tracking_mode="process", allow_multiple_runs=True)
