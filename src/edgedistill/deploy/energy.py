@@ -47,6 +47,7 @@ def _tracker(rapl_dir: str | None) -> Any:
 
     logging.getLogger("codecarbon").setLevel(logging.ERROR)  # after the import, which sets its own level
 
+    # The country only sets a carbon intensity, which is never read here; output_methods=[]: no emissions.csv.
     t = OfflineEmissionsTracker(country_iso_code="USA", measure_power_secs=1, log_level="error", output_methods=[],
                                 tracking_mode="process", allow_multiple_runs=True)
     if rapl_dir is not None:
