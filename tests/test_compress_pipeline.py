@@ -121,10 +121,17 @@ def test_end_to_end_compress_run_budgets_and_strict(tiny_overrides, tmp_path, ca
     assert q["size_mb"] < 0.6 * by["finetune"]["size_mb"] and q["params"] == by["finetune"]["params"]
     lat = q["latency"]
     assert {"ort_b1_t1", "ort_b32_t1"} <= set(lat) and "torch_b1_t1" in by["finetune"]["latency"]
-    assert q["energy"]["j_per_image"] is not None or "not measurable here" in q["energy"]["reason"]
+    assert q["energy"]["j_per_image"] > 0 and q["energy"]["kind"] in ("measured", "estimated")
+    assert by["teacher"]["pcr"]["size"] == pytest.approx(1.0) and q["pcr"]["size"] > by["input"]["pcr"]["size"]
+    student = metrics["models"]["student"]
+    teacher = metrics["models"]["teacher"]
+    assert student["energy"]["label"].startswith(student["energy"]["kind"]) and student["pcr"]["flops"] == \
+        pytest.approx((student["top1"] / teacher["top1"]) / (student["flops"] / teacher["flops"]))
+    assert (run / "accuracy_energy.png").is_file() and (comp / "stages_accuracy_energy.png").is_file()
     assert metrics["compress"]["budgets_passed"] and metrics["compress"]["final"] == "3-quantize"
     report = (run / "report.md").read_text()
     assert "## Compression stages" in report and "(compress/stages_size.png)" in report and "## Budgets" in report
+    assert "## Performance-Cost Ratio" in report and "(accuracy_energy.png)" in report and "mJ (" in report
     # every reported file, teacher and int8 included, also ran in OpenVINO (the test extra installs it)
     ov_installed = importlib.util.find_spec("openvino") is not None
     for e in metrics["stages"]:

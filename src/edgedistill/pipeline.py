@@ -24,12 +24,14 @@ from .data import DataBundle, build_data, class_names_of, make_loader
 from .data.device_loader import DeviceLoader
 from .data.teacher_cache import open_or_build
 from .deploy import profile_model
+from .deploy.energy import torch_energy
 from .distill import SCHEMES, Distiller, SchemeJob
 from .engine import distributed as ddp
 from .engine import epoch_tags, fit, resolve_device
 from .engine.checkpoint import seed_everything
 from .errors import UserError
 from .evaluate import classification_metrics, fidelity, predict
+from .evaluate.pcr import pcr_all
 from .evaluate.predictions import held_out_id, save_predictions
 from .memory import check_memory
 from .models import create_model, load_model, save_model, weights_class_count
@@ -202,7 +204,11 @@ def evaluate_models(ctx: Context, models: dict[str, tuple[str, nn.Module]]) -> d
         ctx.console.print(f"[dim]profiling {name} ({spec}) …[/]")
         entry.update(profile_model(model, shape, runs=r.eval.latency_runs, warmup=r.eval.warmup_runs,
                                    threads=r.eval.threads))
+        entry["energy"] = torch_energy(model, shape, runs=r.eval.latency_runs, threads=r.eval.threads)
         out[name] = entry
+    if "teacher" in out:  # Performance-Cost Ratio of every model against the teacher (evaluate/pcr.py)
+        for entry in out.values():
+            entry["pcr"] = pcr_all(entry, out["teacher"], r.eval.pcr)
     return out
 
 

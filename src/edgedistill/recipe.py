@@ -230,6 +230,9 @@ class EvalConfig(Section):
     latency_runs: int = Field(50, gt=0, description="timed batch-1 CPU runs per model (after warm-up)")
     warmup_runs: int = Field(10, ge=0, description="untimed runs before timing")
     threads: int | None = Field(None, gt=0, description="CPU threads for latency (default: torch's choice)")
+    pcr: list[Literal["latency", "size", "energy", "flops"]] = Field(
+        ["latency", "size", "energy", "flops"], description="Performance-Cost Ratio variants reported per student "
+        "and compress stage: (top-1 / teacher top-1) / (cost / teacher cost); see README")
 
 
 class OutputConfig(Section):

@@ -153,6 +153,11 @@ class BudgetConfig(Section):
     params: int | None = Field(None, gt=0, description="parameters of the final model")
     flops: int | None = Field(None, gt=0, description="FLOPs per image of the final model")
     max_accuracy_drop: float | None = Field(None, ge=0, description="top-1 points lost from the uncompressed model")
+    energy_mj: float | None = Field(None, gt=0, description="CPU energy per image of the final artifact, millijoules "
+                                    "(ONNX Runtime at deploy.batch_size/threads; measured or estimated, see README)")
+    energy_estimates: Literal["count", "warn", "fail"] = Field("warn", description=(
+        "an energy figure that is a power-model estimate (no counter here): count = it passes or fails like a "
+        "measurement; warn = verdict shown, marked estimated, never fails --strict; fail = the budget fails"))
 
 
 class DeployConfig(Section):

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..deploy.energy import NOT_MEASURABLE
+from ..deploy.energy import NOT_MEASURABLE, is_estimate
 
 STRICT_EXIT_CODE = 3  # `--strict`: a failed budget ends the command with this code
 
@@ -17,6 +17,9 @@ def _measured(key: str, final: dict[str, Any], reference: dict[str, Any]) -> flo
     if key == "max_accuracy_drop":
         a, b = reference.get("top1"), final.get("top1")
         return None if a is None or b is None else a - b
+    if key == "energy_mj":
+        j = (final.get("energy") or {}).get("j_per_image")
+        return None if j is None else 1e3 * j
     return final.get(key)
 
 
@@ -28,7 +31,7 @@ def check_budgets(budget: Any, final: dict[str, Any] | None, reference: dict[str
     not measurable, whatever this machine measured.
     """
     rows = []
-    for key, limit in budget.model_dump().items():
+    for key, limit in budget.model_dump(exclude={"energy_estimates"}).items():
         if limit is None:
             continue
         value = None if final is None else _measured(key, final, reference)
@@ -45,8 +48,40 @@ def check_budgets(budget: Any, final: dict[str, Any] | None, reference: dict[str
             row["note"] = f"ONNX Runtime median, batch {deploy.batch_size}, {deploy.threads} thread(s)"
         elif key == "max_accuracy_drop":
             row["note"] = "top-1 points below the uncompressed model"
+        elif key == "energy_mj":
+            _energy_row(row, final["energy"], budget.energy_estimates)  # type: ignore[index]
         rows.append(row)
     return rows
+
+
+def _energy_row(row: dict[str, Any], energy: dict[str, Any], policy: str) -> None:
+    """Label the energy verdict measured or estimated; an estimate counts only as deploy.budget.energy_estimates says."""
+    row["kind"] = "estimated" if is_estimate(energy) else "measured"
+    row["note"] = f"{energy.get('label') or row['kind']}; CPU, ONNX Runtime at the deploy batch/threads"
+    if row["kind"] == "measured":
+        return
+    row["estimated"] = True
+    if policy == "warn":
+        row["counts"] = False
+        row["note"] += "; estimated: not counted (deploy.budget.energy_estimates=warn)"
+    elif policy == "fail":
+        row["passed"] = False
+        row["note"] += "; estimated: fails (deploy.budget.energy_estimates=fail wants a measured figure)"
+    else:
+        row["note"] += "; estimated: counted (deploy.budget.energy_estimates=count)"
+
+
+def budgets_passed(rows: list[dict[str, Any]]) -> bool:
+    """False when a counted budget failed; not measurable and uncounted (estimated, warn) rows never fail."""
+    return all(r["passed"] is not False for r in rows if r.get("counts", True))
+
+
+def verdict(row: dict[str, Any]) -> str:
+    """pass / FAIL / not measurable here, with `(estimated)` or `(estimated, not counted)` for an estimate."""
+    v = {True: "pass", False: "FAIL", None: NOT_MEASURABLE}[row["passed"]]
+    if row.get("estimated"):
+        v += " (estimated" + (", not counted)" if row.get("counts") is False else ")")
+    return v
 
 
 def run_budgets_passed(run_dir: Path) -> bool:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..deploy.energy import NOT_MEASURABLE, energy_meter
+from ..deploy.energy import NOT_MEASURABLE, energy_per_image
 from ..deploy.onnx_runtime import ort_latency, ort_peak_rss_mb, ort_predict, ort_session
 from ..deploy.profile import all_threads, count_flops, count_params, macs_of, measure_latency, peak_memory_mb
 from ..evaluate import classification_metrics
@@ -94,14 +94,15 @@ def measure(*, images: torch.Tensor, labels: torch.Tensor, num_classes: int, onn
 
 def _energy(onnx_path: Path | None, shape: tuple[int, ...], threads: int, runs: int, warmup: int
             ) -> dict[str, Any]:
-    """Joules per image over the deploy-target ORT loop, or the reason it is not measurable here."""
+    """Joules per image over the deploy-target ORT loop (session built and warmed outside the window), labelled
+    measured or estimated (deploy.energy), or the reason it is not measurable here."""
     if onnx_path is None:
         return {"j_per_image": None, "reason": NOT_MEASURABLE + " (no ONNX artifact)"}
-    with energy_meter() as e:
-        ort_latency(onnx_path, shape, threads=threads, runs=runs, warmup=0)
-    res = e.result()
-    per = None if res["joules"] is None else res["joules"] / (runs * shape[0])
-    return {"j_per_image": per, "source": res["source"], "reason": res["reason"]}
+    session = ort_session(onnx_path, threads)
+    feed = {session.get_inputs()[0].name: np.zeros(shape, dtype=np.float32)}
+    for _ in range(max(1, warmup)):
+        session.run(None, feed)
+    return energy_per_image(lambda: session.run(None, feed), shape[0], runs)
 
 
 def agreement(a: torch.Tensor, b: torch.Tensor) -> float:

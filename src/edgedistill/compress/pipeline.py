@@ -20,7 +20,8 @@ from torch import nn
 
 from ..atomic import atomic_write_text
 from ..errors import UserError
-from .budget import check_budgets
+from ..evaluate.pcr import pcr_all
+from .budget import budgets_passed, check_budgets
 from .cpu import detect_cpu
 from .cpu import not_measurable_reason as _reason
 from .measure import agreement, measure
@@ -161,6 +162,10 @@ def _entry(index: int | str, stage: str, out_dir: Path, stage_dir: Path, art: Ar
             "precision": art.precision, "reported": reported, **m, "info": art.info}
 
 
+def _label_of(e: dict[str, Any]) -> str:
+    return e["stage"] if e["index"] == "ref" else f"{e['index']}-{e['stage']}"
+
+
 def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: str, meta: dict[str, Any],
                  out_dir: Path, resume: bool = False, source: str | None = None) -> dict[str, Any]:
     """Run every stage of ctx.recipe.compress on `student`; returns {stages, budgets, budgets_passed, final}.
@@ -269,11 +274,15 @@ def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: 
         else:
             job.model = None
     reference = next(e for e in entries if e["index"] == 0)
+    pcr_ref = next((e for e in entries if e["index"] == "ref"), reference)  # the teacher, measured the same way
+    for e in entries:
+        e["pcr"] = pcr_all(e, pcr_ref, r.eval.pcr)
     final = next((e for e in reversed(entries) if e["reported"] and e["index"] != "ref"), None)
     budgets = check_budgets(d.budget, final, reference, d, latency_elsewhere=not_measurable_reason(d.target))
-    result = {"stages": entries, "budgets": budgets, "budgets_passed": all(b["passed"] is not False for b in budgets),
+    result = {"stages": entries, "budgets": budgets, "budgets_passed": budgets_passed(budgets),
               "final": final["dir"] if final else None,
               "deploy": {"threads": d.threads, "batch_size": d.batch_size},
+              "pcr_reference": _label_of(pcr_ref),
               "measurement": {"runs": c.latency_runs, "warmup": c.warmup_runs, "split": r.eval.split,
                               "n_images": len(labels)}}
     write_json(out_dir / "stages.json", result)

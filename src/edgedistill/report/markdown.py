@@ -9,6 +9,7 @@ from typing import Any
 from ..atomic import atomic_write_text
 from ..recipe import Recipe
 from .charts import accuracy_vs_latency, metric_suite, training_curves
+from .energy import ENERGY_NOTE, energy_chart, model_points, pcr_lines, stage_points
 from .html import write_html
 from .tables import LABELS, METRIC_KEYS, comparison_lines, markdown_table, summary_markdown
 
@@ -76,6 +77,9 @@ def write_report(run_dir: Path, metrics: dict[str, Any], recipe: Recipe) -> Path
         charts.append(("Accuracy vs latency", "accuracy_vs_latency.png"))
     if metric_suite(models, run_dir / "metric_suite.png"):
         charts.append(("Metric suite: teacher vs students", "metric_suite.png"))
+    if energy_chart(model_points(models) + stage_points(metrics.get("stages", [])), run_dir / "accuracy_energy.png",
+                    recipe.deploy.budget.energy_mj):
+        charts.append(("Accuracy vs energy per image", "accuracy_energy.png"))
     terms = ", ".join(f"{t.name} (weight {t.weight}{''.join(f', {k}={v}' for k, v in t.params.items())})"
                       for t in recipe.distill.terms)
     lines = [
@@ -103,6 +107,9 @@ def write_report(run_dir: Path, metrics: dict[str, Any], recipe: Recipe) -> Path
         f"{recipe.eval.kd_T} (×T²); FLOPs from torch.utils.flop_counter (a multiply-add counts 2); "
         "size: weights as safetensors; peak_mem_mb: inference allocations at batch 1.",
         "",
+        ENERGY_NOTE,
+        "",
+        *pcr_lines([(LABELS.get(n, n), m.get("pcr")) for n, m in models.items()], recipe.eval.pcr, "teacher"),
         *_stage_lines(run_dir, metrics),
         "## Time",
         "",

@@ -1,4 +1,4 @@
-"""The compression part of a report: stage table, budget verdicts and two charts (accuracy vs latency, size)."""
+"""The compression part of a report: stage table, PCR, budget verdicts and charts (accuracy vs latency, energy; size)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from ..deploy.energy import NOT_MEASURABLE  # noqa: E402
+from ..compress.budget import verdict  # noqa: E402
+from ..deploy.energy import NOT_MEASURABLE, energy_text  # noqa: E402
 from ..deploy.openvino_runtime import openvino_summary  # noqa: E402
+from .energy import ENERGY_NOTE, energy_chart, pcr_lines, stage_points  # noqa: E402
 from .tables import _human, _num, markdown_table  # noqa: E402
 
 
@@ -30,8 +32,7 @@ def _lat(e: dict[str, Any], key: str) -> str:
 
 
 def _energy(e: dict[str, Any]) -> str:
-    j = e.get("energy", {}).get("j_per_image")
-    return NOT_MEASURABLE if j is None else f"{1e3 * j:.3f} mJ"
+    return energy_text(e.get("energy"))
 
 
 def stage_rows(result: dict[str, Any], all_threads: int) -> tuple[list[str], list[list[str]]]:
@@ -85,9 +86,8 @@ def _runtime_notes(e: dict[str, Any]) -> list[str]:
 
 
 def budget_rows(result: dict[str, Any]) -> list[list[str]]:
-    verdict = {True: "pass", False: "FAIL", None: NOT_MEASURABLE}
     return [[b["budget"], f"{b['limit']:g}", "–" if b["measured"] is None else f"{b['measured']:.4g}",
-             verdict[b["passed"]], b.get("note", "")] for b in result["budgets"]]
+             verdict(b), b.get("note", "")] for b in result["budgets"]]
 
 
 def charts(result: dict[str, Any], out_dir: Path, prefix: str = "") -> list[tuple[str, str]]:
@@ -125,6 +125,10 @@ def charts(result: dict[str, Any], out_dir: Path, prefix: str = "") -> list[tupl
         fig.savefig(out_dir / f"{prefix}stages_size.png", dpi=120)
         plt.close(fig)
         made.append(("Size per stage", f"{prefix}stages_size.png"))
+    budget_mj = next((b["limit"] for b in result.get("budgets", []) if b["budget"] == "energy_mj"), None)
+    if energy_chart(stage_points(result["stages"]), out_dir / f"{prefix}stages_accuracy_energy.png", budget_mj,
+                    "Accuracy vs energy per image per stage"):
+        made.append(("Accuracy vs energy per stage", f"{prefix}stages_accuracy_energy.png"))
     return made
 
 
@@ -154,7 +158,10 @@ def stages_markdown(result: dict[str, Any], out_dir: Path, link_prefix: str = ""
             lines.append(f"- {_label(e)}: fp32 ONNX parity {'passed' if parity['passed'] else 'FAILED'} "
                          f"(max |Δlogit| {parity['max_abs_diff']:.2e}, atol {parity['atol']}, rtol {parity['rtol']}, "
                          f"{parity['images']} images)")
-    lines.append("")
+    lines += ["", ENERGY_NOTE, ""]
+    variants = next((list(e["pcr"]) for e in result["stages"] if e.get("pcr")), [])
+    lines += pcr_lines([(_label(e), e.get("pcr")) for e in result["stages"]], variants,
+                       f"`{result.get('pcr_reference', 'teacher')}` row")
     for title, name in charts(result, out_dir, ""):
         lines.append(f"![{title}]({link_prefix}{name})\n")
     if result["budgets"]:

@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..deploy.energy import energy_text
+
 LABELS = {"teacher": "teacher", "student_alone": "student alone", "student": "student (distilled)"}
 
 
@@ -37,6 +39,7 @@ SUMMARY_COLUMNS: list[Column] = [
     ("FLOPs", lambda m: _human(m.get("flops"))),
     ("size MB", lambda m: _num(m.get("size_mb"), ".3f")),
     ("latency ms p50/p90", lambda m: f"{_num(m.get('latency_ms_median'), '.2f')} / {_num(m.get('latency_ms_p90'), '.2f')}"),
+    ("energy/img", lambda m: energy_text(m.get("energy"))),
 ]
 
 METRIC_KEYS = ["top1", "top5", "precision_macro", "recall_macro", "f1_macro", "precision_weighted",
@@ -67,6 +70,10 @@ def comparison_lines(metrics: dict[str, Any]) -> list[str]:
     ratios = [(k, v) for k in ("params", "flops", "size", "latency") if (v := c.get(f"{k}_ratio")) is not None]
     if ratios:
         lines.append("Teacher / student: " + ", ".join(f"{k} {v:.1f}×" for k, v in ratios))
+    pcr = metrics["models"].get(primary, {}).get("pcr") or {}
+    if any(v is not None for v in pcr.values()):
+        lines.append(f"Performance-Cost Ratio ({who} vs teacher): "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in pcr.items() if v is not None))
     return lines
 
 
