@@ -52,6 +52,30 @@ def test_cache_matches_the_live_teacher_and_is_reused_not_recomputed(tmp_path):
     assert "reusing" in logs[-1]
 
 
+def test_a_second_process_waits_for_the_builder_and_reuses_its_cache(tmp_path):
+    """Workers sharing cache_dir: while one holds the build lock the other waits, then reuses, never rebuilds."""
+    import fcntl
+    import threading
+
+    cfg, data = digits()
+    t = teacher()
+    first = cache(tmp_path, t, data, cfg)
+    files = {p: p.stat().st_mtime_ns for p in first.folder.iterdir()}
+    lock = first.folder.with_name(f".{first.folder.name}.lock")
+    assert lock.exists()
+    logs, out = [], []
+    with open(lock, "a") as held:  # another process building this key
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiter = threading.Thread(target=lambda: out.append(cache(tmp_path, t, data, cfg, logs=logs)))
+        waiter.start()
+        waiter.join(1.5)
+        assert waiter.is_alive() and any("waiting" in m for m in logs)  # it waits, it does not rebuild
+        fcntl.flock(held, fcntl.LOCK_UN)
+    waiter.join(30)
+    assert out[0].folder == first.folder and "reusing" in logs[-1]
+    assert {p: p.stat().st_mtime_ns for p in first.folder.iterdir()} == files
+
+
 def test_other_teacher_or_image_size_gets_another_cache_and_a_tampered_one_is_rebuilt(tmp_path):
     cfg, data = digits()
     c = cache(tmp_path, teacher(0), data, cfg)
@@ -167,13 +191,13 @@ def test_pipeline_with_cache_and_device_resident_data_reuses_the_cache(tmp_path,
                              "teacher.epochs=1", "train.epochs=1", "data.workers=0"]
     quiet = Console(file=open(os.devnull, "w"))
     first = run(load_recipe(recipe_path("demo"), over), quiet)
-    (folder,) = (tmp_path / "cache").iterdir()
+    (folder,) = (p for p in (tmp_path / "cache").iterdir() if not p.name.startswith("."))  # not the build locks
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["complete"] and meta["identity"]["rows"] == 1 and meta["identity"]["n"] == 256
     stamp = (folder / "logits.npy").stat().st_mtime_ns
     second = run(load_recipe(recipe_path("demo"), over), quiet)  # same teacher (reused), same data: same cache
     assert second != first and (folder / "logits.npy").stat().st_mtime_ns == stamp
-    assert len(list((tmp_path / "cache").iterdir())) == 1
+    assert len([p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]) == 1
     m = json.loads((second / "metrics.json").read_text())
     assert m["n_images"] == 128 and 0 <= m["models"]["student"]["top1"] <= 100
 

@@ -18,6 +18,8 @@ import hashlib
 import json
 import shutil
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,29 @@ def _run(teacher: nn.Module, x: torch.Tensor, taps: list[str]) -> tuple[torch.Te
     return logits, dict(t.features)
 
 
+@contextmanager
+def _build_lock(path: Path, rank: int, log: Any) -> Iterator[None]:
+    """Exclusive lock per cache key for processes sharing cache_dir (compare or search workers): one builds,
+    the others wait, then find it complete and reuse it. Without it a second builder deletes the first one's
+    half-written folder. Ranks of one torchrun job build together, so only rank 0 takes it."""
+    if rank != 0:
+        yield
+        return
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"teacher cache: another process is building {path.stem}; waiting for it")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def open_or_build(
     teacher: nn.Module, teacher_spec: str, dataset: Any, *, data_cfg: dict[str, Any], seed: int, epochs: int,
     augmenting: bool, taps: list[str], cache_dir: Path, dtype: str, max_gb: float, device: torch.device,
@@ -105,7 +130,16 @@ def open_or_build(
     ident = _identity(teacher_spec, teacher, dataset, data_cfg, seed, rows, taps, dtype)
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cache_dir).expanduser() / key
+    with _build_lock(folder.with_name(f".{key}.lock"), rank, log):
+        return _reuse_or_build(teacher, dataset, ident, folder, rows, taps, dtype, max_gb, device, batch_size,
+                               workers, rank, world, barrier, log)
+
+
+def _reuse_or_build(teacher: nn.Module, dataset: Any, ident: dict[str, Any], folder: Path, rows: int,
+                    taps: list[str], dtype: str, max_gb: float, device: torch.device, batch_size: int, workers: int,
+                    rank: int, world: int, barrier: Any, log: Any) -> TeacherCache | None:
     meta_path = folder / "meta.json"
+    seed, cache_dir = ident["seed"], folder.parent
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("identity") == ident and meta.get("complete"):
