@@ -1,0 +1,122 @@
+"""Teachers beyond one labelled classifier: ensemble rules, unlabeled images, function matching, CLIP zero-shot."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import cli
+from edgedistill.data.unlabeled import NO_LABEL, MixedLoader, UnlabeledImages
+from edgedistill.distill import Distiller
+from edgedistill.distill.ensemble import Ensemble, combine_probs, fit_class_weights
+from edgedistill.models import create_model, save_model
+from edgedistill.recipe import load_recipe
+
+FAST = ["data.image_size=16", "data.max_train_samples=128", "data.max_val_samples=64", "data.workers=0",
+        "data.hflip=false", "student.model=cifar:resnet8", "train.epochs=1", "train.batch_size=32",
+        "eval.latency_runs=2", "eval.warmup_runs=0", "eval.baseline=false"]
+
+
+# ---------------------------------------------------------------- ensemble rules, by hand
+
+P1 = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+P2 = torch.tensor([[0.4, 0.5, 0.1], [0.3, 0.3, 0.4]])
+
+
+def test_mean_rule_is_the_weighted_mean_of_probabilities():
+    got = combine_probs([P1, P2], "mean", torch.tensor([1.0, 3.0]))
+    assert torch.allclose(got, torch.tensor([[0.475, 0.425, 0.1], [0.25, 0.25, 0.5]]))
+
+
+def test_confidence_rule_weights_each_image_by_each_teachers_top_probability():
+    got = combine_probs([P1, P2], "confidence", torch.tensor([1.0, 1.0]))
+    # image 0: confidences 0.7 and 0.5 → (0.7·P1 + 0.5·P2) / 1.2; image 1: 0.8 and 0.4
+    want0 = (0.7 * P1[0] + 0.5 * P2[0]) / 1.2
+    want1 = (0.8 * P1[1] + 0.4 * P2[1]) / 1.2
+    assert torch.allclose(got, torch.stack([want0, want1]))
+    assert torch.allclose(got[0], torch.tensor([0.575, 0.325, 0.1]), atol=1e-6)
+
+
+def test_class_weights_rule_and_its_fit_on_labelled_images():
+    # teacher 0 right on class 0 twice, wrong on class 1; teacher 1 the reverse
+    l0 = torch.tensor([[5.0, 0, 0], [5.0, 0, 0], [5.0, 0, 0]])
+    l1 = torch.tensor([[0, 5.0, 0], [0, 5.0, 0], [0, 5.0, 0]])
+    labels = torch.tensor([0, 0, 1])
+    w = fit_class_weights([l0, l1], labels, 3, prior=1.0)
+    # recall smoothed (hits + 1) / (seen + 2): teacher 0 class 0 = 3/4, class 1 = 1/3, class 2 = 1/2
+    assert torch.allclose(w, torch.tensor([[3 / 4, 1 / 3, 1 / 2], [1 / 4, 2 / 3, 1 / 2]]))
+    got = combine_probs([P1, P2], "class_weights", torch.ones(2), w)
+    q = (w[0] * P1[0] + w[1] * P2[0]) / (w[0] + w[1])
+    assert torch.allclose(got[0], q / q.sum())
+    assert torch.allclose(got.sum(1), torch.ones(2))
+
+
+def test_ensemble_module_returns_log_probabilities_and_taps_members():
+    a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    ens = Ensemble([a, b], "mean")
+    x = torch.randn(5, 4)
+    want = (a(x).softmax(1) + b(x).softmax(1)) / 2
+    assert torch.allclose(ens(x).exp(), want, atol=1e-6)
+    from edgedistill.models import FeatureTaps
+
+    with FeatureTaps(ens, ["members.1"]) as t:
+        ens(x)
+    assert torch.allclose(t.features["members.1"], b(x))
+
+
+# ---------------------------------------------------------------- unlabeled images
+
+
+def _write_images(folder, n=12, size=10, bad=0):
+    (folder / "cam1" / "deep").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        sub = folder / "cam1" / ("deep" if i % 2 else "")
+        Image.fromarray(rng.integers(0, 255, (size, size), dtype=np.uint8)).save(sub / f"im{i}.png")
+    for i in range(bad):
+        (folder / f"broken{i}.jpg").write_bytes(b"not an image")
+    return folder
+
+
+def test_unlabeled_loader_never_yields_a_label_into_the_loss(tmp_path):
+    ds = UnlabeledImages(_write_images(tmp_path / "u", bad=1))
+    assert len(ds) == 12 and ds.skipped == 1
+    assert {ds[i][1] for i in range(len(ds))} == {NO_LABEL}
+    labelled = [(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 1]))] * 3
+    unl = [(torch.randn(2, 3, 8, 8), torch.full((2,), NO_LABEL))]
+    batches = list(MixedLoader(labelled, unl))
+    assert len(batches) == 3
+    for images, labels in batches:
+        assert images.shape[0] == 6 and labels[:4].tolist() == [0, 1, 2, 1] and (labels[4:] == NO_LABEL).all()
+    # the cross-entropy of a mixed batch is that of its labelled rows alone; an all-unlabeled batch gives 0
+    student = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 64, 3))
+    d = Distiller(student)
+    images, labels = batches[0]
+    mixed = d((images, labels))["ce"]
+    alone = torch.nn.functional.cross_entropy(student(images[:4]), labels[:4])
+    assert torch.allclose(mixed, alone)
+    none = d((images[4:], labels[4:]))
+    assert float(none["ce"].detach()) == 0.0
+    # function matching: mixup over the batch, and every label dropped
+    fm = list(MixedLoader(labelled, unl, mixup=True))
+    assert all((lb == NO_LABEL).all() for _, lb in fm)
+
+
+def test_unlabeled_folder_with_no_readable_image_exits_2_naming_the_key(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "x.jpg").write_bytes(b"nope")
+    code, out, err = cli(capsys, "run", "recipes/demo.yaml", f"output.dir={tmp_path}/runs",
+                         f"data.unlabeled={empty}", *FAST)
+    assert code == 2 and "data.unlabeled" in out + err and "none readable" in out + err
+
+
+def test_unlabeled_refuses_terms_that_read_labels(tmp_path, capsys):
+    folder = _write_images(tmp_path / "u")
+    code, out, err = cli(capsys, "run", "recipes/demo.yaml", f"output.dir={tmp_path}/runs", f"data.unlabeled={folder}",
+                         "distill.terms=[{name: dkd}]", *FAST)
+    assert code == 2 and "distill.terms" in out + err and "dkd" in out + err
