@@ -120,3 +120,85 @@ def test_unlabeled_refuses_terms_that_read_labels(tmp_path, capsys):
     code, out, err = cli(capsys, "run", "recipes/demo.yaml", f"output.dir={tmp_path}/runs", f"data.unlabeled={folder}",
                          "distill.terms=[{name: dkd}]", *FAST)
     assert code == 2 and "distill.terms" in out + err and "dkd" in out + err
+
+
+# ---------------------------------------------------------------- several teachers, end to end
+
+DIGITS = [str(d) for d in range(10)]
+
+
+@pytest.fixture(scope="module")
+def teacher_files(tmp_path_factory):
+    """Two small teachers of different architectures, saved as edgedistill checkpoints (random weights: the
+    tests check the wiring, not accuracy), and one trained on other class names."""
+    folder = tmp_path_factory.mktemp("teachers")
+    out = []
+    for i, spec in enumerate(["cifar:resnet8", "cifar:resnet14"]):
+        torch.manual_seed(i)
+        m = create_model(spec, 10)
+        out.append(save_model(folder / f"t{i}.safetensors", m,
+                              {"model": spec, "num_classes": 10, "class_names": DIGITS}))
+    other = DIGITS[:8] + ["cat", "dog"]
+    out.append(save_model(folder / "other.safetensors", create_model("cifar:resnet8", 10),
+                          {"model": "cifar:resnet8", "num_classes": 10, "class_names": other}))
+    return out
+
+
+@pytest.fixture
+def plain(tmp_path):
+    """A recipe that leaves the teacher section at its defaults (demo.yaml sets one)."""
+    path = tmp_path / "plain.yaml"
+    path.write_text("data: {source: digits, augment: padcrop}\n")
+    return path
+
+
+def _members(files, extra=""):
+    return (f"teachers.models=[{{model: cifar:resnet8, weights: {files[0]}}}, "
+            f"{{model: cifar:resnet14, weights: {files[1]}{extra}}}]")
+
+
+@pytest.mark.parametrize("rule", ["class_weights", "per_term"])
+def test_several_teachers_end_to_end(tmp_path, capsys, teacher_files, rule, plain):
+    terms = ("distill.terms=[{name: kd, teacher: 0}, {name: hidden_align, teacher: 1, weight: 0.5}]"
+             if rule == "per_term" else "distill.terms=[{name: kd}]")
+    code, out, err = cli(capsys, "run", plain, f"output.dir={tmp_path}/runs", *FAST,
+                         _members(teacher_files, ", weight: 2"), f"teachers.ensemble={rule}", terms,
+                         "distill.teacher_cache=true", f"distill.cache_dir={tmp_path}/cache")
+    assert code == 0, out + err
+    run = next((tmp_path / "runs").iterdir())
+    m = json.loads((run / "metrics.json").read_text())
+    assert {"teacher", "teacher_0", "teacher_1", "student"} <= set(m["models"])
+    assert m["models"]["teacher"]["model"] == f"ensemble:{rule}(2)"
+    assert m["models"]["teacher_1"]["model"] == "cifar:resnet14"
+    assert len(list((tmp_path / "cache").iterdir())) == 2  # one cache per member
+    if rule == "class_weights":
+        assert "per-class weights fitted on 128 train images" in out
+
+
+def test_teachers_whose_classes_disagree_exit_2_naming_the_classes(tmp_path, capsys, teacher_files, plain):
+    members = (f"teachers.models=[{{model: cifar:resnet8, weights: {teacher_files[0]}}}, "
+               f"{{model: cifar:resnet8, weights: {teacher_files[2]}}}]")
+    code, out, err = cli(capsys, "run", plain, f"output.dir={tmp_path}/runs", *FAST, members)
+    text = out + err
+    assert code == 2 and "teachers.models.1.weights" in text and "'cat', 'dog'" in text and "'8', '9'" in text
+
+
+def test_a_teacher_that_cannot_be_loaded_is_named(tmp_path, capsys, teacher_files, plain):
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x00" * 64)
+    members = (f"teachers.models=[{{model: cifar:resnet8, weights: {teacher_files[0]}}}, "
+               f"{{model: cifar:resnet8, weights: {broken}}}]")
+    code, out, err = cli(capsys, "run", plain, f"output.dir={tmp_path}/runs", *FAST, members)
+    assert code == 2 and "teachers.models.1.weights" in out + err
+
+
+def test_per_term_needs_every_term_to_name_its_teacher(tmp_path, capsys, teacher_files, plain):
+    code, out, err = cli(capsys, "run", plain, f"output.dir={tmp_path}/runs", *FAST,
+                         _members(teacher_files), "teachers.ensemble=per_term", "distill.terms=[{name: kd}]")
+    assert code == 2 and "distill.terms.0.teacher" in out + err
+
+
+def test_teachers_exclusive_with_a_changed_teacher_section(tmp_path, capsys, teacher_files):
+    code, out, err = cli(capsys, "run", "recipes/demo.yaml", f"output.dir={tmp_path}/runs", *FAST,
+                         _members(teacher_files))  # demo.yaml sets teacher.model/epochs
+    assert code == 2 and "teacher:" in out + err and "exclusive" in out + err
