@@ -202,3 +202,85 @@ def test_teachers_exclusive_with_a_changed_teacher_section(tmp_path, capsys, tea
     code, out, err = cli(capsys, "run", "recipes/demo.yaml", f"output.dir={tmp_path}/runs", *FAST,
                          _members(teacher_files))  # demo.yaml sets teacher.model/epochs
     assert code == 2 and "teacher:" in out + err and "exclusive" in out + err
+
+
+@pytest.mark.parametrize("fm", [False, True])
+def test_unlabeled_images_and_function_matching_end_to_end(tmp_path, capsys, teacher_files, plain, fm):
+    folder = _write_images(tmp_path / "u", n=40)
+    code, out, err = cli(capsys, "run", plain, f"output.dir={tmp_path}/runs", *FAST, f"data.unlabeled={folder}",
+                         "teacher.model=cifar:resnet8", f"teacher.weights={teacher_files[0]}",
+                         f"distill.function_matching={str(fm).lower()}", "distill.teacher_cache=true",
+                         f"distill.cache_dir={tmp_path}/cache")
+    assert code == 0, out + err
+    assert "teacher cache off for the student" in out
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+    run = next((tmp_path / "runs").iterdir())
+    hist = [json.loads(x) for x in (run / "student" / "metrics.jsonl").read_text().splitlines()]
+    if fm:  # every label dropped: the cross-entropy never contributes
+        assert hist[-1]["ce"] == 0.0 and hist[-1]["kd"] > 0
+    else:
+        assert hist[-1]["ce"] > 0
+
+
+# ---------------------------------------------------------------- CLIP zero-shot teacher
+
+
+def _tiny_clip(folder, with_text=True):
+    """A tiny random CLIPModel and a word-level tokenizer, saved offline (nothing downloaded)."""
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = ["<unk>", "<pad>", "<eos>", "a", "photo", "of", "the", "digit", "."] + DIGITS
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
+                                                eos_token="<eos>")
+    text = dict(vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                num_attention_heads=2, max_position_embeddings=16, eos_token_id=2, pad_token_id=1)
+    vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                  image_size=16, patch_size=8)
+    torch.manual_seed(0)
+    cfg = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=8)
+    model = transformers.CLIPModel(cfg)
+    with torch.no_grad():
+        model.logit_scale.fill_(1.7)
+    if with_text:
+        model.save_pretrained(folder)
+    else:
+        transformers.CLIPVisionModel(transformers.CLIPVisionConfig(**vision)).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return model, fast
+
+
+def test_zero_shot_logits_equal_clips_own(tmp_path):
+    model, tok = _tiny_clip(tmp_path / "clip")
+    teacher = create_model(f"hf-clip:{tmp_path / 'clip'}", 10, weights="pretrained")
+    teacher.set_classes(DIGITS, ["a photo of the digit {} ."])
+    x = torch.randn(3, 3, 16, 16)  # already in CLIP's size and normalization: no resize, no renormalization
+    enc = tok([f"a photo of the digit {c} ." for c in DIGITS], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], pixel_values=x).logits_per_image
+        got = teacher(x)
+    assert got.shape == (3, 10)
+    assert torch.allclose(got, want, atol=1e-5)
+    assert not any(k.startswith("text") for k in teacher.state_dict())  # the text tower is not carried along
+
+
+def test_clip_zero_shot_teacher_end_to_end_and_bad_inputs(tmp_path, capsys, plain):
+    _tiny_clip(tmp_path / "clip")
+    base = ["run", plain, f"output.dir={tmp_path}/runs", *FAST, f"teacher.model=hf-clip:{tmp_path / 'clip'}",
+            "teacher.weights=pretrained"]
+    code, out, err = cli(capsys, *base, "teacher.prompts=['a photo of the digit {} .', 'the digit {}']")
+    assert code == 0, out + err
+    m = json.loads(next((tmp_path / "runs").iterdir()).joinpath("metrics.json").read_text())
+    assert m["models"]["teacher"]["model"].startswith("hf-clip:")
+    code, out, err = cli(capsys, *base, "teacher.prompts=['a photo of a digit']")
+    assert code == 2 and "teacher.prompts" in out + err and "{}" in out + err
+    _tiny_clip(tmp_path / "vision", with_text=False)
+    code, out, err = cli(capsys, *base[:-2], f"teacher.model=hf-clip:{tmp_path / 'vision'}", "teacher.weights=pretrained")
+    assert code == 2 and "teacher.model" in out + err and "text tower" in out + err
+
+
+def test_clip_source_is_listed(capsys):
+    code, out, err = cli(capsys, "list", "models")
+    assert code == 0 and "hf-clip" in out

@@ -73,8 +73,8 @@ def check_recipe(recipe: Recipe) -> list[str]:
     """Checks that need the data's classes or the weights' shapes; all before any work starts."""
     class_names = class_names_of(recipe.data)
     roles = ("teacher", "student") if SCHEMES.get(recipe.distill.scheme).needs_teacher(recipe) else ("student",)
-    if recipe.teachers.models:  # several teachers: each checked by itself (teachers.models.i.weights)
-        check_teachers(recipe, class_names)
+    check_teachers(recipe, class_names)  # several teachers: each by itself (teachers.models.i.weights); zero-shot
+    if recipe.teachers.models:
         roles = ("student",)
     check_unlabeled(recipe)
     for role in roles:

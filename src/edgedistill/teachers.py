@@ -43,8 +43,11 @@ def _member_classes(model: str, weights: str | None) -> list[str] | None:
 
 
 def check_teachers(recipe: Recipe, class_names: list[str]) -> None:
-    """teachers.models: exclusive with the teacher section; every member trained, on the data's classes."""
+    """teachers.models: exclusive with the teacher section; every member trained, on the data's classes.
+    A zero-shot teacher's folder: a CLIP model with a text tower."""
     members = recipe.teachers.models
+    if recipe.teacher.model.startswith("hf-clip:"):  # a folder without a text tower is the model's fault
+        weights_class_count(recipe.teacher.model, None, key="teacher.model")
     if not members:
         return
     if recipe.teacher.model_dump() != TeacherConfig().model_dump():
