@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import cli
 from PIL import Image
 
-from conftest import cli
 from edgedistill.data.unlabeled import NO_LABEL, MixedLoader, UnlabeledImages
 from edgedistill.distill import Distiller
 from edgedistill.distill.ensemble import Ensemble, combine_probs, fit_class_weights
 from edgedistill.models import create_model, save_model
-from edgedistill.recipe import load_recipe
 
 FAST = ["data.image_size=16", "data.max_train_samples=128", "data.max_val_samples=64", "data.workers=0",
         "data.hflip=false", "student.model=cifar:resnet8", "train.epochs=1", "train.batch_size=32",
@@ -235,10 +234,10 @@ def _tiny_clip(folder, with_text=True):
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
                                                 eos_token="<eos>")
-    text = dict(vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                num_attention_heads=2, max_position_embeddings=16, eos_token_id=2, pad_token_id=1)
-    vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                  image_size=16, patch_size=8)
+    text = {"vocab_size": len(words), "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                "num_attention_heads": 2, "max_position_embeddings": 16, "eos_token_id": 2, "pad_token_id": 1}
+    vision = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                  "image_size": 16, "patch_size": 8}
     torch.manual_seed(0)
     cfg = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=8)
     model = transformers.CLIPModel(cfg)
@@ -282,5 +281,5 @@ def test_clip_zero_shot_teacher_end_to_end_and_bad_inputs(tmp_path, capsys, plai
 
 
 def test_clip_source_is_listed(capsys):
-    code, out, err = cli(capsys, "list", "models")
+    code, out, _err = cli(capsys, "list", "models")
     assert code == 0 and "hf-clip" in out

@@ -35,9 +35,18 @@ from .models import create_model, load_model, save_model, weights_class_count
 from .recipe import ModelConfig, Recipe
 from .report import print_summary, write_report
 from .report.markdown import read_history
-from .teachers import (build_teacher, check_teachers, check_unlabeled, fit_ensemble, mixes_unlabeled,
-                       needs_training, student_loader, teacher_cache, teacher_rows)
 from .resume import check_resume, make_run_dir, settings_tag, store_teacher, teacher_key
+from .teachers import (
+    build_teacher,
+    check_teachers,
+    check_unlabeled,
+    fit_ensemble,
+    mixes_unlabeled,
+    needs_training,
+    student_loader,
+    teacher_cache,
+    teacher_rows,
+)
 from .writable import check_output_dir
 
 STAGES = ("teacher", "student_alone", "student")

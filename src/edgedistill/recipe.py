@@ -13,8 +13,8 @@ from .errors import UserError, shorten
 from . import recipe_yaml
 from .recipe_base import Section, TermConfig, _choices_msg, describe_section
 from .recipe_compare import CompareConfig
-from .recipe_models import ModelConfig, StudentConfig, TeacherConfig, TeachersConfig  # noqa: F401
 from .recipe_compress import STAGE_TYPES, BudgetConfig, CompressConfig, DeployConfig, StageConfig  # noqa: F401
+from .recipe_models import ModelConfig, StudentConfig, TeacherConfig, TeachersConfig
 from .writable import folder_problem
 
 
