@@ -283,3 +283,31 @@ def test_clip_zero_shot_teacher_end_to_end_and_bad_inputs(tmp_path, capsys, plai
 def test_clip_source_is_listed(capsys):
     code, out, _err = cli(capsys, "list", "models")
     assert code == 0 and "hf-clip" in out
+
+
+# ---------------------------------------------------------------- self-supervised feature teacher
+
+
+def test_dinov2_feature_teacher_with_a_linear_probe(tmp_path, capsys, plain):
+    """A tiny random Dinov2Model (no classifier) as hf:DIR: its head is probed on frozen features, and the
+    student learns its token map through hidden_align's trained projector plus KD from the probe."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.Dinov2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                                    image_size=16, patch_size=4)
+    backbone = transformers.Dinov2Model(cfg)
+    backbone.save_pretrained(tmp_path / "dino")
+    code, out, err = cli(capsys, "run", plain, f"output.dir={tmp_path}/runs", *FAST,
+                         f"teacher.model=hf:{tmp_path / 'dino'}", "teacher.weights=pretrained", "teacher.probe=true",
+                         "teacher.epochs=1", "distill.terms=[{name: kd}, {name: hidden_align, weight: 0.5}]")
+    assert code == 0, out + err
+    from safetensors.torch import load_file
+
+    run = next((tmp_path / "runs").iterdir())
+    trained = load_file(run / "teacher" / "model.safetensors")
+    before = backbone.state_dict()
+    frozen = [k for k in before if f"hf.dinov2.{k}" in trained]
+    assert frozen and all(torch.equal(before[k], trained[f"hf.dinov2.{k}"]) for k in frozen)
+    hist = [json.loads(x) for x in (run / "student" / "metrics.jsonl").read_text().splitlines()]
+    assert hist[-1]["hidden_align"] > 0
+    assert (run / "teacher" / "metrics.jsonl").read_text().strip()  # the probe was trained (1 epoch)

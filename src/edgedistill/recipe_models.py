@@ -54,6 +54,8 @@ class TeacherConfig(ModelConfig):
     model: str = Field("cifar:resnet20", description=ModelConfig.model_fields["model"].description)
     prompts: list[str] = Field(default_factory=lambda: list(DEFAULT_PROMPTS), description="zero-shot "
                                "(hf-clip:DIR) prompt templates, {} = class name; class embeddings are their mean")
+    probe: bool = Field(False, description="train only the teacher's classifier, on frozen features (a linear "
+                        "probe, e.g. on a self-supervised hf:DIR DINOv2 with weights: pretrained)")
     epochs: int | None = Field(None, gt=0, description="epochs to train the teacher when it has no weights")
     lr: float | None = Field(None, gt=0, description="teacher learning rate (default: train.lr)")
 

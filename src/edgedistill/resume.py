@@ -101,7 +101,7 @@ def teacher_key(recipe: Recipe) -> str:
     train = recipe.train.model_dump(mode="json", exclude={"resume", "threads", "device", "eval_every"})
     data = recipe.data.model_dump(mode="json", exclude={"workers", "unlabeled"})  # teachers never see unlabeled images
     ident = {"model": recipe.teacher.model, "epochs": recipe.teacher.epochs, "lr": recipe.teacher.lr,
-             "train": train, "data": data}
+             "train": train, "data": data, **({"probe": True} if recipe.teacher.probe else {})}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
 

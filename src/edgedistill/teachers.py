@@ -23,6 +23,7 @@ from .engine import distributed as ddp
 from .errors import UserError
 from .evaluate import predict
 from .models import create_model, read_meta, weights_class_count
+from .models.heads import head_name
 from .recipe import TeacherConfig
 
 if TYPE_CHECKING:
@@ -125,10 +126,22 @@ def build_teacher(recipe: Recipe, class_names: list[str]) -> nn.Module:
 
 
 def needs_training(recipe: Recipe, teacher: nn.Module) -> bool:
-    """Only a single teacher without weights is trained; members and zero-shot teachers are used as they are."""
+    """A single teacher without weights is trained, and a probed one (its head); members and zero-shot teachers
+    are used as they are."""
     tc = recipe.teacher
-    return not (isinstance(teacher, Ensemble) or getattr(teacher, "zero_shot", False) or tc.weights is not None
-                or tc.model.startswith("file:"))
+    if isinstance(teacher, Ensemble) or getattr(teacher, "zero_shot", False):
+        return False
+    if tc.probe:
+        freeze_all_but_head(teacher)
+        return True
+    return tc.weights is None and not tc.model.startswith("file:")
+
+
+def freeze_all_but_head(model: nn.Module) -> None:
+    """teacher.probe: a linear probe, the features frozen (e.g. a self-supervised DINOv2 backbone)."""
+    head = head_name(model)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith(f"{head}."))
 
 
 def fit_ensemble(ctx: Context, teacher: nn.Module) -> None:
