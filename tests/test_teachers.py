@@ -156,20 +156,22 @@ def _members(files, extra=""):
             f"{{model: cifar:resnet14, weights: {files[1]}{extra}}}]")
 
 
-@pytest.mark.parametrize("rule", ["class_weights", "per_term"])
-def test_several_teachers_end_to_end(tmp_path, capsys, teacher_files, rule, plain):
-    terms = ("distill.terms=[{name: kd, teacher: 0}, {name: hidden_align, teacher: 1, weight: 0.5}]"
-             if rule == "per_term" else "distill.terms=[{name: kd}]")
+@pytest.mark.parametrize(("rule", "cached"), [("class_weights", True), ("per_term", True), ("confidence", False)])
+def test_several_teachers_end_to_end(tmp_path, capsys, teacher_files, rule, cached, plain):
+    terms = {"per_term": "distill.terms=[{name: kd, teacher: 0}, {name: hidden_align, teacher: 1, weight: 0.5}]",
+             "confidence": "distill.terms=[{name: kd}, {name: hidden_align, teacher: 1, weight: 0.5}]",  # live taps
+             }.get(rule, "distill.terms=[{name: kd}]")
     code, out, err = cli(capsys, "run", plain, f"output.dir={tmp_path}/runs", *FAST,
                          _members(teacher_files, ", weight: 2"), f"teachers.ensemble={rule}", terms,
-                         "distill.teacher_cache=true", f"distill.cache_dir={tmp_path}/cache")
+                         f"distill.teacher_cache={str(cached).lower()}", f"distill.cache_dir={tmp_path}/cache")
     assert code == 0, out + err
     run = next((tmp_path / "runs").iterdir())
     m = json.loads((run / "metrics.json").read_text())
     assert {"teacher", "teacher_0", "teacher_1", "student"} <= set(m["models"])
     assert m["models"]["teacher"]["model"] == f"ensemble:{rule}(2)"
     assert m["models"]["teacher_1"]["model"] == "cifar:resnet14"
-    assert len(list((tmp_path / "cache").iterdir())) == 2  # one cache per member
+    if cached:
+        assert len(list((tmp_path / "cache").iterdir())) == 2  # one cache per member
     if rule == "class_weights":
         assert "per-class weights fitted on 128 train images" in out
 
