@@ -100,7 +100,8 @@ def estimate(recipe: Any, teacher: nn.Module | None, student: nn.Module, n_train
         acts = activation_bytes(teacher, d.image_size) or (0, 0)
         frozen = weight_bytes(teacher) + 2 * batch * 2 * acts[1]  # no_grad; the cache builds at 2 × batch
         student_step += frozen
-        if recipe.teacher.weights is None and not recipe.teacher.model.startswith("file:"):
+        used_as_is = recipe.teachers.models or getattr(teacher, "zero_shot", False)  # never trained here
+        if recipe.teacher.weights is None and not recipe.teacher.model.startswith("file:") and not used_as_is:
             teacher_step = trained(teacher)
     training = max(student_step, teacher_step)
     parts = {"input batches": prefetched, "training step": training, "device-resident data": resident}

@@ -22,7 +22,6 @@ from . import __version__
 from .atomic import atomic_write_text
 from .data import DataBundle, build_data, class_names_of, make_loader
 from .data.device_loader import DeviceLoader
-from .data.teacher_cache import open_or_build
 from .deploy import profile_model
 from .deploy.energy import torch_energy
 from .distill import SCHEMES, Distiller, SchemeJob
@@ -40,6 +39,17 @@ from .report import print_summary, write_report
 from .report.markdown import read_history
 from .track import Trackers, check_trackers
 from .resume import check_resume, make_run_dir, settings_tag, store_teacher, teacher_key
+from .teachers import (
+    build_teacher,
+    check_teachers,
+    check_unlabeled,
+    fit_ensemble,
+    mixes_unlabeled,
+    needs_training,
+    student_loader,
+    teacher_cache,
+    teacher_rows,
+)
 from .writable import check_output_dir
 
 STAGES = ("teacher", "student_alone", "student")
@@ -76,6 +86,10 @@ def check_recipe(recipe: Recipe) -> list[str]:
     """Checks that need the data's classes or the weights' shapes; all before any work starts."""
     class_names = class_names_of(recipe.data)
     roles = ("teacher", "student") if SCHEMES.get(recipe.distill.scheme).needs_teacher(recipe) else ("student",)
+    check_teachers(recipe, class_names)  # several teachers: each by itself (teachers.models.i.weights); zero-shot
+    if recipe.teachers.models:
+        roles = ("student",)
+    check_unlabeled(recipe)
     for role in roles:
         mc: ModelConfig = getattr(recipe, role)
         n = weights_class_count(mc.model, mc.weights, key=f"{role}.weights" if mc.weights else f"{role}.model")
@@ -121,9 +135,11 @@ def train_module(
         return {name: load_model(f)[0] for name, f in finals.items()}
     r = ctx.recipe
     teacher = getattr(module, "teacher", None)
-    if isinstance(module, Distiller) and teacher is not None and r.distill.teacher_cache:
+    mixing = mixes_unlabeled(r, stage)
+    if isinstance(module, Distiller) and teacher is not None and r.distill.teacher_cache and not mixing:
         module.teacher_outputs = teacher_cache(ctx, teacher, module._teacher_taps, epochs or r.train.epochs)
     cached = getattr(module, "teacher_outputs", None) is not None
+    train_loader = student_loader(ctx, ctx.loader("train")) if mixing else ctx.loader("train", keys=cached)
     val_loader = ctx.loader(r.eval.split)
 
     def evaluate() -> dict[str, float]:
@@ -132,9 +148,8 @@ def train_module(
         return {"top1": next(iter(tops.values())), **extra}  # the first model's top-1 picks best.pt
 
     tag = teacher_key(r) if stage == "teacher" else settings_tag(r)  # recorded per epoch in last.pt
-    fit(module, ctx.loader("train", keys=cached), r.train, ctx.run_dir / stage, evaluate=evaluate, epochs=epochs, lr=lr,
-        resume=ctx.resume, name=stage, console=ctx.console, tag=tag,
-        on_epoch_end=ctx.tracks.epoch_hook(stage))
+    fit(module, train_loader, r.train, ctx.run_dir / stage, evaluate=evaluate, epochs=epochs, lr=lr,
+        resume=ctx.resume, name=stage, console=ctx.console, tag=tag, on_epoch_end=ctx.tracks.epoch_hook(stage))
     history = read_history(ctx.run_dir / stage)
     trained = {}
     for name, (spec, model) in outputs.items():
@@ -150,23 +165,10 @@ def train_module(
     return trained
 
 
-def teacher_cache(ctx: Context, teacher: nn.Module, taps: list[str], epochs: int) -> Any:
-    """The teacher-output cache for this run's train split, or None (live teacher) when it does not fit."""
-    r = ctx.recipe
-    d = r.data
-    augmenting = d.augment != "none"
-    return open_or_build(
-        teacher, r.teacher.model, ctx.data.train, data_cfg=d.model_dump(mode="json", exclude={"workers"}),
-        seed=r.train.seed, epochs=epochs, augmenting=augmenting, taps=taps, cache_dir=r.distill.cache_dir,
-        dtype=r.distill.cache_dtype, max_gb=r.distill.cache_max_gb, device=ctx.device,
-        batch_size=2 * r.train.batch_size, workers=d.workers, rank=ddp.rank(), world=ddp.world_size(),
-        barrier=ddp.barrier, log=ctx.console.print)
-
-
 def get_teacher(ctx: Context, model: nn.Module) -> nn.Module:
     """Use the teacher's weights, or train it once and cache it for later runs with the same settings."""
     r, tc = ctx.recipe, ctx.recipe.teacher
-    if tc.weights is not None or tc.model.startswith("file:"):
+    if not needs_training(r, model):
         return model
     key = teacher_key(r)
     cached = r.output.dir / "teachers" / key / "model.safetensors"
@@ -229,7 +231,7 @@ def compare(models: dict[str, dict[str, Any]], primary: str = "student") -> dict
     if "student_alone" in models:
         alone = models["student_alone"]["top1"]
         out["gain_over_alone"] = s["top1"] - alone
-        others = [n for n in models if n not in ("teacher", "student_alone")]
+        others = [n for n in models if n != "student_alone" and not n.startswith("teacher")]
         if len(others) > 1:  # peers, generations: each one's gain
             out["gain_over_alone_by_model"] = {n: models[n]["top1"] - alone for n in others}
     return out
@@ -266,12 +268,11 @@ def _run(recipe: Recipe, console: Console, tracks: Trackers) -> Path:
     check_output_dir(recipe.output.dir)  # before any work; make_run_dir asks again once models are built
     class_names = check_recipe(recipe)
     # Build both models before any work, so a bad name or head fails in seconds, not after training.
-    tc, sc = recipe.teacher, recipe.student
+    sc = recipe.student
     scheme = SCHEMES.get(recipe.distill.scheme, key="distill.scheme")
     needs_teacher = scheme.needs_teacher(recipe)
     seed_everything(recipe.train.seed)  # initial weights depend on the seed only, not on what ran before
-    teacher = create_model(tc.model, len(class_names), weights=tc.weights, resize_head=tc.resize_head,
-                           key="teacher.model") if needs_teacher else None
+    teacher = build_teacher(recipe, class_names) if needs_teacher else None
     student_init = create_model(sc.model, len(class_names), weights=sc.weights, resize_head=sc.resize_head,
                                 key="student.model")
     scheme.prepare(recipe, len(class_names))
@@ -315,7 +316,8 @@ def _run(recipe: Recipe, console: Console, tracks: Trackers) -> Path:
     models: dict[str, tuple[str, nn.Module]] = {}
     if teacher is not None:
         teacher = timed("teacher", get_teacher, ctx, teacher)
-        models["teacher"] = (recipe.teacher.model, teacher)
+        fit_ensemble(ctx, teacher)
+        models.update(teacher_rows(recipe, teacher))
 
     def new_student() -> nn.Module:
         return copy.deepcopy(student_init)  # the same initial weights for the baseline and the distilled run

@@ -14,6 +14,7 @@ from . import recipe_yaml
 from .recipe_base import Section, TermConfig, _choices_msg, describe_section
 from .recipe_compare import CompareConfig
 from .recipe_compress import STAGE_TYPES, BudgetConfig, CompressConfig, DeployConfig, StageConfig  # noqa: F401
+from .recipe_models import ModelConfig, StudentConfig, TeacherConfig, TeachersConfig
 from .recipe_track import TrackConfig
 from .writable import folder_problem
 
@@ -37,6 +38,8 @@ class DataConfig(Section):
     workers: int = Field(2, ge=0, description="DataLoader worker processes")
     max_train_samples: int | None = Field(None, gt=0, description="use a fixed random subset of N train images (quick trials)")
     max_val_samples: int | None = Field(None, gt=0, description="use a fixed random subset of N held-out images")
+    unlabeled: Path | None = Field(None, description="folder tree of extra images without labels (any layout; "
+                                   "labels ignored), used by the distillation terms only")
     device_resident: bool = Field(False, description="small images (≤64 px): hold the train split as a uint8 tensor "
                                   "on the training device and pad-crop+flip there, no DataLoader workers")
 
@@ -49,7 +52,7 @@ class DataConfig(Section):
             raise ValueError(_choices_msg(v, DATA_SOURCES.names()))
         return v
 
-    @field_validator("root")
+    @field_validator("root", "unlabeled")
     @classmethod
     def _root_exists(cls, v: Path | None) -> Path | None:
         if v is not None and not recipe_yaml.exists(v):
@@ -81,47 +84,6 @@ class DataConfig(Section):
         return self
 
 
-class ModelConfig(Section):
-    model: str = Field(..., description="source:name, e.g. cifar:resnet8, timm:resnet18, file:run/student.safetensors")
-    weights: str | None = Field(None, description="path (.safetensors/.pth), 'pretrained', or none")
-    resize_head: bool = Field(True, description="replace the classifier when its class count differs from the data's")
-
-    @field_validator("model")
-    @classmethod
-    def _has_prefix(cls, v: str) -> str:
-        from .models import MODEL_SOURCES
-
-        prefix, sep, rest = v.partition(":")
-        if not sep or not rest:
-            raise ValueError(f"expected SOURCE:NAME with SOURCE one of {', '.join(MODEL_SOURCES.names())}")
-        if prefix not in MODEL_SOURCES:
-            raise ValueError(_choices_msg(prefix, MODEL_SOURCES.names(), what="model source"))
-        try:  # a source with a grammar (arch:) checks it here, before any work
-            getattr(MODEL_SOURCES.get(prefix), "validate", lambda _: None)(rest)
-        except UserError as e:
-            raise ValueError(str(e)) from None
-        return v
-
-    @field_validator("weights")
-    @classmethod
-    def _weights_exist(cls, v: str | None) -> str | None:
-        if v in (None, "", "none", "None"):
-            return None
-        if v != "pretrained" and not recipe_yaml.exists(v):
-            raise ValueError(f"weights file does not exist: {shorten(v, 300)} (allowed: a path, 'pretrained', or none)")
-        return v
-
-
-class TeacherConfig(ModelConfig):
-    model: str = Field("cifar:resnet20", description=ModelConfig.model_fields["model"].description)
-    epochs: int | None = Field(None, gt=0, description="epochs to train the teacher when it has no weights")
-    lr: float | None = Field(None, gt=0, description="teacher learning rate (default: train.lr)")
-
-
-class StudentConfig(ModelConfig):
-    model: str = Field("cifar:resnet8", description=ModelConfig.model_fields["model"].description)
-
-
 class DistillConfig(Section):
     terms: list[TermConfig] = Field(
         default_factory=lambda: [TermConfig(name="kd", weight=1.0, T=4.0)],
@@ -134,6 +96,8 @@ class DistillConfig(Section):
     )
     teacher_cache: bool = Field(False, description="compute the teacher's outputs once into a memory-mapped cache "
                                 "and reuse it across epochs (augment none) or runs (augment on: one row per epoch)")
+    function_matching: bool = Field(False, description="Beyer et al. 2022: teacher and student see the same "
+                                    "strongly augmented, mixed-up view; terms only, no cross-entropy, no cache")
     cache_dir: Path = Field(Path("runs/teacher-cache"), description="folder of teacher-output caches, one subfolder "
                             "per key (teacher weights, data, transform, seed, image size)")
     cache_dtype: Literal["float16", "float32"] = Field("float16", description="storage type of cached outputs")
@@ -250,6 +214,7 @@ class OutputConfig(Section):
 class Recipe(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    teachers: TeachersConfig = Field(default_factory=TeachersConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     online: OnlineConfig = Field(default_factory=OnlineConfig)

@@ -33,7 +33,12 @@ class TermConfig(BaseModel):
 
     @property
     def params(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        return {k: v for k, v in (self.model_extra or {}).items() if k != "teacher"}
+
+    @property
+    def teacher(self) -> int | None:
+        """Index into teachers.models of the one teacher this term learns from (ensemble rule per_term)."""
+        return (self.model_extra or {}).get("teacher")
 
     @model_validator(mode="after")
     def _check_params(self) -> TermConfig:
@@ -42,6 +47,9 @@ class TermConfig(BaseModel):
         if self.name not in METHODS:
             raise ValueError(_choices_msg(self.name, METHODS.names(), what="method"))
         METHODS.get(self.name).Params(**self.params)  # raises ValidationError naming the parameter
+        t = self.teacher
+        if t is not None and (not isinstance(t, int) or isinstance(t, bool) or t < 0):
+            raise ValueError(f"teacher must be an index into teachers.models (0, 1, …), got {t!r}")
         return self
 
 

@@ -100,9 +100,9 @@ def settings_tag(recipe: Recipe) -> str:
 def teacher_key(recipe: Recipe) -> str:
     """Identity of a trained-from-scratch teacher: same key, same weights, so later runs reuse it."""
     train = recipe.train.model_dump(mode="json", exclude={"resume", "threads", "device", "eval_every"})
-    data = recipe.data.model_dump(mode="json", exclude={"workers"})
+    data = recipe.data.model_dump(mode="json", exclude={"workers", "unlabeled"})  # teachers never see unlabeled images
     ident = {"model": recipe.teacher.model, "epochs": recipe.teacher.epochs, "lr": recipe.teacher.lr,
-             "train": train, "data": data}
+             "train": train, "data": data, **({"probe": True} if recipe.teacher.probe else {})}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -36,6 +36,7 @@ class Term(nn.Module):
 
     Params: ClassVar[type[BaseModel]] = NoParams
     needs_teacher: ClassVar[bool] = True  # False: the term makes its own targets (e.g. Tf-KD_reg)
+    uses_labels: ClassVar[bool] = False  # True: reads batch labels, so it cannot learn from unlabeled images
 
     def __init__(self, params: BaseModel, student: nn.Module, teacher: nn.Module | None,
                  example: torch.Tensor | None = None):
@@ -166,8 +167,7 @@ class Distiller(FrozenTeacherState):
         s_out = _run(self.student, images, self._student_taps)
         losses: dict[str, torch.Tensor] = {}
         if self.ce_weight > 0:
-            ce = F.cross_entropy(s_out.logits.float(), labels, label_smoothing=self.label_smoothing)
-            losses["ce"] = self.ce_weight * ce
+            losses["ce"] = self.ce_weight * self._ce(s_out.logits.float(), labels)
         if self.terms:
             t_out = None
             if self.teacher_outputs is not None:
@@ -179,6 +179,15 @@ class Distiller(FrozenTeacherState):
                 losses[name] = self.weights[name] * term(s_out, t_out, batch)
         total = sum(losses.values()) if losses else s_out.logits.sum() * 0
         return {"loss": total, **losses}
+
+    def _ce(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over the labelled rows; unlabeled rows (label -100, torch's ignore_index) add nothing."""
+        known = labels != -100
+        if bool(known.all()):
+            return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        if not bool(known.any()):
+            return logits.sum() * 0
+        return F.cross_entropy(logits[known], labels[known], label_smoothing=self.label_smoothing)
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
         for term in self.terms.values():

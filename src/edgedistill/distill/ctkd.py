@@ -60,6 +60,7 @@ class CTKD(Term):
     """
 
     Params = CTKDParams
+    uses_labels = True
 
     def __init__(self, params: CTKDParams, student: nn.Module, teacher: nn.Module | None,
                  example: torch.Tensor | None = None):

@@ -27,6 +27,7 @@ class DKD(Term):
     """α·TCKD + β·NCKD, ramped in over `warmup` epochs so early NCKD cannot swamp CE (paper's code)."""
 
     Params = DKDParams
+    uses_labels = True
 
     def __init__(self, params: DKDParams, student: Any, teacher: Any, example: torch.Tensor | None = None):
         super().__init__(params, student, teacher, example)

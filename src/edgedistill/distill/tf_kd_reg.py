@@ -24,6 +24,7 @@ class TfKDReg(Term):
     """KL from a virtual teacher (a on the label, the rest uniform, softened by T) to the student; no teacher."""
 
     Params = TfKDRegParams
+    uses_labels = True
     needs_teacher = False
 
     def forward(self, student: Outputs, teacher: Outputs | None, batch: Any) -> torch.Tensor:

@@ -85,7 +85,7 @@ def write_report(run_dir: Path, metrics: dict[str, Any], recipe: Recipe) -> Path
     lines = [
         "# edgedistill report",
         "",
-        (f"Teacher `{recipe.teacher.model}` → student" if "teacher" in models else "No teacher model; student")
+        (f"Teacher `{models['teacher']['model']}` → student" if "teacher" in models else "No teacher model; student")
         + f" `{recipe.student.model}` on `{recipe.data.source}` "
         f"({len(metrics['class_names'])} classes, {recipe.data.image_size}px). "
         f"Distillation: ce (weight {recipe.distill.ce_weight}) + {terms}; "
