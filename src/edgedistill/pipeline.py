@@ -37,7 +37,6 @@ from .models import create_model, load_model, save_model, weights_class_count
 from .recipe import ModelConfig, Recipe
 from .report import print_summary, write_report
 from .report.markdown import read_history
-from .track import Trackers, check_trackers
 from .resume import check_resume, make_run_dir, settings_tag, store_teacher, teacher_key
 from .teachers import (
     build_teacher,
@@ -50,6 +49,7 @@ from .teachers import (
     teacher_cache,
     teacher_rows,
 )
+from .track import Trackers, check_trackers
 from .writable import check_output_dir
 
 STAGES = ("teacher", "student_alone", "student")
