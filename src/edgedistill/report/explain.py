@@ -72,9 +72,8 @@ def draw_tree(tree: dict[str, Any], features: list[str], classes: list[str], pat
 def stability_rows(explain: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """One row per method: fidelity (fresh pseudo-samples, real held-out images), samples, structure stability."""
     r = explain["settings"]["repeats"]
-    head = ["method", "fidelity, fresh pseudo-samples (%)", f"fidelity, {explain['split']} images (%)",
-            "samples per fit", f"distinct roots (of {r})", "root entropy (bits)", f"distinct top-2 levels (of {r})",
-            "top-2 entropy (bits)", "commonest top-2 (share)"]
+    head = ["method", "fidelity fresh %", f"fidelity {explain['split']} %", "samples/fit", f"roots (of {r})",
+            "root H bits", f"top-2 (of {r})", "top-2 H bits", "commonest top-2"]
     rows = []
     for m, s in explain["stability"].items():
         rows.append([METHOD_LABELS.get(m, m), f"{s['fresh']['mean']:.2f} ± {s['fresh']['std']:.2f}",
@@ -115,8 +114,10 @@ def write_explain_report(folder: Path, explain: dict[str, Any]) -> Path:
         "",
         f"## Stability over {cfg['repeats']} fits",
         "",
-        "Fidelity is agreement with the teacher's class. A structure is the split features of the top levels "
-        "(`f2(f0,-)`: root on f2, its left child on f0, its right child a leaf); entropy 0 means every fit agreed. "
+        "Fidelity is agreement with the teacher's class (mean ± std over the fits) on fresh pseudo-samples and on "
+        "the real held-out images. A structure is the split features of the top levels (`f2(f0,-)`: root on f2, its "
+        "left child on f0, its right child a leaf); *roots* and *top-2* count the distinct structures over the "
+        "fits, *H* is the entropy of their frequencies (0 bits: every fit agreed). "
         "CART (scikit-learn, same depth) is fitted on as many samples as the approximation tree drew: a bootstrap "
         "of the real train images labelled by the teacher, and fresh pseudo-samples.",
         "",
