@@ -64,8 +64,8 @@ def markdown(audit: dict[str, Any], explain: dict[str, Any], args: argparse.Name
         "",
         f"`{cmd}` — training {times['train']:.0f} s, audit {times['audit']:.0f} s, explain {times['explain']:.0f} s.",
         "",
-        f"Teacher `{audit['models']['teacher']}`, student `{audit['models']['student']}` distilled with KD and "
-        f"trained alone on the same budget; {audit['n_images']} images of the {audit['split']} split.",
+        (f"Teacher `{audit['models']['teacher']}`, student `{audit['models']['student']}` distilled with KD and "
+         f"trained alone on the same budget; {audit['n_images']} images of the {audit['split']} split."),
         "",
         markdown_table(*fidelity_rows(audit)),
         "",
@@ -75,9 +75,9 @@ def markdown(audit: dict[str, Any], explain: dict[str, Any], args: argparse.Name
         "",
         f"## Approximation tree vs CART ({explain['settings']['repeats']} fits, depth {explain['settings']['depth']})",
         "",
-        f"Features: the first {explain['settings']['components']} principal components of the teacher's "
-        f"embedding; the teacher's head on their reconstruction agrees with the teacher on "
-        f"{explain['features']['reconstruction_agreement']:.1f}% of the {explain['split']} images.",
+        (f"Features: the first {explain['settings']['components']} principal components of the teacher's "
+         f"embedding; the teacher's head on their reconstruction agrees with the teacher on "
+         f"{explain['features']['reconstruction_agreement']:.1f}% of the {explain['split']} images."),
         "",
         markdown_table(*stability_rows(explain)),
         "",

@@ -111,7 +111,7 @@ def test_box_mixture_draws_stay_in_the_box_and_follow_the_mass():
 
 
 def test_a_tree_grown_on_a_known_teacher_recovers_it():
-    label = lambda x: (x[:, 2] > 0.3).astype(int) + 2 * ((x[:, 0] > 0.5) & (x[:, 2] > 0.3))  # noqa: E731
+    label = lambda x: (x[:, 2] > 0.3).astype(int) + 2 * ((x[:, 0] > 0.5) & (x[:, 2] > 0.3))
     mix = BoxMixture(np.array([1.0]), np.zeros((1, 4)), np.ones((1, 4)))
     g = Grower(mix, label, 4, TreeSettings(depth=2, batch=400, budget=20_000, alpha=0.05), np.random.default_rng(0))
     tree = g.grow()

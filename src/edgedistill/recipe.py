@@ -9,12 +9,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from .errors import UserError, shorten
 from . import recipe_yaml
+from .errors import UserError, shorten
 from .recipe_base import Section, TermConfig, _choices_msg, describe_section
 from .recipe_compare import CompareConfig
-from .recipe_explain import ExplainConfig
 from .recipe_compress import STAGE_TYPES, BudgetConfig, CompressConfig, DeployConfig, StageConfig  # noqa: F401
+from .recipe_explain import ExplainConfig
 from .writable import folder_problem
 
 

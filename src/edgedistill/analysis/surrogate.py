@@ -164,7 +164,7 @@ class Grower:
         hi = np.full(d, np.inf) if hi is None else hi
         s = self.settings
         if depth == s.depth:  # a leaf: one batch of draws says which class the teacher gives its region
-            x, y = self._draw(lo, hi)(s.batch)
+            _, y = self._draw(lo, hi)(s.batch)
             counts = np.bincount(y, minlength=self.n_classes)
             return Node(depth, int(counts.argmax()), counts.tolist(), len(y))
         choice = choose_split(self._draw(lo, hi), self.n_classes, s.batch, s.budget, s.alpha)

@@ -29,7 +29,7 @@ def _layout(node: dict[str, Any], pos: dict[int, tuple[float, float]], nxt: list
 
 
 def _p(p: float) -> str:
-    return f"p<1e-4" if p < 1e-4 else f"p={p:.4f}"
+    return "p<1e-4" if p < 1e-4 else f"p={p:.4f}"
 
 
 def draw_tree(tree: dict[str, Any], features: list[str], classes: list[str], path: Path) -> None:
@@ -95,18 +95,18 @@ def write_explain_report(folder: Path, explain: dict[str, Any]) -> Path:
     lines = [
         "# Approximation tree of the teacher",
         "",
-        f"Run `{explain['run']}`: teacher `{explain['teacher']}` distilled into a depth-{cfg['depth']} tree over "
-        f"the first {cfg['components']} principal components of its penultimate embedding "
-        f"({feats['embedding']}; {explain['n_train']} train images). Pseudo-samples come from a "
-        f"{cfg['mixture']}-component diagonal Gaussian mixture of those components and are labelled by the "
-        "teacher's head on their reconstruction. Each split is tested against the best split of every other "
-        f"feature (delta-method z-test of the Gini-gain difference); a node doubles its pseudo-samples from "
-        f"{cfg['batch']:,} until the split is significant at α={cfg['alpha']} (shared over its looks) or "
-        f"{cfg['samples']:,} are spent.",
+        (f"Run `{explain['run']}`: teacher `{explain['teacher']}` distilled into a depth-{cfg['depth']} tree over "
+         f"the first {cfg['components']} principal components of its penultimate embedding "
+         f"({feats['embedding']}; {explain['n_train']} train images). Pseudo-samples come from a "
+         f"{cfg['mixture']}-component diagonal Gaussian mixture of those components and are labelled by the "
+         "teacher's head on their reconstruction. Each split is tested against the best split of every other "
+         f"feature (delta-method z-test of the Gini-gain difference); a node doubles its pseudo-samples from "
+         f"{cfg['batch']:,} until the split is significant at α={cfg['alpha']} (shared over its looks) or "
+         f"{cfg['samples']:,} are spent."),
         "",
-        f"The teacher's head on the PCA reconstruction agrees with the teacher on "
-        f"{feats['reconstruction_agreement']:.1f}% of the {explain['n_held_out']} {explain['split']} images: "
-        "the ceiling of any tree on these features.",
+        (f"The teacher's head on the PCA reconstruction agrees with the teacher on "
+         f"{feats['reconstruction_agreement']:.1f}% of the {explain['n_held_out']} {explain['split']} images: "
+         "the ceiling of any tree on these features."),
         "",
         "![The approximation tree](tree.png)",
         "",
@@ -114,12 +114,12 @@ def write_explain_report(folder: Path, explain: dict[str, Any]) -> Path:
         "",
         f"## Stability over {cfg['repeats']} fits",
         "",
-        "Fidelity is agreement with the teacher's class (mean ± std over the fits) on fresh pseudo-samples and on "
-        "the real held-out images. A structure is the split features of the top levels (`f2(f0,-)`: root on f2, its "
-        "left child on f0, its right child a leaf); *roots* and *top-2* count the distinct structures over the "
-        "fits, *H* is the entropy of their frequencies (0 bits: every fit agreed). "
-        "CART (scikit-learn, same depth) is fitted on as many samples as the approximation tree drew: a bootstrap "
-        "of the real train images labelled by the teacher, and fresh pseudo-samples.",
+        ("Fidelity is agreement with the teacher's class (mean ± std over the fits) on fresh pseudo-samples and on "
+         "the real held-out images. A structure is the split features of the top levels (`f2(f0,-)`: root on f2, its "
+         "left child on f0, its right child a leaf); *roots* and *top-2* count the distinct structures over the "
+         "fits, *H* is the entropy of their frequencies (0 bits: every fit agreed). "
+         "CART (scikit-learn, same depth) is fitted on as many samples as the approximation tree drew: a bootstrap "
+         "of the real train images labelled by the teacher, and fresh pseudo-samples."),
         "",
         markdown_table(*stability_rows(explain)),
         "",
