@@ -208,6 +208,9 @@ def test_explain_end_to_end_on_digits(tmp_path, capsys):
     code, _out, err = cli(capsys, "demo", *TINY, f"output.dir={tmp_path}")
     assert code == 0, err
     run = tmp_path / "demo"
+    # more components than the embedding has dimensions or train images − 1: refused before any embedding
+    code, _out, err = cli(capsys, "explain", str(run), "explain.max_images=50", "explain.components=60")
+    assert code == 2 and "explain.components" in err and "allowed: 2 to 49" in err
     code, out, err = cli(capsys, "explain", str(run), "--repeats", "3", "--depth", "2", "explain.samples=2000",
                          "explain.batch=200", "explain.fresh=1000", "explain.components=4")
     assert code == 0, err
