@@ -162,6 +162,23 @@ def audit(
               device=device, console=console)
 
 
+@app.command()
+def explain(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder with a teacher")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="explain.key=value (and data.key=value) overrides",
+                                                          show_default=False)] = None,
+    depth: Annotated[int | None, typer.Option(help="tree depth (explain.depth)")] = None,
+    samples: Annotated[int | None, typer.Option(help="pseudo-sample budget of one node (explain.samples)")] = None,
+    repeats: Annotated[int | None, typer.Option(help="fits for the stability measure (explain.repeats)")] = None,
+    device: Annotated[str, typer.Option(help="cpu, auto, cuda or cuda:N (for the teacher's embeddings)")] = "cpu",
+) -> None:
+    """Approximation tree of the teacher (stable splits on pseudo-samples) and its stability vs scikit-learn's CART."""
+    from .analysis.explain_command import run_explain
+
+    run_explain(run_dir, overrides or [], depth=depth, samples=samples, repeats=repeats, device=device,
+                console=console)
+
+
 class ListWhat(str, Enum):
     models = "models"
     data = "data"

@@ -16,6 +16,7 @@ from .recipe_compare import CompareConfig
 from .recipe_compress import STAGE_TYPES, BudgetConfig, CompressConfig, DeployConfig, StageConfig  # noqa: F401
 from .recipe_models import ModelConfig, StudentConfig, TeacherConfig, TeachersConfig
 from .recipe_track import TrackConfig
+from .recipe_explain import ExplainConfig
 from .writable import folder_problem
 
 
@@ -226,6 +227,7 @@ class Recipe(Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
     track: TrackConfig = Field(default_factory=TrackConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
 
     @model_validator(mode="after")
     def _cache_matches_data_path(self) -> Recipe:

@@ -69,8 +69,8 @@ def _teacher(run_dir: Path, recipe: Any, num_classes: int) -> nn.Module | None:
     return None
 
 
-def load_inputs(run_dir: Path) -> AuditInputs:
-    """The run's recipe, metrics and models; a folder that is not a finished run, or lacks a model: exit 2."""
+def _finished_run(run_dir: Path, overrides: list[str] | None = None) -> tuple[Path, Any, dict[str, Any]]:
+    """The run folder, its recipe (plus overrides) and metrics; a folder that is not a finished run: exit 2."""
     from ..recipe import load_recipe
 
     run_dir = Path(run_dir).expanduser()
@@ -78,20 +78,38 @@ def load_inputs(run_dir: Path) -> AuditInputs:
         if not (run_dir / f).is_file():
             raise UserError(f"{run_dir} has no {f}; allowed: the folder of a finished `edgedistill run`",
                             key="RUN_DIR")
-    recipe = load_recipe(run_dir / "recipe.yaml")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    recipe = load_recipe(run_dir / "recipe.yaml", overrides or [])
+    return run_dir, recipe, json.loads((run_dir / "metrics.json").read_text())
+
+
+def _run_teacher(run_dir: Path, recipe: Any, metrics: dict[str, Any], needs: str) -> nn.Module:
+    """The run's teacher, or exit 2 saying that `needs` (audit, explain) cannot go on without one."""
+    if "teacher" not in metrics.get("models", {}):
+        raise UserError(f"{run_dir} has no teacher (scheme {metrics.get('scheme')!r} ran without one); {needs} "
+                        "needs the teacher the student was distilled from", key="RUN_DIR")
+    teacher = _teacher(run_dir, recipe, len(metrics["class_names"]))
+    if teacher is None:
+        raise UserError(f"{run_dir} has no teacher model (teacher/model.safetensors is missing and the recipe names "
+                        f"no teacher weights); {needs} needs the teacher", key="RUN_DIR")
+    return teacher
+
+
+def load_teacher(run_dir: Path, overrides: list[str] | None = None,
+                 needs: str = "explain") -> tuple[Path, Any, dict[str, Any], nn.Module]:
+    """A finished run's folder, recipe (plus overrides), metrics and teacher: what `explain` starts from."""
+    run_dir, recipe, metrics = _finished_run(run_dir, overrides)
+    return run_dir, recipe, metrics, _run_teacher(run_dir, recipe, metrics, needs)
+
+
+def load_inputs(run_dir: Path) -> AuditInputs:
+    """The run's recipe, metrics and models; a folder that is not a finished run, or lacks a model: exit 2."""
+    run_dir, recipe, metrics = _finished_run(run_dir)
     primary = metrics.get("primary", "student")
     student_file = run_dir / primary / "model.safetensors"
     if not student_file.is_file():
         raise UserError(f"{run_dir} has no distilled student ({student_file} is missing); audit compares a "
                         "student with its teacher", key="RUN_DIR")
-    if "teacher" not in metrics.get("models", {}):
-        raise UserError(f"{run_dir} has no teacher (scheme {metrics.get('scheme')!r} ran without one); audit "
-                        "needs the teacher the student was distilled from", key="RUN_DIR")
-    teacher = _teacher(run_dir, recipe, len(metrics["class_names"]))
-    if teacher is None:
-        raise UserError(f"{run_dir} has no teacher model (teacher/model.safetensors is missing and the recipe names "
-                        "no teacher weights); audit needs the teacher", key="RUN_DIR")
+    teacher = _run_teacher(run_dir, recipe, metrics, "audit")
     models = {"teacher": (recipe.teacher.model, teacher),
               "student": (recipe.student.model, load_model(student_file)[0])}
     alone = run_dir / "student_alone" / "model.safetensors"

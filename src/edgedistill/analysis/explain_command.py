@@ -1,0 +1,141 @@
+"""`edgedistill explain RUN_DIR`: distill the run's teacher into an approximation tree and measure its stability.
+
+The tree's features are the first principal components of the teacher's penultimate embedding (the input of its
+classifier head) on the train images; pseudo-samples are drawn from a diagonal Gaussian mixture of those
+components and labelled by the teacher's own head applied to their PCA reconstruction, so the teacher, not the
+dataset's labels, decides every pseudo-sample's class.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..atomic import atomic_write_text
+from ..errors import UserError
+from .audit import _subset, load_teacher
+from .surrogate import BoxMixture, TreeSettings
+from .surrogate_stability import Problem, repeated_fits
+
+
+def classifier_head(model: nn.Module, n_classes: int) -> tuple[str, nn.Linear]:
+    """The teacher's last nn.Linear with one output per class: its input is the penultimate embedding."""
+    for name, m in reversed(list(model.named_modules())):
+        if isinstance(m, nn.Linear) and m.out_features == n_classes:
+            return name, m
+    raise UserError(f"the teacher ({type(model).__name__}) has no linear classifier with {n_classes} outputs; "
+                    "explain reads the embedding that feeds it", key="RUN_DIR")
+
+
+def embed(model: nn.Module, head: nn.Linear, ds: Any, batch_size: int,
+          device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """(penultimate embeddings [N, D], teacher logits [N, C]) of every image of ds, via a hook on the head."""
+    feats: list[torch.Tensor] = []
+    logits: list[torch.Tensor] = []
+
+    def grab(_m: nn.Module, inp: tuple[torch.Tensor, ...]) -> None:
+        if inp[0].dim() != 2:
+            raise UserError(f"the teacher's head reads a {inp[0].dim()}-D input; explain needs pooled [B, D] "
+                            "embeddings", key="RUN_DIR")
+        feats.append(inp[0].detach().float().cpu())
+
+    model.to(device).eval()
+    handle = head.register_forward_pre_hook(grab)
+    try:
+        with torch.inference_mode():
+            for x, _ in DataLoader(ds, batch_size=batch_size, shuffle=False):
+                logits.append(model(x.to(device)).float().cpu())
+    finally:
+        handle.remove()
+    return torch.cat(feats).numpy().astype(np.float64), torch.cat(logits).numpy()
+
+
+@dataclass
+class Features:
+    """PCA of the teacher's embeddings, and the teacher's head folded onto the components: logits = z·A + c."""
+
+    pca: Any
+    a: np.ndarray
+    c: np.ndarray
+
+    def label(self, z: np.ndarray) -> np.ndarray:
+        """The teacher's class for PCA coordinates z (its head on their reconstruction)."""
+        return (z @ self.a + self.c).argmax(1)
+
+    def names(self, class_names: list[str]) -> list[str]:
+        """'PC1 (+cat −truck)': the classes whose logit rises and falls most along each component."""
+        return [f"PC{j + 1} (+{class_names[int(row.argmax())]} −{class_names[int(row.argmin())]})"
+                for j, row in enumerate(self.a)]
+
+
+def fit_features(emb: np.ndarray, head: nn.Linear, components: int, seed: int) -> Features:
+    from sklearn.decomposition import PCA
+
+    pca = PCA(components, random_state=seed).fit(emb)
+    w = head.weight.detach().double().cpu().numpy()
+    b = head.bias.detach().double().cpu().numpy() if head.bias is not None else np.zeros(w.shape[0])
+    return Features(pca, pca.components_ @ w.T, pca.mean_ @ w.T + b)
+
+
+def _check(run_dir: Path, overrides: list[str], options: dict[str, int | None], device: str) -> list[str]:
+    """--depth/--samples/--repeats become explain.* overrides, so one validator names the key."""
+    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?|mps", device):
+        raise UserError(f"device {device!r}; allowed: cpu, auto, cuda, cuda:N, mps", key="--device")
+    return list(overrides) + [f"explain.{k}={v}" for k, v in options.items() if v is not None]
+
+
+def run_explain(run_dir: Path, overrides: list[str] | None = None, *, depth: int | None = None,
+                samples: int | None = None, repeats: int | None = None, device: str = "cpu",
+                console: Console | None = None) -> dict[str, Any]:
+    """Fit approximation trees and CART R times; write RUN_DIR/explain/{explain.json,tree.png,report.md,.html}."""
+    from ..data import TransformedDataset, build_data
+    from ..engine import resolve_device
+    from ..report.explain import print_explain, write_explain_report
+
+    console = console or Console()
+    over = _check(run_dir, overrides or [], {"depth": depth, "samples": samples, "repeats": repeats}, device)
+    run_dir, recipe, metrics, teacher = load_teacher(run_dir, over, needs="explain")
+    cfg, class_names = recipe.explain, list(metrics["class_names"])
+    head_name, head = classifier_head(teacher, len(class_names))
+    data = build_data(recipe.data)
+    train = _subset(TransformedDataset(data.train.base, data.val.transform), cfg.max_images, cfg.seed)
+    limit = min(head.in_features, len(train) - 1)
+    if cfg.components > limit:
+        raise UserError(f"{cfg.components} components; allowed: 2 to {limit} (the teacher's embedding has "
+                        f"{head.in_features} dimensions, {len(train)} train images)", key="explain.components")
+    split = recipe.eval.split
+    console.print(f"explaining the teacher of [bold]{run_dir}[/]: {len(train)} train images, {cfg.repeats} fits "
+                  f"of depth {cfg.depth}")
+    dev = resolve_device(device)
+    batch = recipe.train.batch_size
+    e_train, l_train = embed(teacher, head, train, batch, dev)
+    e_val, l_val = embed(teacher, head, data.held_out(split), batch, dev)
+    feats = fit_features(e_train, head, cfg.components, cfg.seed)
+    z_train, z_val = feats.pca.transform(e_train), feats.pca.transform(e_val)
+    mixture = BoxMixture.fit(z_train, min(cfg.mixture, len(z_train)), cfg.seed)
+    problem = Problem(z_train, l_train.argmax(1), z_val, l_val.argmax(1), mixture, feats.label, len(class_names))
+    settings = TreeSettings(cfg.depth, cfg.batch, cfg.samples, cfg.alpha)
+    tree, stability = repeated_fits(problem, settings, cfg.repeats, cfg.fresh, cfg.seed)
+    explain = {
+        "run": str(run_dir), "teacher": recipe.teacher.model, "split": split, "settings": cfg.model_dump(),
+        "n_train": len(z_train), "n_held_out": len(z_val), "classes": class_names,
+        "features": {"embedding": f"input of {head_name}", "names": feats.names(class_names),
+                     "explained_variance": feats.pca.explained_variance_ratio_.tolist(),
+                     "reconstruction_agreement": 100.0 * float((feats.label(z_val) == problem.y_val).mean())},
+        "tree": tree.to_dict(), "stability": stability,
+    }
+    folder = run_dir / "explain"
+    atomic_write_text(folder / "explain.json", json.dumps(explain, indent=2))
+    md = write_explain_report(folder, explain)
+    print_explain(explain, console)
+    console.print(f"\nreport: [bold]{md.with_suffix('.html')}[/]")
+    return explain
