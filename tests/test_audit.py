@@ -212,3 +212,31 @@ def test_audit_without_teacher_or_student_exit_2(tiny_run, tmp_path, capsys):
         load_inputs(no_teacher)
     code, _, err = cli(capsys, "audit", str(tmp_path / "nothing"))
     assert code == 2 and "recipe.yaml" in err
+
+
+@pytest.mark.slow
+def test_alone_baseline_from_another_run_of_the_same_data(tiny_run, tmp_path, capsys):
+    """--alone RUN: compare's alone arm serves as the baseline; a run on other images is refused naming --alone."""
+    import shutil
+
+    import yaml
+
+    from edgedistill.analysis.audit import load_inputs
+
+    kd = tmp_path / "kd"
+    shutil.copytree(tiny_run, kd)
+    shutil.rmtree(kd / "student_alone")
+    alone = tmp_path / "alone"
+    shutil.copytree(tiny_run, alone)
+    shutil.copytree(tiny_run / "student_alone", alone / "student", dirs_exist_ok=True)
+    assert "student_alone" not in load_inputs(kd).models
+    got = load_inputs(kd, alone).models["student_alone"][1]
+    want = load_inputs(tiny_run).models["student_alone"][1]
+    assert all(torch.equal(a, b) for a, b in zip(got.state_dict().values(), want.state_dict().values(), strict=True))
+    other = tmp_path / "other"
+    shutil.copytree(alone, other)
+    recipe = yaml.safe_load((other / "recipe.yaml").read_text())
+    recipe["data"]["split_seed"] = 99
+    (other / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    code, _, err = cli(capsys, "audit", str(kd), "--alone", str(other), "--max-images", "16")
+    assert code == 2 and "--alone" in err and "validation split" in err

@@ -154,12 +154,14 @@ def audit(
     split: Annotated[str | None, typer.Option(help="val or test (default: the run's eval.split)")] = None,
     batch_size: Annotated[int, typer.Option(help="images per forward pass")] = 128,
     device: Annotated[str, typer.Option(help="cpu, auto, cuda or cuda:N")] = "cpu",
+    alone: Annotated[Path | None, typer.Option(help="another run whose student is the baseline trained alone, "
+                                                    "e.g. the alone arm of the same compare seed")] = None,
 ) -> None:
     """Fidelity audit: agreement, KL/JS, inherited errors, CKA, calibration and perturbations vs the teacher."""
     from .analysis.audit_command import run_audit
 
     run_audit(run_dir, max_images=max_images, batch_size=batch_size, perturb=perturb, levels=levels, split=split,
-              device=device, console=console)
+              device=device, alone=alone, console=console)
 
 
 @app.command()

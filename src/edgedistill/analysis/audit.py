@@ -101,8 +101,32 @@ def load_teacher(run_dir: Path, overrides: list[str] | None = None,
     return run_dir, recipe, metrics, _run_teacher(run_dir, recipe, metrics, needs)
 
 
-def load_inputs(run_dir: Path) -> AuditInputs:
-    """The run's recipe, metrics and models; a folder that is not a finished run, or lacks a model: exit 2."""
+def _alone_from(other: Path, recipe: Any, metrics: dict[str, Any]) -> nn.Module:
+    """The student of another finished run (e.g. compare's `alone` arm) as the baseline trained alone.
+
+    It must have seen the same data and validation images and be the same architecture; else exit 2."""
+    other, o_recipe, o_metrics = _finished_run(other)
+    path = other / o_metrics.get("primary", "student") / "model.safetensors"
+    why = []
+    if o_recipe.data.model_dump(mode="json", exclude={"workers", "device_resident"}) != recipe.data.model_dump(
+            mode="json", exclude={"workers", "device_resident"}):
+        why.append("its data section differs (other images or another validation split)")
+    if o_metrics.get("class_names") != metrics.get("class_names"):
+        why.append("its classes differ")
+    if o_recipe.student.model != recipe.student.model:
+        why.append(f"its student is {o_recipe.student.model}, not {recipe.student.model}")
+    if not path.is_file():
+        why.append(f"{path} is missing")
+    if why:
+        raise UserError(f"--alone {other}: {'; '.join(why)}; allowed: a finished run of the same student on the "
+                        "same data (e.g. the alone arm of the same compare seed)", key="--alone")
+    return load_model(path)[0]
+
+
+def load_inputs(run_dir: Path, alone: Path | None = None) -> AuditInputs:
+    """The run's recipe, metrics and models; a folder that is not a finished run, or lacks a model: exit 2.
+
+    alone: another run whose student is the baseline trained alone (when this run has none of its own)."""
     run_dir, recipe, metrics = _finished_run(run_dir)
     primary = metrics.get("primary", "student")
     student_file = run_dir / primary / "model.safetensors"
@@ -112,9 +136,11 @@ def load_inputs(run_dir: Path) -> AuditInputs:
     teacher = _run_teacher(run_dir, recipe, metrics, "audit")
     models = {"teacher": (recipe.teacher.model, teacher),
               "student": (recipe.student.model, load_model(student_file)[0])}
-    alone = run_dir / "student_alone" / "model.safetensors"
-    if alone.is_file():
-        models["student_alone"] = (recipe.student.model, load_model(alone)[0])
+    own = run_dir / "student_alone" / "model.safetensors"
+    if alone is not None:
+        models["student_alone"] = (recipe.student.model, _alone_from(alone, recipe, metrics))
+    elif own.is_file():
+        models["student_alone"] = (recipe.student.model, load_model(own)[0])
     return AuditInputs(run_dir, recipe, metrics, models)
 
 

@@ -15,14 +15,14 @@ from .audit import analyse, check_args, collect, load_inputs, summary
 
 def run_audit(run_dir: Path, *, max_images: int = 1000, batch_size: int = 128, perturb: str | None = None,
               levels: list[str] | None = None, split: str | None = None, device: str = "cpu",
-              console: Console | None = None) -> dict[str, Any]:
+              alone: Path | None = None, console: Console | None = None) -> dict[str, Any]:
     """Audit a finished run; writes RUN_DIR/audit/{audit.json,report.md,report.html,robustness.png} and
     adds `fidelity` to RUN_DIR/metrics.json. Returns the audit."""
     from ..report.audit import print_audit, write_audit_report
 
     console = console or Console()
     chosen = check_args(max_images, batch_size, perturb, levels or [], split, device)
-    inputs = load_inputs(run_dir)
+    inputs = load_inputs(run_dir, alone)
     r = inputs.recipe
     split = split or r.eval.split
     dev = resolve_device(device)
@@ -30,7 +30,7 @@ def run_audit(run_dir: Path, *, max_images: int = 1000, batch_size: int = 128, p
                   f"{split} images, {sum(len(v) for v in chosen.values())} perturbed copies each")
     col, _ = collect(inputs, chosen, max_images, batch_size, dev, split)
     audit = analyse(col, chosen, len(inputs.metrics["class_names"]), r.eval.ece_bins, r.eval.kd_T)
-    audit = {"run": str(inputs.run_dir), "split": split, "models": {n: s for n, (s, _) in inputs.models.items()},
+    audit = {"run": str(inputs.run_dir), "split": split, **({"alone_from": str(alone)} if alone else {}), "models": {n: s for n, (s, _) in inputs.models.items()},
              **audit}
     folder = inputs.run_dir / "audit"
     atomic_write_text(folder / "audit.json", json.dumps(audit, indent=2))
