@@ -13,6 +13,7 @@ from .errors import UserError, shorten
 from . import recipe_yaml
 from .recipe_base import Section, TermConfig, _choices_msg, describe_section
 from .recipe_compare import CompareConfig
+from .recipe_search import SearchConfig
 from .recipe_compress import STAGE_TYPES, BudgetConfig, CompressConfig, DeployConfig, StageConfig  # noqa: F401
 from .writable import folder_problem
 
@@ -252,6 +253,7 @@ class Recipe(Section):
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
     @model_validator(mode="after")
     def _cache_matches_data_path(self) -> Recipe:
