@@ -22,12 +22,14 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 import torchvision
+from machine_load import load_between, snapshot, too_loaded
 from rich.console import Console
 from rich.table import Table
 from torch.utils.data import DataLoader
@@ -116,6 +118,8 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=["handwritten", "edgedistill", "cached", "resident",
                                                        "resident+cache"])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/throughput.json"))
+    ap.add_argument("--allow-loaded", action="store_true",
+                    help="write the result even when the machine was loaded (marked loaded: true)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     console = Console()
@@ -147,10 +151,17 @@ def main() -> None:
                                                       cache),
     }
     results: dict[str, list[float]] = {v: [] for v in args.variants}
+    loads: dict[str, list[dict[str, Any]]] = {v: [] for v in args.variants}
     for r in range(args.repeats):  # interleaved: every variant sees the same slice of machine noise
         for v in args.variants:
+            before = snapshot()
             results[v].append(runs[v](r))
-            console.print(f"repeat {r + 1}/{args.repeats}  {v:<15} {results[v][-1]:8.0f} img/s")
+            load = load_between(before, snapshot())
+            loads[v].append({**load, "refused": too_loaded(load)})
+            console.print(f"repeat {r + 1}/{args.repeats}  {v:<15} {results[v][-1]:8.0f} img/s   others "
+                          f"{(load['others_share'] or 0):.0%} of the cores, steal {(load['steal_share'] or 0):.0%}, "
+                          f"load1 {load['load1_before']} → {load['load1_after']}")
+    why = sorted({f"{v}: {x['refused']}" for v, xs in loads.items() for x in xs if x["refused"]})
     s_fb = ceiling(copy.deepcopy(student0), args.batch_size, 32, train=True)
     t_f = ceiling(teacher, args.batch_size, 32, train=False)
     ceil = {"student_fwd_bwd": s_fb, "teacher_fwd": t_f, "kd_step": 1 / (1 / s_fb + 1 / t_f)}
@@ -162,6 +173,9 @@ def main() -> None:
         "images_per_s": {v: {"median": med[v], "min": min(x), "max": max(x), "runs": x} for v, x in results.items()},
         "ceiling_images_per_s": ceil,
         "cache_build_seconds": cache_build_s,
+        "machine_load": loads,
+        "loaded": bool(why),
+        "loaded_reasons": why,
         "ratios": {k: (med[a] / med[b] if a in med and b in med else None) for k, (a, b) in {
             "edgedistill_vs_handwritten": ("edgedistill", "handwritten"),
             "cached_vs_edgedistill": ("cached", "edgedistill"),
@@ -173,6 +187,10 @@ def main() -> None:
             "resident+cache_vs_student_ceiling": med["resident+cache"] / s_fb if "resident+cache" in med else None,
         },
     }
+    if why and not args.allow_loaded:
+        console.print("[red]not written: the machine was too loaded for the comparison to mean anything[/]\n  "
+                      + "\n  ".join(why) + "\nrerun on a quiet machine, or pass --allow-loaded to keep it marked")
+        raise SystemExit(3)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2))
 
@@ -185,6 +203,8 @@ def main() -> None:
     for k, x in ceil.items():
         table.add_row(f"ceiling: {k}", f"{x:.0f}", "random tensors")
     console.print(table)
+    if why:
+        console.print("[yellow]LOADED machine (--allow-loaded): these figures measure the neighbours too[/]")
     console.print({k: (round(v, 3) if v else v) for k, v in summary["ratios"].items()},
                   f"cache built in {cache_build_s:.1f} s", f"→ {args.out}")
 

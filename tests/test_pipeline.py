@@ -34,6 +34,7 @@ def test_demo_end_to_end_and_teacher_reuse(tmp_path, tiny_overrides, capsys):
     assert "student (distilled)" in report and "training_curves.png" in report
     assert (run_dir / "training_curves.png").stat().st_size > 1000
     assert (run_dir / "accuracy_vs_latency.png").exists()
+    assert "metric_suite.png" in report and (run_dir / "metric_suite.png").stat().st_size > 1000
     for stage in ("teacher", "student_alone", "student"):
         assert (run_dir / stage / "model.safetensors").exists()
         assert (run_dir / stage / "metrics.jsonl").read_text().count("\n") == 2

@@ -101,7 +101,7 @@ def compress(
                                          "finished stages are reused, the first unfinished one reruns")] = False,
 ) -> None:
     """Prune, fine-tune, quantize and export a trained model through compress.stages; measure every stage."""
-    from .compress.command import compress_target
+    from .commands.compress import compress_target
 
     result = compress_target(target, overrides or [], console, resume=resume)
     _strict_exit(strict, result["budgets_passed"])

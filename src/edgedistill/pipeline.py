@@ -343,7 +343,7 @@ def _run(recipe: Recipe, console: Console) -> Path:
     write_report(run_dir, metrics, recipe)
     print_summary(metrics, console)
     if compressed is not None:
-        from .compress.measure import all_threads
+        from .deploy.profile import all_threads
         from .report.stages import print_stages
 
         print_stages({**compressed, "stages": metrics["stages"]}, console, all_threads())

@@ -96,6 +96,10 @@ class ModelConfig(Section):
             raise ValueError(f"expected SOURCE:NAME with SOURCE one of {', '.join(MODEL_SOURCES.names())}")
         if prefix not in MODEL_SOURCES:
             raise ValueError(_choices_msg(prefix, MODEL_SOURCES.names(), what="model source"))
+        try:  # a source with a grammar (arch:) checks it here, before any work
+            getattr(MODEL_SOURCES.get(prefix), "validate", lambda _: None)(rest)
+        except UserError as e:
+            raise ValueError(str(e)) from None
         return v
 
     @field_validator("weights")

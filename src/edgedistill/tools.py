@@ -142,12 +142,31 @@ def list_registered(what: str, pattern: str | None, source: str | None, console:
             rows.append([f"{e.name}:", e.meta.get("description", ""), shown or "–"])
         _table(console, "model sources (teacher.model / student.model = SOURCE:NAME)",
                ["source", "description", "names"], rows)
+        if source in (None, "arch"):
+            _list_families(pattern, console)
 
 
-def _table(console: Console, title: str, header: list[str], rows: list[list[str]]) -> None:
+def _list_families(pattern: str | None, console: Console) -> None:
+    """The `arch:` families with each knob's allowed values and default, so a spec can be written by hand."""
+    from .models import FAMILIES, family_spec
+
+    rows = []
+    for e in FAMILIES:
+        if pattern and not fnmatch.fnmatch(e.name, pattern):
+            continue
+        fam = e.obj
+        knobs = "\n".join(f"{k}: {kn.allowed()} (default {kn.format(kn.default)}); {kn.help}"
+                          for k, kn in fam.knobs.items())
+        rows.append([e.name, f"{fam.description}; defaults = {fam.reference}", knobs, family_spec(e.name, {})])
+    if rows:
+        _table(console, "arch families (student.model = arch:FAMILY,key=value,…; omitted knobs take defaults)",
+               ["family", "description", "knobs", "default spec"], rows, fold=True)
+
+
+def _table(console: Console, title: str, header: list[str], rows: list[list[str]], fold: bool = False) -> None:
     table = Table(title=title, show_lines=True)
     for h in header:
-        table.add_column(h)
+        table.add_column(h, overflow="fold" if fold else "ellipsis")
     for r in rows:
         table.add_row(*(escape(c) for c in r))
     console.print(table)

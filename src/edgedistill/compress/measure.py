@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +12,8 @@ from torch import nn
 
 from ..deploy.energy import NOT_MEASURABLE, energy_meter
 from ..deploy.onnx_runtime import ort_latency, ort_peak_rss_mb, ort_predict, ort_session
-from ..deploy.profile import count_flops, count_params, measure_latency, peak_memory_mb
+from ..deploy.profile import all_threads, count_flops, count_params, measure_latency, peak_memory_mb
 from ..evaluate import classification_metrics
-
-
-def all_threads() -> int:
-    """'All threads' on this machine: every CPU the process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def latency_grid(deploy_batch: int, deploy_threads: int) -> list[tuple[int, int]]:

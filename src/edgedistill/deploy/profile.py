@@ -33,6 +33,11 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+
+def all_threads() -> int:
+    """'All threads' on this machine: every CPU the process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
 def _device(model: nn.Module) -> torch.device:
     """Where the model's weights live, so inputs are made next to them (CPU for a weightless model)."""
     t = next(model.parameters(), None)

@@ -1,14 +1,16 @@
-"""Models named `source:name` (timm, torchvision, cifar, hf, file): weights, heads, checkpoints, taps."""
+"""Models named `source:name` (timm, torchvision, cifar, arch, hf, file): weights, heads, checkpoints, taps."""
 
 from __future__ import annotations
 
-from . import cifar, file_source, hf, timm_source, torchvision_source  # noqa: F401  (register the sources)
+from . import cifar, families, file_source, hf, timm_source, torchvision_source  # noqa: F401  (register the sources)
 from .base import MODEL_SOURCES
-from .factory import create_model, list_models, weights_class_count
+from .factory import create_model, list_models, load_model, weights_class_count
+from .families import FAMILIES, Knob, canonical_spec, family_spec, parse_family_spec
 from .heads import reset_head
 from .hf import HFClassifier
-from .io import load_model, read_meta, save_model
+from .io import read_meta, save_model
 from .taps import FeatureTaps
 
-__all__ = ["MODEL_SOURCES", "FeatureTaps", "HFClassifier", "create_model", "list_models", "load_model",
-           "read_meta", "reset_head", "save_model", "weights_class_count"]
+__all__ = ["FAMILIES", "MODEL_SOURCES", "FeatureTaps", "HFClassifier", "Knob", "canonical_spec", "create_model",
+           "family_spec", "list_models", "load_model", "parse_family_spec", "read_meta", "reset_head", "save_model",
+           "weights_class_count"]

@@ -48,17 +48,23 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """resnetN (widths 16-16-32-64) and resnetNx4 (32-64-128-256): stem, 3 stages, pool, fc."""
+    """resnetN (widths 16-16-32-64) and resnetNx4 (32-64-128-256): stem, 3 stages, pool, fc.
 
-    def __init__(self, depth: int, widths: tuple[int, int, int, int], num_classes: int = 100):
+    `depth` is 6n+2 (n blocks in every stage) or a per-stage block count (b1, b2, b3) for `arch:cifar_resnet`.
+    """
+
+    def __init__(self, depth: int | tuple[int, int, int], widths: tuple[int, int, int, int],
+                 num_classes: int = 100):
         super().__init__()
-        assert (depth - 2) % 6 == 0, "depth must be 6n+2"
-        n = (depth - 2) // 6
+        if isinstance(depth, int):
+            assert (depth - 2) % 6 == 0, "depth must be 6n+2"
+            depth = ((depth - 2) // 6,) * 3
+        n1, n2, n3 = depth
         self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
-        self.layer1 = self._stage(widths[0], widths[1], n, 1)
-        self.layer2 = self._stage(widths[1], widths[2], n, 2)
-        self.layer3 = self._stage(widths[2], widths[3], n, 2)
+        self.layer1 = self._stage(widths[0], widths[1], n1, 1)
+        self.layer2 = self._stage(widths[1], widths[2], n2, 2)
+        self.layer3 = self._stage(widths[2], widths[3], n3, 2)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(widths[3], num_classes)
         _init(self)

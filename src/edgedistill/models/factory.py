@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -12,10 +14,11 @@ from torch import nn
 from ..errors import UserError
 from .base import MODEL_SOURCES, ModelSource
 from .heads import head_name, reset_head
+from .io import read_meta, read_safetensors
 from .weights import guess_head_rows, load_state, read_shapes, read_state_dict
 
 _NO_WEIGHTS = (None, "", "none", "None")
-_META_BUILDABLE = ("timm", "torchvision", "cifar")  # cheap to build on the meta device to find the head
+_META_BUILDABLE = ("timm", "torchvision", "cifar", "arch")  # cheap to build on the meta device to find the head
 
 
 @contextmanager
@@ -107,3 +110,11 @@ def list_models(source: str | None = None, pattern: str | None = None) -> dict[s
             names = e.obj.names()
             out[e.name] = fnmatch.filter(names, pattern) if pattern else names
     return out
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model named in the file's meta and load its weights strictly."""
+    meta = read_meta(path)
+    model = create_model(str(meta["model"]), int(meta["num_classes"]), key=str(path))
+    load_state(model, read_safetensors(path, key=str(path)), str(path), key=str(path))
+    return model, meta

@@ -5,8 +5,9 @@ from __future__ import annotations
 from torch import nn
 
 from .base import MODEL_SOURCES
+from .factory import load_model
 from .heads import reset_head
-from .io import load_model, read_meta
+from .io import read_meta
 
 
 class FileSource:

@@ -92,14 +92,3 @@ def save_model(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> Path
     with atomic_path(p) as tmp:
         _save_safetensors(state, tmp, {META_KEY: json.dumps(meta, default=str)})
     return p
-
-
-def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model named in the file's meta and load its weights strictly."""
-    from .factory import create_model
-    from .weights import load_state
-
-    meta = read_meta(path)
-    model = create_model(str(meta["model"]), int(meta["num_classes"]), key=str(path))
-    load_state(model, read_safetensors(path, key=str(path)), str(path), key=str(path))
-    return model, meta

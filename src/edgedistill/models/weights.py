@@ -78,7 +78,7 @@ def read_shapes(path: str | Path, key: str | None = None) -> tuple[Shapes, dict[
         meta = json.loads(md["edgedistill"]) if "edgedistill" in md else {}
         shapes = {k: tuple(v["shape"]) for k, v in header.items()}
         for pre in _PREFIXES:
-            shapes = {(k[len(pre):] if k.startswith(pre) else k): s for k, s in shapes.items()}
+            shapes = {(k.removeprefix(pre)): s for k, s in shapes.items()}
         return shapes, meta
     return {k: tuple(v.shape) for k, v in read_state_dict(p, key).items()}, {}
 

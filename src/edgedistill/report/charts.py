@@ -8,9 +8,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from .tables import LABELS  # noqa: E402
+from .tables import LABELS
 
 
 def training_curves(histories: dict[str, list[dict[str, Any]]], path: Path) -> bool:
@@ -43,6 +43,40 @@ def accuracy_vs_latency(models: dict[str, dict[str, Any]], path: Path) -> bool:
     ax.set(xlabel="CPU latency, batch 1 (ms, median)", ylabel="held-out top-1 (%)",
            title="Accuracy vs latency")
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+# The metric suite on one scale (0-1; top-k divided by 100): higher is better except ECE, marked so.
+SUITE = (("top1", "top-1", 100), ("top5", "top-5", 100), ("f1_macro", "F1 macro", 1), ("mcc", "MCC", 1),
+         ("kappa", "Cohen's κ", 1), ("roc_auc", "ROC AUC", 1), ("agreement", "agreement w/ teacher", 100),
+         ("ece", "ECE (lower is better)", 1))
+
+
+def metric_suite(models: dict[str, dict[str, Any]], path: Path) -> bool:
+    """Teacher vs students on every quality metric as grouped bars; False when no model has any of them."""
+    rows = [(label, scale, key) for key, label, scale in SUITE
+            if any(isinstance(m.get(key), (int, float)) for m in models.values())]
+    if not rows:
+        return False
+    import numpy as np
+
+    names = list(models)
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.28 * len(rows) * len(names)))
+    height = 0.8 / len(names)
+    y = np.arange(len(rows))
+    for i, name in enumerate(names):
+        vals = [(models[name].get(key) or 0) / scale if isinstance(models[name].get(key), (int, float)) else 0
+                for _, scale, key in rows]
+        bars = ax.barh(y + i * height, vals, height, label=LABELS.get(name, name))
+        ax.bar_label(bars, labels=[f"{v:.3f}" if v else "–" for v in vals], fontsize=7, padding=2)
+    ax.set_yticks(y + height * (len(names) - 1) / 2, [label for label, _, _ in rows])
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1.12), xlabel="value (top-k and agreement as fractions)", title="Metric suite")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

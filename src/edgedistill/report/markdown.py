@@ -8,7 +8,7 @@ from typing import Any
 
 from ..atomic import atomic_write_text
 from ..recipe import Recipe
-from .charts import accuracy_vs_latency, training_curves
+from .charts import accuracy_vs_latency, metric_suite, training_curves
 from .html import write_html
 from .tables import LABELS, METRIC_KEYS, comparison_lines, markdown_table, summary_markdown
 
@@ -48,7 +48,7 @@ def _stage_lines(run_dir: Path, metrics: dict[str, Any]) -> list[str]:
     """The compression section when the run had compress stages (charts live in run/compress/)."""
     if "stages" not in metrics:
         return []
-    from ..compress.measure import all_threads
+    from ..deploy.profile import all_threads
     from .stages import stages_markdown
 
     result = {**metrics["compress"], "stages": metrics["stages"]}
@@ -74,6 +74,8 @@ def write_report(run_dir: Path, metrics: dict[str, Any], recipe: Recipe) -> Path
         charts.append(("Held-out top-1 per epoch", "training_curves.png"))
     if accuracy_vs_latency(models, run_dir / "accuracy_vs_latency.png"):
         charts.append(("Accuracy vs latency", "accuracy_vs_latency.png"))
+    if metric_suite(models, run_dir / "metric_suite.png"):
+        charts.append(("Metric suite: teacher vs students", "metric_suite.png"))
     terms = ", ".join(f"{t.name} (weight {t.weight}{''.join(f', {k}={v}' for k, v in t.params.items())})"
                       for t in recipe.distill.terms)
     lines = [

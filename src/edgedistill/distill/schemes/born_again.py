@@ -8,11 +8,14 @@ recipe's teacher (first=teacher). With generations=1 and first=alone this is Tf-
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
-from ...recipe import Recipe
-from .. import build_terms
 from ..base import Distiller
-from . import SCHEMES, Scheme, SchemeJob, SchemeResult
+from ..terms import build_terms
+from .base import SCHEMES, Scheme, SchemeJob, SchemeResult
+
+if TYPE_CHECKING:
+    from ...recipe import Recipe
 
 
 class BornAgain(Scheme):

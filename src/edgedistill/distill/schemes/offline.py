@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from ...recipe import Recipe
-from .. import build_terms, terms_need_teacher
+from typing import TYPE_CHECKING
+
 from ..base import Distiller
-from . import SCHEMES, Scheme, SchemeJob, SchemeResult
+from ..terms import build_terms, terms_need_teacher
+from .base import SCHEMES, Scheme, SchemeJob, SchemeResult
+
+if TYPE_CHECKING:
+    from ...recipe import Recipe
 
 
 class Offline(Scheme):

@@ -6,16 +6,20 @@ forward that returns named losses), so the one engine trains all peers in a sing
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...losses.mutual import mutual_kl
 from ...models import create_model
-from ...recipe import Recipe
-from .. import build_terms
 from ..base import FrozenTeacherState, Term, _run, freeze
-from . import SCHEMES, Scheme, SchemeJob, SchemeResult
+from ..terms import build_terms
+from .base import SCHEMES, Scheme, SchemeJob, SchemeResult
+
+if TYPE_CHECKING:
+    from ...recipe import Recipe
 
 
 class MutualLearning(FrozenTeacherState):

@@ -34,7 +34,7 @@ def _numbered(base: Path) -> list[Path]:
 def _resume_dir(run_dir: Path | None, recipe: Any, ckpt: Path) -> Path | None:
     """The compress folder --resume continues: a run folder's newest compress[-k], or for a model file the
     newest output.dir/output.name[-k] that a compress of this same file started; None when there is none."""
-    from .pipeline import PLAN
+    from ..compress.pipeline import PLAN
 
     if run_dir is not None:
         return (_numbered(run_dir / "compress") or [None])[-1]
@@ -61,6 +61,9 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
 
     resume: continue the newest compress folder of this target (finished stages reused), else start one.
     """
+    from ..compress.measure import all_threads
+    from ..compress.pipeline import check_plan, check_stages, check_teacher_stages, run_compress
+    from ..compress.prune import load_pruned
     from ..data import build_data
     from ..engine import resolve_device
     from ..models import read_meta
@@ -68,9 +71,6 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
     from ..recipe import build_recipe, load_yaml
     from ..report.stages import print_stages, stages_markdown
     from ..tools import resolve_checkpoint
-    from .measure import all_threads
-    from .pipeline import check_plan, check_stages, check_teacher_stages, run_compress
-    from .prune import load_pruned
 
     ckpt = resolve_checkpoint(target)
     meta = read_meta(ckpt)
