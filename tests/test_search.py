@@ -160,3 +160,26 @@ def test_killed_search_resumes_keeping_finished_trials(tmp_path):
     assert any(r["state"] == "trained" for r in table)
     assert sorted(p.name for p in (folder.parent).iterdir()) == ["s"]  # resumed in place, no s-2
     assert len(list((folder / "teachers").glob("*/model.safetensors"))) == 1
+
+
+def test_family_space_points_round_trip_through_optuna_and_create_model(tmp_path):
+    import optuna
+
+    from edgedistill.models import create_model
+    from edgedistill.search.cost import measure_candidate
+    from edgedistill.search.space import resolve_space
+
+    r = build_recipe(recipe(tmp_path, space={
+        "models": ["cifar:resnet8"], "image_size": [16, 12],
+        "families": {"cifar_resnet": {"blocks": ["1-1-1", [2, 1, 1]], "widths": ["8-8-16-32"]}}}))
+    space = resolve_space(r)
+    cands = space.candidates()
+    assert len(cands) == 3 * 2 and cands[2].spec == "arch:cifar_resnet,blocks=1-1-1,widths=8-8-16-32"
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for c in cands:
+        study.enqueue_trial(space.params_of(c))
+    assert [space.suggest(study.ask()) for _ in cands] == cands  # params ↔ candidate, both ways
+    for c in cands[::2]:
+        assert create_model(c.spec, 10)(__import__("torch").zeros(1, 3, c.image_size, c.image_size)).shape == (1, 10)
+    cost = measure_candidate(cands[2], r, 10, runs=2)
+    assert cost["params"] < 30_000 and cost["latency_fp32_ms"] > 0 and cost["size_mb"] == cost["size_fp32_mb"]

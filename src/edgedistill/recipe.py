@@ -9,12 +9,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from .errors import UserError, shorten
 from . import recipe_yaml
-from .recipe_base import Section, TermConfig, _choices_msg, describe_section
+from .errors import UserError, shorten
+from .recipe_base import Section, TermConfig, _choices_msg, check_model_spec, describe_section
 from .recipe_compare import CompareConfig
-from .recipe_search import SearchConfig
 from .recipe_compress import STAGE_TYPES, BudgetConfig, CompressConfig, DeployConfig, StageConfig  # noqa: F401
+from .recipe_search import SearchConfig
 from .writable import folder_problem
 
 
@@ -89,18 +89,7 @@ class ModelConfig(Section):
     @field_validator("model")
     @classmethod
     def _has_prefix(cls, v: str) -> str:
-        from .models import MODEL_SOURCES
-
-        prefix, sep, rest = v.partition(":")
-        if not sep or not rest:
-            raise ValueError(f"expected SOURCE:NAME with SOURCE one of {', '.join(MODEL_SOURCES.names())}")
-        if prefix not in MODEL_SOURCES:
-            raise ValueError(_choices_msg(prefix, MODEL_SOURCES.names(), what="model source"))
-        try:  # a source with a grammar (arch:) checks it here, before any work
-            getattr(MODEL_SOURCES.get(prefix), "validate", lambda _: None)(rest)
-        except UserError as e:
-            raise ValueError(str(e)) from None
-        return v
+        return check_model_spec(v)
 
     @field_validator("weights")
     @classmethod

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .recipe_base import Section
+from .recipe_base import Section, check_model_spec
 
 # Objectives a search can optimise: flash top-1 is maximised, every cost figure is minimised.
 OBJECTIVES = ("top1", "latency_ms", "size_mb", "params", "flops")
@@ -26,10 +26,8 @@ class SpaceConfig(Section):
     @field_validator("models")
     @classmethod
     def _specs(cls, v: list[str]) -> list[str]:
-        from .recipe import ModelConfig
-
         for spec in v:
-            ModelConfig._has_prefix(spec)
+            check_model_spec(spec)
         return v
 
     @field_validator("image_size")

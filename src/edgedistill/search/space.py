@@ -43,6 +43,12 @@ def _choice(v: Any) -> Any:
     return "-".join(str(x) for x in v) if isinstance(v, list | tuple) else v
 
 
+def family_spec(family: str, knobs: dict[str, Any]) -> str:
+    """The canonical `arch:` spec of knob choices written as in the spec grammar (1-1-1, 0.5, 3)."""
+    body = ",".join(f"{k}={v}" for k, v in knobs.items())
+    return _families().canonical_spec(f"arch:{family}" + (f",{body}" if body else ""))
+
+
 def _families() -> Any:
     try:
         from ..models import families
@@ -65,15 +71,20 @@ class Space:
     def _picks(self) -> list[str]:
         return list(self.models) + [f"family:{f}" for f in self.families]
 
-    def candidates(self) -> list[Candidate]:
-        """Every point of the space, in a fixed order."""
-        specs = list(self.models)
+    def _points(self) -> dict[str, dict[str, Any]]:
+        """Every spec of the space → the Optuna params that make it (named models first, then each family)."""
+        out: dict[str, dict[str, Any]] = {m: {MODEL_KEY: m} for m in self.models}
         for fam, knobs in self.families.items():
             names = list(knobs)
             for combo in itertools.product(*(knobs[k] for k in names)):
-                specs.append(_families().family_spec(fam, dict(zip(names, combo, strict=True))))
-        specs = list(dict.fromkeys(specs))
-        return [Candidate(s, size) for s in specs for size in self.sizes]
+                point = dict(zip(names, combo, strict=True))
+                params = {f"{fam}.{k}": v for k, v in point.items() if len(knobs[k]) > 1}
+                out.setdefault(family_spec(fam, point), {MODEL_KEY: f"family:{fam}", **params})
+        return out
+
+    def candidates(self) -> list[Candidate]:
+        """Every point of the space, in a fixed order."""
+        return [Candidate(s, size) for s in self._points() for size in self.sizes]
 
     def suggest(self, trial: optuna.Trial) -> Candidate:
         """One point: the model (a named spec or a family), then that family's knobs, then the resolution."""
@@ -83,7 +94,7 @@ class Space:
             fam = pick.removeprefix("family:")
             knobs = {k: (trial.suggest_categorical(f"{fam}.{k}", c) if len(c) > 1 else c[0])
                      for k, c in self.families[fam].items()}
-            spec = _families().family_spec(fam, knobs)
+            spec = family_spec(fam, knobs)
         else:
             spec = pick
         size = trial.suggest_categorical("image_size", self.sizes) if len(self.sizes) > 1 else self.sizes[0]
@@ -91,13 +102,7 @@ class Space:
 
     def params_of(self, cand: Candidate) -> dict[str, Any]:
         """The Optuna params that suggest() turns into `cand` (to enqueue a killed trial again)."""
-        params: dict[str, Any] = {}
-        if cand.spec in self.models:
-            params[MODEL_KEY] = cand.spec
-        else:
-            fam, knobs = _families().parse_family_spec(cand.spec)
-            params[MODEL_KEY] = f"family:{fam}"
-            params.update({f"{fam}.{k}": _choice(knobs[k]) for k, c in self.families[fam].items() if len(c) > 1})
+        params = dict(self._points()[cand.spec])
         if len(self._picks) == 1:
             params.pop(MODEL_KEY)
         if len(self.sizes) > 1:
@@ -113,21 +118,20 @@ def resolve_space(recipe: Recipe) -> Space:
         mod = _families()
         for fam, knobs in sp.families.items():
             if fam not in mod.FAMILIES:
-                raise UserError(_choices_msg(fam, mod.FAMILIES.names(), what="family") + " in search.space.families",
+                raise UserError(_choices_msg(fam, mod.FAMILIES.names(), what="family"),
                                 key=f"search.space.families.{fam}")
             known = mod.FAMILIES.get(fam).knobs
             for knob in knobs:
                 if knob not in known:
-                    raise UserError(_choices_msg(knob, list(known), what=f"knob of family {fam!r}")
-                                    + f" in search.space.families.{fam}", key=f"search.space.families.{fam}.{knob}")
+                    raise UserError(_choices_msg(knob, list(known), what=f"knob of family {fam!r}"),
+                                    key=f"search.space.families.{fam}.{knob}")
             fams[fam] = {k: list(dict.fromkeys(_choice(c) for c in v)) for k, v in knobs.items()}
             for k, choices in fams[fam].items():  # every choice alone must make a valid spec
                 for c in choices:
                     try:
-                        mod.family_spec(fam, {k: c})
+                        family_spec(fam, {k: c})
                     except UserError as e:
-                        raise UserError(f"search.space.families.{fam}.{k}: {e}",
-                                        key=f"search.space.families.{fam}.{k}") from None
+                        raise UserError(str(e), key=f"search.space.families.{fam}.{k}") from None
     sizes = list(dict.fromkeys(sp.image_size)) or [recipe.data.image_size]
     space = Space(list(dict.fromkeys(sp.models)), fams, sizes)
     if not space.models and not space.families:
