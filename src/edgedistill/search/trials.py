@@ -45,19 +45,26 @@ def flash_budget(recipe: Recipe, n_train: int) -> Flash:
 def prepare_teacher(recipe: Recipe, folder: Path, console: Console) -> str | None:
     """Train the recipe's teacher once in `folder/teacher` (or reuse it); its weights file, or None when the
     recipe gives weights or needs no teacher."""
-    from ..data import build_data
     from ..distill import SCHEMES
+
+    tc = recipe.teacher
+    if tc.weights is not None or tc.model.startswith("file:") or not SCHEMES.get(recipe.distill.scheme).needs_teacher(recipe):
+        return None
+    final = folder / "teacher" / "teacher" / "model.safetensors"
+    with flock(folder / "teacher.lock"):  # another machine or process of this search trains it: wait for it
+        if not final.exists():
+            _train_teacher(recipe, folder, console)
+    return str(final)
+
+
+def _train_teacher(recipe: Recipe, folder: Path, console: Console) -> None:
+    from ..data import build_data
     from ..engine import resolve_device
     from ..engine.checkpoint import seed_everything
     from ..models import create_model
     from ..pipeline import Context, check_recipe, get_teacher
 
     tc = recipe.teacher
-    if tc.weights is not None or tc.model.startswith("file:") or not SCHEMES.get(recipe.distill.scheme).needs_teacher(recipe):
-        return None
-    final = folder / "teacher" / "teacher" / "model.safetensors"
-    if final.exists():
-        return str(final)
     r = build_recipe(trial_base(recipe), [f"output.dir={json.dumps(str(folder))}", "output.name=teacher"])
     names = check_recipe(r)
     seed_everything(r.train.seed)
@@ -65,7 +72,6 @@ def prepare_teacher(recipe: Recipe, folder: Path, console: Console) -> str | Non
     ctx = Context(r, folder / "teacher", build_data(r.data), resolve_device(r.train.device), console, resume=True)
     console.print(f"[cyan]search[/]: training the teacher {tc.model} once, for every trial ({folder / 'teacher'})")
     get_teacher(ctx, model)
-    return str(final)
 
 
 def trial_base(recipe: Recipe) -> dict[str, Any]:
