@@ -49,16 +49,22 @@ def _stable(text: str) -> str:
 
 
 class TrialLog:
-    """One line per finished trial with an ETA over the search's trials (this process's view of the study)."""
+    """A progress bar over the search's trials on a terminal, and one line per finished trial with an ETA."""
 
     def __init__(self, console: Console, total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
         self.console, self.total, self.t0, self.seen = console, total, time.perf_counter(), 0
+        self.bar = Progress(TextColumn("[bold cyan]trials"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
+                            TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal)
+        self.task = self.bar.add_task("trials", total=total)
 
     def __call__(self, study: Any, trial: Any) -> None:
         from .study import counted
 
         self.seen += 1
         done = len(counted(study))
+        self.bar.update(self.task, completed=done)
         per = (time.perf_counter() - self.t0) / self.seen
         eta = max(0, self.total - done) * per
         a = trial.user_attrs
@@ -122,8 +128,9 @@ def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = 
                   f"sampler {cfg.sampler}")
     log = TrialLog(console, cfg.trials)
     child = ["edgedistill.search.worker", str(folder)] + (["--timeout", str(cfg.timeout)] if cfg.timeout else [])
-    run_workers(url, search.study_name, cfg.workers, folder / "logs", child=child,
-                body=lambda: work(search, 0, cfg.timeout, on_trial=log))
+    with log.bar:
+        run_workers(url, search.study_name, cfg.workers, folder / "logs", child=child,
+                    body=lambda: work(search, 0, cfg.timeout, on_trial=log))
     best = finish(search, hand, console, time.perf_counter() - t0)
     if then_run and best is not None:
         from ..pipeline import run
@@ -144,7 +151,11 @@ def finish(search: Any, hand: Candidate, console: Console, seconds: float) -> Pa
     cfg, folder = search.recipe.search, search.folder
     rows = trial_rows(study, set(), {})
     trained = [r for r in rows if r["state"] == "trained"]
-    pareto = {t.number for t in study.best_trials if t.user_attrs.get("status") == "trained"}
+    firsts: dict[str, int] = {}  # a candidate suggested again is one point of the front, not two
+    for t in sorted(study.best_trials, key=lambda t: t.number):
+        if t.user_attrs.get("status") == "trained":
+            firsts.setdefault(f"{t.user_attrs['spec']}@{t.user_attrs['image_size']}", t.number)
+    pareto = set(firsts.values())
     front = sorted((r for r in trained if r["trial"] in pareto), key=lambda r: -r["flash_top1"])
     hand_row: dict[str, Any] | None = dict(search.costs.get(hand))
     done = {f"{r['spec']}@{r['image_size']}": r for r in trained}
