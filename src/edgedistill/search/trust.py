@@ -63,16 +63,17 @@ def correlate(flash: list[float], full: list[float], seed: int = 0, rounds: int 
                 boot.append(float(fn(x[i], y[i])[0]))
         lo, hi = (np.percentile(boot, [2.5, 97.5]).tolist() if boot else [float("nan")] * 2)
         out[name] = {"value": point, "ci95": [lo, hi]}
+    few = f"; with n={n} < 5 the interval says little" if n < 5 else ""
     rho, lo = out["spearman"]["value"], out["spearman"]["ci95"][0]
     if not np.isfinite(rho):
         out["trusted"], out["verdict"] = False, "cannot be trusted: flash or full top-1 is constant over the candidates"
     elif rho >= TRUSTED_RHO and lo > 0:
         out["trusted"] = True
         out["verdict"] = (f"can be trusted on this task: Spearman {rho:.2f} ≥ {TRUSTED_RHO} and its 95% interval "
-                          f"excludes 0 (n={n})")
+                          f"excludes 0 (n={n}{few})")
     else:
         out["trusted"] = False
         why = f"Spearman {rho:.2f} < {TRUSTED_RHO}" if rho < TRUSTED_RHO else "its 95% interval includes 0"
-        out["verdict"] = (f"cannot be trusted on this task: {why} (n={n}); rank candidates by full training, or "
-                          "raise search.flash")
+        out["verdict"] = (f"cannot be trusted on this task: {why} (n={n}{few}); rank candidates by full training, "
+                          "or raise search.flash")
     return out
