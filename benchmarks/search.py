@@ -4,7 +4,7 @@
     python benchmarks/search.py --smoke          # digits, minutes: checks the script
 
 The latency budget is the measured int8 ONNX Runtime latency of cifar:resnet8 (1 thread, batch 1) on this
-machine. The space: the CIFAR ResNet family (blocks × widths) plus a few mobile nets (stem stride 1 for 32 px).
+machine, plus 5% for timing noise. The space: the CIFAR ResNet family (blocks × widths) plus a few mobile nets (stem stride 1 for 32 px).
 Then, with the full budget and --seeds seeds each: the chosen student and cifar:resnet8 (targets: ≥ 1 point more
 top-1 at no more latency, or ≤ 0.7× the latency at the same top-1); the flash-vs-full rank correlation over
 top_k + random_k candidates (target Spearman ≥ 0.8); search wall time and cost per trial for each --workers value.
@@ -100,7 +100,9 @@ def main() -> None:
     data = base_recipe(args, runs)
     r0 = build_recipe(data)
     ref = measure_candidate(Candidate("cifar:resnet8", r0.data.image_size), r0, 10, runs=200)
-    data["deploy"]["budget"] = {"latency_ms": round(ref["latency_ms"], 4)}
+    # resnet8's own latency, +5%: a second measurement of the same file varies by a few percent, and the hand-picked
+    # student must stay feasible under its own budget
+    data["deploy"]["budget"] = {"latency_ms": round(1.05 * ref["latency_ms"], 4)}
     scaling, folder = [], None
     for w in args.workers:
         data["output"]["name"] = f"search-w{w}"

@@ -135,9 +135,13 @@ def objective(trial: optuna.Trial, s: Search) -> tuple[float, ...]:
 
 
 def counted(study: optuna.Study) -> list[FrozenTrial]:
-    """Trials that count towards search.trials: all but waiting ones and those killed (rerun instead)."""
-    return [t for t in study.get_trials(deepcopy=False)
-            if t.state != TrialState.WAITING and not t.user_attrs.get("killed")]
+    """Trials that count towards search.trials: all but waiting ones, those killed (rerun instead) and the
+    infeasible ones (measured only, they cost no training; a mostly infeasible space still trains)."""
+    return [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING
+            and not t.user_attrs.get("killed") and t.user_attrs.get("status") != "infeasible"]
+
+
+MAX_TRIALS_FACTOR = 10  # all trials, infeasible included, stop at this many times search.trials
 
 
 def revive_killed(s: Search, study: optuna.Study) -> list[Candidate]:
@@ -175,7 +179,8 @@ def work(s: Search, worker: int = 0, timeout: float | None = None, on_trial: Any
             on_trial(study, trial)
         trained = {f"{t.user_attrs['spec']}@{t.user_attrs['image_size']}" for t in counted(study)
                    if t.user_attrs.get("status") == "trained"}
-        if len(counted(study)) >= total or (feasible and feasible <= trained):
+        started = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
+        if len(counted(study)) >= total or (feasible and feasible <= trained) or started >= MAX_TRIALS_FACTOR * total:
             study.stop()
 
     if len(counted(study)) >= total:
