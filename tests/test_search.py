@@ -143,9 +143,9 @@ def test_flash_budget_and_rank_correlation():
     assert (f.steps, f.epochs, f.max_train_samples, f.full_steps) == (5, 1, 160, 100)
     f = flash_budget(build_recipe({"train": {"epochs": 10, "batch_size": 32}, "search": {"flash": 0.3}}), 320)
     assert (f.steps, f.epochs, f.max_train_samples) == (30, 3, None)
-    same = correlate([1, 2, 3, 4, 5, 6], [10, 20, 30, 40, 50, 60])
+    same = correlate([1, 2, 3, 4, 5, 6], [10, 20, 30, 40, 50, 60], rounds=200)
     assert same["spearman"]["value"] == pytest.approx(1.0) and same["trusted"] and "can be trusted" in same["verdict"]
-    reversed_ = correlate([1, 2, 3, 4, 5, 6], [60, 50, 40, 30, 20, 10])
+    reversed_ = correlate([1, 2, 3, 4, 5, 6], [60, 50, 40, 30, 20, 10], rounds=200)
     assert reversed_["kendall"]["value"] == pytest.approx(-1.0) and not reversed_["trusted"]
     assert "not measured" in correlate([1, 2], [2, 1])["verdict"]
 
@@ -188,3 +188,8 @@ def test_family_space_points_round_trip_through_optuna_and_create_model(tmp_path
         assert create_model(c.spec, 10)(__import__("torch").zeros(1, 3, c.image_size, c.image_size)).shape == (1, 10)
     cost = measure_candidate(cands[2], r, 10, runs=2)
     assert cost["params"] < 30_000 and cost["latency_fp32_ms"] > 0 and cost["size_mb"] == cost["size_fp32_mb"]
+    from edgedistill.search.report import best_recipe
+
+    text = best_recipe(r, cands[2].spec, 12, None)
+    again = build_recipe(yaml.safe_load(text))
+    assert (again.student.model, again.data.image_size) == (cands[2].spec, 12) and again.output.name == "s-best"

@@ -194,7 +194,7 @@ def finish(search: Any, hand: Candidate, console: Console, seconds: float) -> Pa
         console.print(f"  Pareto: {r['spec']} @ {r['image_size']} px — flash top-1 {r['flash_top1']:.2f}, "
                       f"{r['latency_ms']:.3g} ms, {r['params']} params", highlight=False)
     if trust is not None:
-        console.print(f"proxy: the flash proxy {trust['verdict']}")
+        console.print(f"flash proxy: {trust['verdict']}")
     console.print(f"report: [bold]{md.with_suffix('.html')}[/]")
     if best_path is None:
         raise TrainingError(f"no trial trained a candidate (see {folder / 'trials.csv'} for each error)")

@@ -148,7 +148,7 @@ def write_report(folder: Path, rows: list[dict[str, Any]], recipe: Recipe, best:
                 v = trust[name]
                 lines.append(f"- {name.title()}: {v['value']:.3f} (bootstrap 95% interval {v['ci95'][0]:.3f} … "
                              f"{v['ci95'][1]:.3f}), n = {trust['n']}")
-        lines += ["", f"**The flash proxy {trust['verdict']}.**"]
+        lines += ["", f"**Flash proxy: {trust['verdict']}.**"]
     failed = [r for r in rows if r["state"] == "failed"]
     if failed:
         lines += ["", "## Failed trials", ""] + [f"- trial {r['trial']} `{r['spec']}`: {r['error']}" for r in failed]
