@@ -67,8 +67,8 @@ class SearchConfig(Section):
         "optuna-integration and botorch)")
     storage: str | None = Field(None, description="Optuna storage: a journal file path or postgresql://… shared "
                                 "by several machines (default: study.journal in the search folder)")
-    trials: int = Field(20, gt=0, description="trials that train (repeats of a candidate included; infeasible "
-                        "ones are measured only and do not count, up to 10 × this many trials in all)")
+    trials: int = Field(20, gt=0, description="trials that train a candidate (infeasible ones, measured only, "
+                        "and repeats of a trained one do not count; at most 10 × this many trials in all)")
     timeout: float | None = Field(None, gt=0, description="stop starting trials after this many seconds")
     workers: int = Field(1, ge=1, description="trial processes on this machine, sharing the storage")
     top_k: int = Field(3, ge=0, description="proxy trust: Pareto candidates re-distilled with the full budget")

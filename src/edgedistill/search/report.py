@@ -33,7 +33,7 @@ def trial_rows(study: optuna.Study, pareto: set[int], full: dict[str, float]) ->
         elif t.state == TrialState.RUNNING:
             state, err = "running", ""
         else:
-            err = ""
+            err = "repeat: its finished run reused" if t.user_attrs.get("repeat") else ""
         key = f"{t.user_attrs['spec']}@{t.user_attrs['image_size']}"
         rows.append({"trial": t.number, "spec": t.user_attrs["spec"], "image_size": t.user_attrs["image_size"],
                      "params": c.get("params"), "flops": c.get("flops"), "size_mb": c.get("size_mb"),

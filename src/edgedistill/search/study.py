@@ -120,6 +120,8 @@ def objective(trial: optuna.Trial, s: Search) -> tuple[float, ...]:
             trial.set_user_attr("status", "infeasible")
         else:
             t0 = time.perf_counter()
+            if (s.folder / "flash" / cand.slug / "metrics.json").exists():
+                trial.set_user_attr("repeat", True)  # suggested again: its finished run is reused, not retrained
             try:
                 run_dir = run_candidate(s.recipe, cand, s.teacher, s.folder / "flash", s.flash)
             except Exception as e:
@@ -135,10 +137,11 @@ def objective(trial: optuna.Trial, s: Search) -> tuple[float, ...]:
 
 
 def counted(study: optuna.Study) -> list[FrozenTrial]:
-    """Trials that count towards search.trials: all but waiting ones, those killed (rerun instead) and the
-    infeasible ones (measured only, they cost no training; a mostly infeasible space still trains)."""
+    """Trials that count towards search.trials: all but waiting ones, those killed (rerun instead), repeats of a
+    trained candidate and infeasible ones (neither costs training; a mostly infeasible space still trains)."""
     return [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING
-            and not t.user_attrs.get("killed") and t.user_attrs.get("status") != "infeasible"]
+            and not t.user_attrs.get("killed") and not t.user_attrs.get("repeat")
+            and t.user_attrs.get("status") != "infeasible"]
 
 
 MAX_TRIALS_FACTOR = 10  # all trials, infeasible included, stop at this many times search.trials
