@@ -51,10 +51,10 @@ def _stable(text: str) -> str:
 class TrialLog:
     """A progress bar over the search's trials on a terminal, and one line per finished trial with an ETA."""
 
-    def __init__(self, console: Console, total: int):
+    def __init__(self, console: Console, total: int, start: int = 0):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.console, self.total, self.t0, self.seen = console, total, time.perf_counter(), 0
+        self.console, self.total, self.t0, self.start = console, total, time.perf_counter(), start
         self.bar = Progress(TextColumn("[bold cyan]trials"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
                             TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal)
         self.task = self.bar.add_task("trials", total=total)
@@ -62,10 +62,9 @@ class TrialLog:
     def __call__(self, study: Any, trial: Any) -> None:
         from .study import counted
 
-        self.seen += 1
         done = len(counted(study))
         self.bar.update(self.task, completed=done)
-        per = (time.perf_counter() - self.t0) / self.seen
+        per = (time.perf_counter() - self.t0) / max(1, done - self.start)  # per counted trial of this session
         eta = max(0, self.total - done) * per
         a = trial.user_attrs
         what = a.get("status", trial.state.name.lower())
@@ -98,7 +97,7 @@ def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = 
     from ..jobs.runs import open_storage, run_workers
     from ..pipeline import check_recipe
     from .space import resolve_space
-    from .study import Search, make_sampler, open_search_study, revive_killed, work
+    from .study import Search, counted, make_sampler, open_search_study, revive_killed, work
     from .trials import flash_budget, prepare_teacher
 
     console = console or Console()
@@ -126,7 +125,7 @@ def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = 
     console.print(f"search folder: [bold]{folder}[/] — {len(space.candidates())} candidates, {cfg.trials} trials, "
                   f"flash {flash.steps} steps each ({flash.full_steps} in full), {cfg.workers} worker(s), "
                   f"sampler {cfg.sampler}")
-    log = TrialLog(console, cfg.trials)
+    log = TrialLog(console, cfg.trials, start=len(counted(study)))
     child = ["edgedistill.search.worker", str(folder)] + (["--timeout", str(cfg.timeout)] if cfg.timeout else [])
     with log.bar:
         run_workers(url, search.study_name, cfg.workers, folder / "logs", child=child,
