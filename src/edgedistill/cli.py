@@ -143,6 +143,26 @@ def compare_cmd(
                 resume=resume, console=console)
 
 
+@app.command("search")
+def search_cmd(
+    recipe: Annotated[Path, typer.Argument(help="recipe YAML file with a search: section")],
+    overrides: Overrides = None,
+    trials: Annotated[int | None, typer.Option(help="trials of the study in all (search.trials)")] = None,
+    timeout: Annotated[float | None, typer.Option(help="stop starting trials after S seconds (search.timeout)")] = None,
+    workers: Annotated[int | None, typer.Option(help="trial processes on this machine (search.workers)")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage shared by several machines, e.g. "
+                                                "postgresql://user@host/db (search.storage)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the latest search of this recipe: finished "
+                                         "trials are kept, killed ones rerun")] = False,
+    then_run: Annotated[bool, typer.Option("--then-run", help="then run best.yaml with its compress stages")] = False,
+) -> None:
+    """Hardware-aware student search: cost measured first, flash distillation, a multi-objective Optuna study."""
+    from .search.command import run_search
+
+    run_search(recipe, overrides or [], trials=trials, timeout=timeout, workers=workers, storage=storage,
+               resume=resume, then_run=then_run, console=console)
+
+
 @app.command()
 def audit(
     run_dir: Annotated[Path, typer.Argument(help="a run folder with a teacher and a distilled student")],

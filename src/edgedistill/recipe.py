@@ -14,9 +14,10 @@ from .errors import UserError, shorten
 from .recipe_base import Section, TermConfig, _choices_msg, describe_section
 from .recipe_compare import CompareConfig
 from .recipe_compress import STAGE_TYPES, BudgetConfig, CompressConfig, DeployConfig, StageConfig  # noqa: F401
-from .recipe_models import ModelConfig, StudentConfig, TeacherConfig, TeachersConfig
-from .recipe_track import TrackConfig
 from .recipe_explain import ExplainConfig
+from .recipe_models import ModelConfig, StudentConfig, TeacherConfig, TeachersConfig
+from .recipe_search import SearchConfig
+from .recipe_track import TrackConfig
 from .writable import folder_problem
 
 
@@ -228,6 +229,7 @@ class Recipe(Section):
     compare: CompareConfig = Field(default_factory=CompareConfig)
     track: TrackConfig = Field(default_factory=TrackConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
     @model_validator(mode="after")
     def _cache_matches_data_path(self) -> Recipe:

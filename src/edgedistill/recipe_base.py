@@ -24,6 +24,23 @@ def _choices_msg(value: str, allowed: list[str], what: str = "value") -> str:
     return f"unknown {what} {shorten(repr(value))}{hint} (allowed: {', '.join(allowed)})"
 
 
+def check_model_spec(v: str) -> str:
+    """A model spec's source exists and, for a source with a grammar (arch:), its rest parses; else ValueError."""
+    from .errors import UserError
+    from .models import MODEL_SOURCES
+
+    prefix, sep, rest = v.partition(":")
+    if not sep or not rest:
+        raise ValueError(f"expected SOURCE:NAME with SOURCE one of {', '.join(MODEL_SOURCES.names())}")
+    if prefix not in MODEL_SOURCES:
+        raise ValueError(_choices_msg(prefix, MODEL_SOURCES.names(), what="model source"))
+    try:  # a source with a grammar (arch:) checks it here, before any work
+        getattr(MODEL_SOURCES.get(prefix), "validate", lambda _: None)(rest)
+    except UserError as e:
+        raise ValueError(str(e)) from None
+    return v
+
+
 class TermConfig(BaseModel):
     """One weighted loss term; its own parameters are checked by the method's schema."""
 

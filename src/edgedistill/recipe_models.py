@@ -7,8 +7,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from . import recipe_yaml
-from .errors import UserError, shorten
-from .recipe_base import Section, _choices_msg
+from .errors import shorten
+from .recipe_base import Section, check_model_spec
 
 DEFAULT_PROMPTS = ["a photo of a {}."]
 ENSEMBLE_RULES = ("mean", "confidence", "class_weights", "per_term")
@@ -22,18 +22,7 @@ class ModelConfig(Section):
     @field_validator("model")
     @classmethod
     def _has_prefix(cls, v: str) -> str:
-        from .models import MODEL_SOURCES
-
-        prefix, sep, rest = v.partition(":")
-        if not sep or not rest:
-            raise ValueError(f"expected SOURCE:NAME with SOURCE one of {', '.join(MODEL_SOURCES.names())}")
-        if prefix not in MODEL_SOURCES:
-            raise ValueError(_choices_msg(prefix, MODEL_SOURCES.names(), what="model source"))
-        try:  # a source with a grammar (arch:) checks it here, before any work
-            getattr(MODEL_SOURCES.get(prefix), "validate", lambda _: None)(rest)
-        except UserError as e:
-            raise ValueError(str(e)) from None
-        return v
+        return check_model_spec(v)
 
     @field_validator("weights")
     @classmethod

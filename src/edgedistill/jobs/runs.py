@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,21 +161,29 @@ def work(study: optuna.Study, say: Any = print) -> None:
         study.optimize(lambda t: _objective(t, say), callbacks=[drained], gc_after_trial=True)
 
 
-def run_workers(url: str, study_name: str, workers: int, log_dir: Path, say: Any = print) -> None:
-    """This process and workers-1 child processes (`python -m edgedistill.jobs.worker`) work the study."""
+def run_workers(url: str, study_name: str, workers: int, log_dir: Path, say: Any = print, *,
+                child: list[str] | None = None, body: Callable[[], None] | None = None) -> None:
+    """This process and workers-1 child processes (`python -m edgedistill.jobs.worker`) work the study.
+
+    `child` (argv after `python -m`) and `body` (this process's share) replace the run-queue worker: the
+    search's sampler-driven trials share the same process management."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     children = []
     log_dir.mkdir(parents=True, exist_ok=True)
     for i in range(1, workers):
         log = open(log_dir / f"worker-{i}.log", "a")  # noqa: SIM115 (open for the child's life, closed below)
-        cmd = [sys.executable, "-m", "edgedistill.jobs.worker", url, study_name, "--threads", str(threads)]
+        argv = child if child is not None else ["edgedistill.jobs.worker", url, study_name]
+        cmd = [sys.executable, "-m", *argv, "--threads", str(threads)]
         children.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
     try:
         if workers > 1:
             import torch
 
             torch.set_num_threads(threads)
-        work(open_study(url, study_name), say)
+        if body is not None:
+            body()
+        else:
+            work(open_study(url, study_name), say)
     except BaseException:
         for p, _ in children:
             p.terminate()

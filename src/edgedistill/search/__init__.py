@@ -1,0 +1,1 @@
+"""Hardware-aware student search: spaces, cost-first measurement, flash distillation, the Optuna study, proxy trust."""

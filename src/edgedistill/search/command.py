@@ -1,0 +1,203 @@
+"""`edgedistill search`: check the space, measure every candidate, train the teacher once, run the study,
+measure proxy trust, write the folder; `--then-run` runs the chosen recipe with its compress stages."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ..atomic import atomic_write_text
+from ..errors import TrainingError, UserError
+from ..recipe import Recipe, load_recipe
+from .space import Candidate
+
+
+def _resolve(recipe_file: Path, overrides: list[str], opts: dict[str, Any]) -> Recipe:
+    extra = [f"search.{k}={json.dumps(v)}" for k, v in opts.items() if v is not None]
+    return load_recipe(recipe_file, overrides + extra)
+
+
+def _folder(recipe: Recipe, resume: bool) -> Path:
+    """The search folder; on --resume the latest one, refused when its recipe changed."""
+    from ..resume import make_run_dir
+
+    folder = make_run_dir(recipe, resume)
+    saved = folder / "recipe.yaml"
+    text = recipe.to_yaml()
+    if resume and saved.exists() and _stable(saved.read_text()) != _stable(text):
+        raise UserError(f"the recipe differs from the one this search started with ({saved}); allowed: the same "
+                        "recipe with --resume (--trials/--timeout/--workers may change), or a new search without "
+                        "--resume", key="search")
+    atomic_write_text(saved, text)
+    return folder
+
+
+def _stable(text: str) -> str:
+    """Recipe text without what a resumed search may change (trials, timeout, workers, storage)."""
+    import yaml
+
+    data = yaml.safe_load(text)
+    for k in ("trials", "timeout", "workers", "storage"):
+        data.get("search", {}).pop(k, None)
+    data.get("train", {}).pop("resume", None)
+    return json.dumps(data, sort_keys=True)
+
+
+class TrialLog:
+    """A progress bar over the search's trials on a terminal, and one line per finished trial with an ETA."""
+
+    def __init__(self, console: Console, total: int, start: int = 0):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.console, self.total, self.t0, self.start = console, total, time.perf_counter(), start
+        self.bar = Progress(TextColumn("[bold cyan]trials"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
+                            TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal)
+        self.task = self.bar.add_task("trials", total=total)
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        from .study import counted
+
+        done = len(counted(study))
+        self.bar.update(self.task, completed=done)
+        per = (time.perf_counter() - self.t0) / max(1, done - self.start)  # per counted trial of this session
+        eta = max(0, self.total - done) * per
+        a = trial.user_attrs
+        what = a.get("status", trial.state.name.lower())
+        fig = (f"flash top-1 {a['flash_top1']:.2f}, " if "flash_top1" in a else "") + \
+            (f"{a['cost']['latency_ms']:.3g} ms" if "cost" in a else "")
+        err = f" — {a['error']}" if a.get("error") else ""
+        self.console.print(f"  trial {done}/{self.total} ({what}) {a.get('spec')} @ {a.get('image_size')} px: {fig}"
+                           f"{err}  [dim]ETA {eta / 60:.1f} min[/]", highlight=False)
+
+
+def measure_all(search: Any, hand: Candidate, console: Console) -> dict[str, dict[str, Any]]:
+    """Every candidate's cost (cached), then the feasibility check: exit 2 when nothing fits the budget."""
+    from .cost import check_feasible
+
+    cands = search.space.candidates()
+    console.print(f"measuring {len(cands)} candidate(s) with ONNX Runtime (deploy.threads={search.recipe.deploy.threads}, "
+                  f"deploy.batch_size={search.recipe.deploy.batch_size}) …")
+    costs = {c.key: search.costs.get(c) for c in cands}
+    search.costs.get(hand)
+    feasible = check_feasible(costs, search.recipe)
+    console.print(f"  {len(feasible)} of {len(cands)} within deploy.budget")
+    return costs
+
+
+def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = None, timeout: float | None = None,
+               workers: int | None = None, storage: str | None = None, resume: bool = False, then_run: bool = False,
+               console: Console | None = None) -> Path:
+    """Run (or resume) a search; returns its folder."""
+    from ..data import build_data
+    from ..jobs.runs import open_storage, run_workers
+    from ..pipeline import check_recipe
+    from .space import resolve_space
+    from .study import Search, counted, make_sampler, open_search_study, revive_killed, work
+    from .trials import flash_budget, prepare_teacher
+
+    console = console or Console()
+    t0 = time.perf_counter()
+    recipe = _resolve(recipe_file, overrides, {"trials": trials, "timeout": timeout, "workers": workers,
+                                               "storage": storage})
+    space = resolve_space(recipe)
+    make_sampler(recipe, False)  # botorch without its packages: exit 2 now
+    class_names = check_recipe(recipe)
+    if recipe.search.storage:
+        open_storage(recipe.search.storage, key="search.storage")
+    data = build_data(recipe.data)
+    folder = _folder(recipe, resume)
+    flash = flash_budget(recipe, len(data.train))
+    url = recipe.search.storage or str(folder / "study.journal")
+    search = Search(folder, recipe, space, url, f"search-{folder.name}", None, flash, len(class_names))
+    hand = Candidate(recipe.student.model, recipe.data.image_size)
+    measure_all(search, hand, console)
+    search.teacher = prepare_teacher(recipe, folder, console)
+    search.save()
+    cfg = search.recipe.search
+    study = open_search_study(search)
+    for c in revive_killed(search, study):
+        console.print(f"  trial of {c.key} was killed: enqueued again (its run folder resumes)")
+    console.print(f"search folder: [bold]{folder}[/] — {len(space.candidates())} candidates, {cfg.trials} trials, "
+                  f"flash {flash.steps} steps each ({flash.full_steps} in full), {cfg.workers} worker(s), "
+                  f"sampler {cfg.sampler}")
+    log = TrialLog(console, cfg.trials, start=len(counted(study)))
+    child = ["edgedistill.search.worker", str(folder)] + (["--timeout", str(cfg.timeout)] if cfg.timeout else [])
+    with log.bar:
+        run_workers(url, search.study_name, cfg.workers, folder / "logs", child=child,
+                    body=lambda: work(search, 0, cfg.timeout, on_trial=log))
+    best = finish(search, hand, console, time.perf_counter() - t0)
+    if then_run and best is not None:
+        from ..pipeline import run
+
+        console.print(f"\n[bold]--then-run[/]: edgedistill run {best}")
+        run(load_recipe(best), console)
+    return folder
+
+
+def finish(search: Any, hand: Candidate, console: Console, seconds: float) -> Path | None:
+    """Pareto front, hand-picked reference, proxy trust, and every output file; returns best.yaml."""
+    from .report import best_recipe, pareto_chart, trial_rows, write_csv, write_report
+    from .study import open_search_study
+    from .trials import run_candidate
+    from .trust import correlate, pick, run_full
+
+    study = open_search_study(search)
+    cfg, folder = search.recipe.search, search.folder
+    rows = trial_rows(study, set(), {})
+    trained = [r for r in rows if r["state"] == "trained"]
+    firsts: dict[str, int] = {}  # a candidate suggested again is one point of the front, not two
+    for t in sorted(study.best_trials, key=lambda t: t.number):
+        if t.user_attrs.get("status") == "trained":
+            firsts.setdefault(f"{t.user_attrs['spec']}@{t.user_attrs['image_size']}", t.number)
+    pareto = set(firsts.values())
+    front = sorted((r for r in trained if r["trial"] in pareto), key=lambda r: -r["flash_top1"])
+    hand_row: dict[str, Any] | None = dict(search.costs.get(hand))
+    done = {f"{r['spec']}@{r['image_size']}": r for r in trained}
+    try:
+        run_dir = run_candidate(search.recipe, hand, search.teacher, folder / "flash", search.flash)
+        from ..jobs.runs import metric_of
+
+        hand_row["flash_top1"] = done[hand.key]["flash_top1"] if hand.key in done else metric_of(run_dir, "top1")
+    except Exception as e:  # noqa: BLE001 — the reference point is optional; the search result stands
+        console.print(f"[yellow]hand-picked student {hand.spec}: flash run failed ({e})[/]")
+    full: dict[str, float] = {}
+    trust = None
+    if (cfg.top_k or cfg.random_k) and trained:
+        uniq = list(dict.fromkeys(Candidate(r["spec"], r["image_size"]) for r in trained))
+        chosen = pick([Candidate(r["spec"], r["image_size"]) for r in front], uniq, cfg.top_k, cfg.random_k, cfg.seed)
+        console.print(f"proxy trust: {len(chosen)} candidate(s) distilled with the full budget …")
+        full = run_full(search, chosen, cfg.workers, lambda m: console.print(f"  {m}", highlight=False))
+        keys = [c.key for c in chosen if c.key in full]
+        trust = correlate([done[k]["flash_top1"] for k in keys], [full[k] for k in keys], seed=cfg.seed)
+        trust["candidates"] = [{"key": k, "flash_top1": done[k]["flash_top1"], "full_top1": full[k]} for k in keys]
+        atomic_write_text(folder / "trust.json", json.dumps(trust, indent=2))
+    rows = trial_rows(study, pareto, full)
+    front = sorted((r for r in rows if r["pareto"] and r["state"] == "trained"), key=lambda r: -r["flash_top1"])
+    best = max(front, key=lambda r: (r["full_top1"] is not None, r["full_top1"] or 0, r["flash_top1"]), default=None)
+    write_csv(folder / "trials.csv", rows)
+    pareto_chart(folder / "pareto.png", rows, search.recipe, hand_row)
+    best_path = None
+    if best is not None:
+        best_path = folder / "best.yaml"
+        atomic_write_text(best_path, best_recipe(search.recipe, best["spec"], int(best["image_size"]),
+                                                        search.teacher))
+    md = write_report(folder, rows, search.recipe, best, hand_row, trust, search.flash, seconds)
+    states = {s: sum(r["state"] == s for r in rows) for s in ("trained", "infeasible", "failed", "killed")}
+    console.print(f"\n{len(rows)} trials: " + ", ".join(f"{v} {k}" for k, v in states.items() if v))
+    for r in front:
+        console.print(f"  Pareto: {r['spec']} @ {r['image_size']} px — flash top-1 {r['flash_top1']:.2f}, "
+                      f"{r['latency_ms']:.3g} ms, {r['params']} params", highlight=False)
+    if trust is not None:
+        console.print(f"flash proxy: {trust['verdict']}")
+    console.print(f"report: [bold]{md.with_suffix('.html')}[/]")
+    if best_path is None:
+        raise TrainingError(f"no trial trained a candidate (see {folder / 'trials.csv'} for each error)")
+    console.print(f"best: [bold]{best_path}[/] ({best['spec']} @ {best['image_size']} px); run it with "
+                  f"`edgedistill run {best_path}`")
+    sys.stdout.flush()
+    return best_path

@@ -1,0 +1,195 @@
+"""edgedistill search: cost first (infeasible never trained), flash trials through the pipeline, failures
+recorded, resume after a kill, best.yaml an ordinary recipe; bad input exits 2 naming the key."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import cli, kill_once_written
+
+from edgedistill.errors import UserError
+from edgedistill.recipe import build_recipe, load_recipe
+
+
+def recipe(tmp_path, **search):
+    return {
+        "data": {"source": "digits", "image_size": 16, "augment": "none", "hflip": False, "workers": 0,
+                 "max_train_samples": 256, "max_val_samples": 96},
+        "teacher": {"model": "cifar:resnet14", "epochs": 1},
+        "student": {"model": "cifar:resnet8"},
+        "distill": {"terms": [{"name": "kd", "weight": 1.0, "T": 4.0}]},
+        "train": {"epochs": 2, "batch_size": 32, "lr": 0.05},
+        "eval": {"baseline": False, "latency_runs": 2, "warmup_runs": 1},
+        "output": {"dir": str(tmp_path / "runs"), "name": "s"},
+        "search": {"space": {"models": ["cifar:resnet8", "cifar:resnet14"]}, "trials": 3, "flash": 0.5,
+                   "min_steps": 2, "top_k": 1, "random_k": 1, "latency_runs": 3, **search},
+    }
+
+
+def write(tmp_path, **kw):
+    data = recipe(tmp_path, **kw.pop("search", {}))
+    for section, over in kw.items():
+        data[section] = {**data.get(section, {}), **over}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def rows(folder):
+    with open(folder / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_search_end_to_end_writes_table_chart_and_a_runnable_best_yaml(tmp_path, capsys):
+    code, out, err = cli(capsys, "search", write(tmp_path, deploy={"budget": {"params": 150_000}}))
+    assert code == 0, out + err
+    folder = tmp_path / "runs" / "s"
+    table = rows(folder)
+    costs = json.loads((folder / "costs.json").read_text())["costs"]
+    assert costs["cifar:resnet14@16"]["params"] > 150_000 > costs["cifar:resnet8@16"]["params"]  # all measured first
+    over = [r for r in table if r["spec"] == "cifar:resnet14"]  # if the sampler tried it: recorded, not trained
+    assert all(r["state"] == "infeasible" and r["flash_top1"] == "" and int(r["params"]) > 150_000 for r in over)
+    assert not any(p.name.startswith("cifar-resnet14") for p in (folder / "flash").iterdir() if p.is_dir())
+    ok = next(r for r in table if r["spec"] == "cifar:resnet8")
+    assert ok["state"] == "trained" and 0 <= float(ok["flash_top1"]) <= 100 and float(ok["latency_fp32_ms"]) > 0
+    assert ok["pareto"] == "True"
+    assert (folder / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Proxy trust" in (folder / "report.md").read_text() and (folder / "report.html").exists()
+    flash_recipe = load_recipe(next((folder / "flash").glob("cifar-resnet8-*.yaml")))
+    assert flash_recipe.distill.teacher_cache and flash_recipe.teacher.weights is not None  # one teacher, cached
+    assert len(list((folder / "teachers").glob("*/model.safetensors"))) == 1
+    best = load_recipe(folder / "best.yaml")
+    assert best.student.model == "cifar:resnet8" and best.teacher.weights == flash_recipe.teacher.weights
+    code, out, err = cli(capsys, "run", folder / "best.yaml", "train.epochs=1", f"output.dir={tmp_path / 'b'}")
+    assert code == 0, out + err
+    m = json.loads(next((tmp_path / "b").glob("*/metrics.json")).read_text())
+    assert m["models"]["student"]["model"] == "cifar:resnet8"
+
+
+def test_no_feasible_candidate_exits_2_naming_the_smallest(tmp_path, capsys):
+    code, out, err = cli(capsys, "search", write(tmp_path, deploy={"budget": {"params": 1000}}))
+    assert code == 2, out + err
+    assert "cifar:resnet8" in err and "params" in err and "deploy.budget" in err
+    assert not (tmp_path / "runs" / "s" / "flash").exists()  # stopped after measuring: nothing trained
+
+
+@pytest.mark.slow
+def test_crashing_trial_is_recorded_failed_and_the_study_goes_on(tmp_path, capsys, monkeypatch):
+    from edgedistill.search import study
+
+    real = study.run_candidate
+
+    def crash_on_resnet14(recipe, cand, *a, **kw):
+        if cand.spec == "cifar:resnet14":
+            raise RuntimeError("boom in resnet14")
+        return real(recipe, cand, *a, **kw)
+
+    monkeypatch.setattr(study, "run_candidate", crash_on_resnet14)
+    code, out, err = cli(capsys, "search", write(tmp_path, search={"trials": 4, "top_k": 0, "random_k": 0,
+                                                                   "sampler": "random"}))
+    assert code == 0, out + err
+    table = rows(tmp_path / "runs" / "s")
+    failed = [r for r in table if r["state"] == "failed"]
+    assert failed and all("boom in resnet14" in r["error"] for r in failed)
+    assert any(r["state"] == "trained" and r["spec"] == "cifar:resnet8" for r in table)
+    assert "boom in resnet14" in (tmp_path / "runs" / "s" / "report.md").read_text()
+
+
+@pytest.mark.parametrize(("over", "key"), [
+    ({"search": {"space": {"models": []}}}, "search.space"),
+    ({"search": {"sampler": "anneal"}}, "search.sampler"),
+    ({"search": {"storage": "nosuchdb://x/y"}}, "search.storage"),
+    ({"search": {"space": {"models": ["nosource:net"]}}}, "search.space.models"),
+])
+def test_bad_input_exits_2_naming_the_key(tmp_path, capsys, over, key):
+    code, out, err = cli(capsys, "search", write(tmp_path, **over))
+    assert code == 2 and key in err and "Traceback" not in err, out + err
+    assert not (tmp_path / "runs" / "s").exists()
+
+
+def test_unknown_family_or_knob_is_refused(tmp_path):
+    from edgedistill.search.space import resolve_space
+
+    with pytest.raises(UserError) as e:
+        resolve_space(build_recipe(recipe(tmp_path, space={"families": {"nosuchfamily": {"width": [1.0]}}})))
+    assert e.value.key.startswith("search.space.families")
+
+
+def test_botorch_without_its_packages_exits_2():
+    pytest.importorskip("optuna")
+    try:
+        import botorch  # noqa: F401
+        import optuna_integration  # noqa: F401
+        pytest.skip("botorch is installed here")
+    except ImportError:
+        pass
+    from edgedistill.search.study import make_sampler
+
+    with pytest.raises(UserError, match="optuna-integration") as e:
+        make_sampler(build_recipe({"search": {"sampler": "botorch"}}), False)
+    assert e.value.key == "search.sampler"
+
+
+def test_flash_budget_and_rank_correlation():
+    from edgedistill.search.trials import flash_budget
+    from edgedistill.search.trust import correlate
+
+    r = build_recipe({"train": {"epochs": 10, "batch_size": 32}, "search": {"flash": 0.05, "min_steps": 3}})
+    f = flash_budget(r, 320)  # 10 steps per epoch, 100 in full, 5% = 5 steps: under one epoch
+    assert (f.steps, f.epochs, f.max_train_samples, f.full_steps) == (5, 1, 160, 100)
+    f = flash_budget(build_recipe({"train": {"epochs": 10, "batch_size": 32}, "search": {"flash": 0.3}}), 320)
+    assert (f.steps, f.epochs, f.max_train_samples) == (30, 3, None)
+    same = correlate([1, 2, 3, 4, 5, 6], [10, 20, 30, 40, 50, 60], rounds=200)
+    assert same["spearman"]["value"] == pytest.approx(1.0) and same["trusted"] and "can be trusted" in same["verdict"]
+    reversed_ = correlate([1, 2, 3, 4, 5, 6], [60, 50, 40, 30, 20, 10], rounds=200)
+    assert reversed_["kendall"]["value"] == pytest.approx(-1.0) and not reversed_["trusted"]
+    assert "not measured" in correlate([1, 2], [2, 1])["verdict"]
+
+
+@pytest.mark.slow
+def test_killed_search_resumes_keeping_finished_trials(tmp_path):
+    path = write(tmp_path, search={"trials": 3, "top_k": 0, "random_k": 0, "sampler": "random"})
+    cmd = [sys.executable, "-m", "edgedistill", "search", str(path)]
+    folder = tmp_path / "runs" / "s"
+    kill_once_written(cmd, folder / "teacher-cache", "search", timeout=300)  # first flash trial started
+    assert not (folder / "trials.csv").exists()
+    res = subprocess.run(cmd + ["--resume"], check=False, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    table = rows(folder)
+    killed = [r for r in table if r["state"] == "killed"]
+    assert len(killed) == 1 and "enqueued again" in killed[0]["error"]
+    assert any(r["state"] == "trained" and r["spec"] == killed[0]["spec"] for r in table)  # rerun, not lost
+    assert sorted(p.name for p in (folder.parent).iterdir()) == ["s"]  # resumed in place, no s-2
+    assert len(list((folder / "teachers").glob("*/model.safetensors"))) == 1
+
+
+def test_family_space_points_round_trip_through_optuna_and_create_model(tmp_path):
+    import optuna
+
+    from edgedistill.models import create_model
+    from edgedistill.search.cost import measure_candidate
+    from edgedistill.search.space import resolve_space
+
+    r = build_recipe(recipe(tmp_path, space={
+        "models": ["cifar:resnet8"], "image_size": [16, 12],
+        "families": {"cifar_resnet": {"blocks": ["1-1-1", [2, 1, 1]], "widths": ["8-8-16-32"]}}}))
+    space = resolve_space(r)
+    cands = space.candidates()
+    assert len(cands) == 3 * 2 and cands[2].spec == "arch:cifar_resnet,blocks=1-1-1,widths=8-8-16-32"
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for c in cands:
+        study.enqueue_trial(space.params_of(c))
+    assert [space.suggest(study.ask()) for _ in cands] == cands  # params ↔ candidate, both ways
+    for c in cands[::2]:
+        assert create_model(c.spec, 10)(__import__("torch").zeros(1, 3, c.image_size, c.image_size)).shape == (1, 10)
+    cost = measure_candidate(cands[2], r, 10, runs=2)
+    assert cost["params"] < 30_000 and cost["latency_fp32_ms"] > 0 and cost["size_mb"] == cost["size_fp32_mb"]
+    from edgedistill.search.report import best_recipe
+
+    text = best_recipe(r, cands[2].spec, 12, None)
+    again = build_recipe(yaml.safe_load(text))
+    assert (again.student.model, again.data.image_size) == (cands[2].spec, 12) and again.output.name == "s-best"
