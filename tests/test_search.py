@@ -193,3 +193,33 @@ def test_family_space_points_round_trip_through_optuna_and_create_model(tmp_path
     text = best_recipe(r, cands[2].spec, 12, None)
     again = build_recipe(yaml.safe_load(text))
     assert (again.student.model, again.data.image_size) == (cands[2].spec, 12) and again.output.name == "s-best"
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_postgresql_study_without_losing_or_repeating_a_trial(tmp_path, postgres_url):
+    """A real PostgreSQL server (what several machines would share): two processes run the study; every trial
+    ends in a final state once, and no candidate is trained twice."""
+    import optuna
+    from optuna.trial import TrialState
+
+    db = f"{postgres_url.rsplit('/', 1)[0]}/search_{tmp_path.name[-8:].replace('-', '_')}"
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # a database of its own per test
+        conn.execute(f"CREATE DATABASE {db.rsplit('/', 1)[1]}")
+    path = write(tmp_path, search={"trials": 3, "top_k": 0, "random_k": 0, "sampler": "random",
+                                   "space": {"models": ["cifar:resnet8", "cifar:resnet14", "cifar:resnet20"]}})
+    res = subprocess.run([sys.executable, "-m", "edgedistill", "search", str(path), "--storage", db, "--workers", "2"],
+                         check=False, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout + res.stderr
+    folder = tmp_path / "runs" / "s"
+    assert not (folder / "study.journal").exists() and (folder / "logs" / "worker-1.log").exists()
+    study = optuna.load_study(study_name="search-s", storage=db)
+    trials = study.get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]  # none lost
+    assert len({t.number for t in trials}) == len(trials)
+    table = rows(folder)
+    assert {r["spec"] for r in table if r["state"] == "trained"} and not [r for r in table if r["state"] == "failed"]
+    runs = sorted(p.name for p in (folder / "flash").iterdir() if p.is_dir())
+    assert runs and not [n for n in runs if n.rsplit("-", 1)[-1].isdigit() and n.rsplit("-", 1)[0] in runs]  # no x-2
+    assert all((folder / "flash" / n / "metrics.json").exists() for n in runs)  # every started run finished
