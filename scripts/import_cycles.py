@@ -4,7 +4,7 @@
 
 Every `import`/`from … import` is counted, lazy ones inside functions included; only imports under
 `if TYPE_CHECKING:` are skipped (they never run). Parts are the first name under edgedistill
-(`data`, `distill`, `recipe`, …); `recipe_*.py` modules count as part of `recipe`. Hand-written
+(`data`, `distill`, `recipe`, …). Hand-written
 (a stdlib AST walk and Tarjan's strongly connected components) because the import linters that exist
 (import-linter, pydeps) do not count imports inside functions.
 """

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..evaluate.predictions import load_predictions
-from ..recipe_compare import METRICS
+from ..recipe.compare import METRICS
 from . import stats
 from .plan import Plan
 

@@ -11,7 +11,7 @@ import yaml
 
 from ..errors import UserError
 from ..recipe import Recipe, build_recipe
-from ..recipe_compare import CompareConfig
+from ..recipe.compare import CompareConfig
 
 # Keys an arm may not set: compare owns them, or they change the images every arm is tested on.
 _MANAGED = ("output.", "train.seed", "train.resume", "compare.", "eval.split")

@@ -55,7 +55,7 @@ def check_stages(recipe: Any, model: nn.Module) -> None:
     and is checked when it runs. Later prune stages act on an already pruned model; checked when they run.
     """
     from ..deploy.profile import count_flops, count_params
-    from ..recipe_compress import TARGETS
+    from ..recipe.compress import TARGETS
     from .iterative import final_target, step_kwargs
     from .prune import prune_structured
 

@@ -17,7 +17,7 @@ import optuna
 
 from ..errors import UserError
 from ..recipe import Recipe
-from ..recipe_base import _choices_msg
+from ..recipe.base import _choices_msg
 
 MODEL_KEY = "model"  # the knob holding a named model, or "family:NAME"
 

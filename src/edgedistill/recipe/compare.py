@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .recipe_base import Section, _choices_msg
+from .base import Section, _choices_msg
 
 # Metrics a comparison can test, and whether higher is better (the verdict's direction depends on it).
 METRICS: dict[str, bool] = {

@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from .recipe_base import Section, TermConfig
+from .base import Section, TermConfig
 
 TEACHER = Literal["unpruned", "teacher", "none"]
 TARGETS = ("ratio", "flops_ratio", "target_params", "target_flops")

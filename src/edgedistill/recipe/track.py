@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .recipe_base import Section
+from .base import Section
 
 
 class TrackConfig(Section):

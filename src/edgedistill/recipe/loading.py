@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .errors import UserError, shorten
+from ..errors import UserError, shorten
 
 MAX_NODES = 100_000  # values in the document once every alias is expanded; a full recipe has a few hundred
 MAX_BYTES = 1_000_000  # a recipe file is a few kB

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .recipe_base import Section, check_model_spec
+from .base import Section, check_model_spec
 
 # Objectives a search can optimise: flash top-1 is maximised, every cost figure is minimised.
 OBJECTIVES = ("top1", "latency_ms", "size_mb", "params", "flops")

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .errors import shorten
+from ..errors import shorten
 
 
 class Section(BaseModel):
@@ -26,8 +26,8 @@ def _choices_msg(value: str, allowed: list[str], what: str = "value") -> str:
 
 def check_model_spec(v: str) -> str:
     """A model spec's source exists and, for a source with a grammar (arch:), its rest parses; else ValueError."""
-    from .errors import UserError
-    from .models import MODEL_SOURCES
+    from ..errors import UserError
+    from ..models import MODEL_SOURCES
 
     prefix, sep, rest = v.partition(":")
     if not sep or not rest:
@@ -59,7 +59,7 @@ class TermConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_params(self) -> TermConfig:
-        from .distill import METHODS
+        from ..distill import METHODS
 
         if self.name not in METHODS:
             raise ValueError(_choices_msg(self.name, METHODS.names(), what="method"))

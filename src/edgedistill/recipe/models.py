@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from . import recipe_yaml
-from .errors import shorten
-from .recipe_base import Section, check_model_spec
+from . import loading as recipe_yaml
+from ..errors import shorten
+from .base import Section, check_model_spec
 
 DEFAULT_PROMPTS = ["a photo of a {}."]
 ENSEMBLE_RULES = ("mean", "confidence", "class_weights", "per_term")
