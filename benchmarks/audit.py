@@ -2,6 +2,11 @@
 
     python benchmarks/audit.py --root ../shared/data/cifar10-subset --threads 1     # ~1 h on 2 CPU cores
     python benchmarks/audit.py --smoke                                               # digits, seconds: checks the script
+    python benchmarks/audit.py --from-compare runs/bench-compare/methods --seeds 0 1 2  # audit only, over seeds
+
+--from-compare DIR audits the runs of `benchmarks/compare.py` instead of training: for each seed, the kd arm's
+student against the shared teacher with the alone arm of the same seed as the baseline (`audit --alone`), and
+writes OUT/audit_seeds.{json,md}: every fidelity figure per seed and its mean ± std over seeds.
 
 One run of recipes/cifar10-edge.yaml without its compression chain: a ResNet-8 distilled with KD from a given
 trained ResNet-56 teacher (--teacher-weights, by default the edge benchmark's seed-0 teacher), plus the same
@@ -85,6 +90,56 @@ def markdown(audit: dict[str, Any], explain: dict[str, Any], args: argparse.Name
     return "\n".join(lines)
 
 
+FIGURES = {  # name → how to read it from one audit, per student
+    "top-1 (%)": lambda a, s: a["clean"][s]["top1"],
+    "agreement with teacher (%)": lambda a, s: a["fidelity"][s]["agreement"],
+    "KL(teacher||student), nats": lambda a, s: a["fidelity"][s]["kl"],
+    "linear CKA, penultimate": lambda a, s: a["fidelity"][s]["cka"],
+    "teacher errors repeated exactly (%)": lambda a, s: 100 * a["inherited"][s]["inherited_rate"],
+    "teacher errors also wrong (%)": lambda a, s: 100 * a["inherited"][s]["student_wrong_rate"],
+    "per-image error correlation (phi)": lambda a, s: a["errors"][s]["image_error_corr"],
+    "ECE": lambda a, s: a["clean"][s]["ece"],
+}
+
+
+def from_compare(args: argparse.Namespace, console: Console) -> None:
+    """Audit kd-sN against the shared teacher with alone-sN as the baseline, per seed; mean ± std over seeds."""
+    import statistics
+
+    runs = args.from_compare / "runs"
+    per_seed: dict[int, dict[str, Any]] = {}
+    for seed in args.seeds:
+        kd, alone = runs / f"kd-s{seed}", runs / f"alone-s{seed}"
+        done = kd / "audit" / "audit.json"
+        if done.exists() and json.loads(done.read_text()).get("alone_from") == str(alone):
+            per_seed[seed] = json.loads(done.read_text())  # audited earlier: reused
+        else:
+            per_seed[seed] = run_audit(kd, max_images=args.max_images, alone=alone, console=console)
+    table: dict[str, dict[str, Any]] = {}
+    for name, get in FIGURES.items():
+        for student in ("student", "student_alone"):
+            vals = [get(a, student) for a in per_seed.values()]
+            table.setdefault(name, {})[student] = {
+                "per_seed": vals, "mean": statistics.mean(vals),
+                "std": statistics.stdev(vals) if len(vals) > 1 else 0.0}
+    teacher_errors = [a["inherited"]["student"]["teacher_errors"] for a in per_seed.values()]
+    out = {"source": portable(str(args.from_compare)), "seeds": list(per_seed), "n_images": args.max_images,
+           "teacher_errors": teacher_errors, "figures": table}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "audit_seeds.json").write_text(portable(json.dumps(out, indent=2)))
+    rows = [[name, *(f"{v[k]['mean']:.3f} ± {v[k]['std']:.3f}" for k in ("student", "student_alone"))]
+            for name, v in table.items()]
+    md = [f"# Fidelity audit over seeds: KD student vs the student trained alone ({len(per_seed)} seeds)", "",
+          (f"`python benchmarks/audit.py --from-compare {portable(str(args.from_compare))} --seeds "
+           f"{' '.join(map(str, args.seeds))}`: the compare benchmark's `kd` and `alone` arms of each seed, audited "
+           f"against their shared teacher on the {per_seed[args.seeds[0]]['split']} split "
+           f"({per_seed[args.seeds[0]]['n_images']} images; the teacher is wrong on {teacher_errors[0]} of them)."),
+          "",
+          markdown_table(["figure (mean ± std over seeds)", "KD student", "student alone"], rows), ""]
+    (args.out / "audit_seeds.md").write_text(portable("\n".join(md)))
+    console.print("\n".join(md))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", default="../shared/data/cifar10-subset")
@@ -95,9 +150,15 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=100, help="fits of the approximation tree and of CART")
     p.add_argument("--max-images", type=int, default=1000, help="held-out images audited")
     p.add_argument("--smoke", action="store_true", help="tiny digits run to check the script")
+    p.add_argument("--from-compare", type=Path, default=None,
+                   help="a benchmarks/compare.py comparison folder: audit its kd arm vs its alone arm per seed")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds audited with --from-compare")
     p.add_argument("--runs", type=Path, default=Path("runs/bench-audit"), help="where the run folder goes")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "audit")
     args = p.parse_args()
+    if args.from_compare:
+        from_compare(args, Console())
+        return
     if args.smoke:
         args.runs, args.out = Path(str(args.runs) + "-smoke"), Path(str(args.out) + "-smoke")
         args.repeats, args.max_images = min(args.repeats, 5), min(args.max_images, 64)
