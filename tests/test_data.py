@@ -161,3 +161,18 @@ def test_item_augmentation_depends_on_epoch_not_on_call_order():
     torch.rand(10)
     assert torch.equal(first, ds[(5, 3)][0])
     assert not all(torch.equal(ds[(i, 3)][0], ds[(i, 4)][0]) for i in range(8))
+
+
+def test_batched_fetch_gives_the_same_images_and_leaves_the_callers_rng_alone():
+    """__getitems__ (one RNG save/restore per batch) must equal per-item __getitem__ and not move the global RNG."""
+    data = build_data(DataConfig(source="digits", image_size=16, max_train_samples=8, max_val_samples=8))
+    ds = make_loader(data.train, 4, train=True, workers=0, seed=1).dataset
+    keys = [(i, 2) for i in (7, 0, 3, 5)]
+    torch.manual_seed(11)
+    before = torch.get_rng_state()
+    batch = ds.__getitems__(keys)
+    assert torch.equal(torch.get_rng_state(), before)
+    for (x, y), k in zip(batch, keys, strict=True):
+        one = ds[k]
+        assert torch.equal(x, one[0]) and y == one[1]
+    assert ds.__getitems__([0, 1])[1][1] == ds[1][1]  # plain indices (eval) still work

@@ -33,15 +33,29 @@ class TransformedDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[Any, int]:
         if isinstance(key, tuple):
-            index, epoch = key
-            img, label = self.base[index]
             with torch.random.fork_rng(devices=[]):  # leaves the caller's RNG (dropout, shuffling) untouched
-                # CPU generator only: torch.manual_seed also reseeds CUDA's (not restored) and is 20× slower
-                torch.default_generator.manual_seed(item_seed(self.seed, epoch, index))
-                x = self._apply(img)
-            return (x, int(label), index, epoch) if self.keys else (x, int(label))
+                return self._seeded(key)
         img, label = self.base[key]
         return (self._apply(img), int(label), key, 0) if self.keys else (self._apply(img), int(label))
+
+    def __getitems__(self, keys: list[Any]) -> list[tuple[Any, ...]]:
+        """A batch (DataLoader's fetcher calls this when it exists): the caller's RNG is saved and restored once
+        per batch, not once per image; every image is still augmented under its own (seed, epoch, index) seed."""
+        if not keys or not isinstance(keys[0], tuple):
+            return [self[k] for k in keys]
+        state = torch.get_rng_state()
+        try:
+            return [self._seeded(k) for k in keys]
+        finally:
+            torch.set_rng_state(state)
+
+    def _seeded(self, key: tuple[int, int]) -> tuple[Any, ...]:
+        index, epoch = key
+        img, label = self.base[index]
+        # CPU generator only: torch.manual_seed also reseeds CUDA's (not restored) and is 20× slower
+        torch.default_generator.manual_seed(item_seed(self.seed, epoch, index))
+        x = self._apply(img)
+        return (x, int(label), index, epoch) if self.keys else (x, int(label))
 
     def _apply(self, img: Any) -> Any:
         if self.transform is None:
