@@ -218,10 +218,17 @@ def _digits_model(path, spec="cifar:resnet8", image_size=16):
 
 
 def _comparable(stages):
-    """A stage entry without what varies between two runs of the same chain: timings, memory, energy."""
+    """A stage entry without what varies between two runs of the same chain: timings, memory, energy, and the
+    Performance-Cost Ratios that divide by them (size and FLOPs ones stay)."""
     varying = {"latency", "latency_ms_median", "latency_ms_p90", "deploy_latency_ms", "energy", "peak_mem_mb",
                "ort_peak_rss_mb"}
-    return [{k: v for k, v in e.items() if k not in varying} for e in stages]
+    out = []
+    for e in stages:
+        e = {k: v for k, v in e.items() if k not in varying}
+        if isinstance(e.get("pcr"), dict):
+            e["pcr"] = {k: v for k, v in e["pcr"].items() if k not in ("latency", "energy")}
+        out.append(e)
+    return out
 
 
 @pytest.mark.slow

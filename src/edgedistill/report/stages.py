@@ -176,10 +176,13 @@ def stages_table(result: dict[str, Any], all_threads: int = 2) -> Table:
     """The terminal's stage table: a refused row (its file failed a check) is dimmed, its top-1 bracketed,
     and says so in `reported`, as report.md does: it was measured for inspection, it is not a result."""
     header, body = stage_rows(result, all_threads)
-    keep = [0, 1, 2, 3, 4, 5, 8, 9, 12, 16, 17, 18]  # the deploy-relevant columns; report.md has all
+    names = ("stage", "precision", "top-1 %", "params", "FLOPs", "MACs", "size MB", "ORT RSS MB",
+             "ORT b1 1t ms p50/p90", f"ORT b32 {all_threads}t", "energy/img", "checked on", "reported")
+    keep = [header.index(n) for n in names if n in header]  # the deploy-relevant columns; report.md has all
     table = Table(title="compression stages")
     for i in keep:
-        table.add_column(header[i], justify="left" if i < 2 or i > 16 else "right")
+        table.add_column(header[i], justify="left" if header[i] in ("stage", "precision", "energy/img",
+                                                                    "checked on", "reported") else "right")
     for e, row in zip(result["stages"], body):
         if not e["reported"] and row[2] != "–":
             row = [*row[:2], f"({row[2]})", *row[3:]]
