@@ -93,7 +93,7 @@ def markdown(audit: dict[str, Any], explain: dict[str, Any], args: argparse.Name
 FIGURES = {  # name → how to read it from one audit, per student
     "top-1 (%)": lambda a, s: a["clean"][s]["top1"],
     "agreement with teacher (%)": lambda a, s: a["fidelity"][s]["agreement"],
-    "KL(teacher||student), nats": lambda a, s: a["fidelity"][s]["kl"],
+    "KL(teacher‖student), nats": lambda a, s: a["fidelity"][s]["kl"],
     "linear CKA, penultimate": lambda a, s: a["fidelity"][s]["cka"],
     "teacher errors repeated exactly (%)": lambda a, s: 100 * a["inherited"][s]["inherited_rate"],
     "teacher errors also wrong (%)": lambda a, s: 100 * a["inherited"][s]["student_wrong_rate"],
