@@ -75,6 +75,24 @@ def test_changed_arm_on_resume_is_refused(tmp_path):
         _write_cells(changed, folder, resume=True)
 
 
+def test_cells_written_by_an_older_version_still_resume(tmp_path):
+    """A cell file without keys added since (their defaults change nothing) is the same arm; a changed value is not."""
+    folder = tmp_path / "runs" / "cmp"
+    plan = make_plan(build_recipe(recipe(tmp_path)))
+    place(plan, folder)
+    _write_cells(plan, folder, resume=False)
+    cell = folder / "cells" / "kd-s0.yaml"
+    old = yaml.safe_load(cell.read_text())
+    old.pop("track")  # sections and keys a newer edgedistill added, at their defaults
+    old["eval"].pop("pcr")
+    cell.write_text(yaml.safe_dump(old))
+    _write_cells(plan, folder, resume=True)  # accepted
+    old["train"]["lr"] = 0.3
+    cell.write_text(yaml.safe_dump(old))
+    with pytest.raises(UserError, match="arm 'kd' differs"):
+        _write_cells(plan, folder, resume=True)
+
+
 def test_teacher_sharing_note(tmp_path):
     plan = make_plan(build_recipe(recipe(tmp_path)), "{alone: {distill.terms: []}, kd: {}, kd3: {train.epochs: 3}}")
     assert plan.notes == ["arm 'kd3' trains its own teacher per seed (its teacher.*/train.* differ)"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 
 from ..atomic import atomic_write_text
@@ -16,9 +17,16 @@ from .compare import analyze, collect
 from .plan import Plan, make_plan, place
 
 
-def _without_resume(text: str) -> str:
-    """A cell's recipe text minus `train.resume`, which a resumed comparison sets and which changes no result."""
-    return "\n".join(line for line in text.splitlines() if not line.strip().startswith("resume:"))
+def _settings(text: str) -> dict:
+    """A cell's recipe as the current schema reads it, minus what changes no result: `train.resume` (a resumed
+    comparison sets it) and `compare` (cells do not use it). Read through the schema, a cell written by an
+    older edgedistill gains the defaults of keys added since, so an upgrade does not refuse a comparison."""
+    from ..recipe import build_recipe
+
+    data = build_recipe(yaml.safe_load(text)).model_dump(mode="json")
+    data.pop("compare", None)
+    data["train"].pop("resume", None)
+    return data
 
 
 def _write_cells(plan: Plan, folder: Path, resume: bool) -> list[Job]:
@@ -27,7 +35,7 @@ def _write_cells(plan: Plan, folder: Path, resume: bool) -> list[Job]:
     for c in plan.cells:
         path = folder / "cells" / f"{c.name}.yaml"
         text = c.recipe.to_yaml()
-        if path.exists() and _without_resume(path.read_text()) != _without_resume(text):
+        if path.exists() and _settings(path.read_text()) != _settings(text):
             raise UserError(f"arm {c.arm!r} differs from the one this comparison started with ({path}); "
                             "allowed: the same recipe and arms with --resume, or a new comparison without --resume",
                             key=f"compare.arms.{c.arm}")
