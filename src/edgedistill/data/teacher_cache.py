@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..filelock import flock
 from ..models import FeatureTaps
 
 
@@ -99,19 +100,13 @@ def _build_lock(path: Path, rank: int, log: Any) -> Iterator[None]:
     if rank != 0:
         yield
         return
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"teacher cache: another process is building {path.stem}; waiting for it")
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
+    with flock(path, blocking=False) as mine:
+        if mine:
             yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            return
+    log(f"teacher cache: another process is building {path.stem}; waiting for it")
+    with flock(path):
+        yield
 
 
 def open_or_build(

@@ -22,7 +22,8 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import TrainingError, UserError
-from .locks import flock, is_locked, teacher_lock
+from ..filelock import flock, is_locked
+from .locks import teacher_lock
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 from ..errors import UserError
-from ..jobs.locks import flock
+from ..filelock import flock
 from ..recipe import Recipe
 from .space import Candidate
 

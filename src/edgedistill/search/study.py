@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import UserError
-from ..jobs.locks import flock, is_locked
+from ..filelock import flock, is_locked
 from ..jobs.runs import metric_of, open_storage
 from ..recipe import Recipe, load_recipe
 from .cost import CostCache, over_budget

@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from ..atomic import atomic_write_text
-from ..jobs.locks import flock
+from ..filelock import flock
 from ..recipe import Recipe, build_recipe
 from .space import Candidate
 
