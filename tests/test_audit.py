@@ -240,3 +240,9 @@ def test_alone_baseline_from_another_run_of_the_same_data(tiny_run, tmp_path, ca
     (other / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     code, _, err = cli(capsys, "audit", str(kd), "--alone", str(other), "--max-images", "16")
     assert code == 2 and "--alone" in err and "validation split" in err
+
+
+@pytest.mark.slow  # pays for the tiny run fixture
+def test_alone_that_is_not_a_run_exits_2_naming_alone(tiny_run, tmp_path, capsys):
+    code, _, err = cli(capsys, "audit", str(tiny_run), "--alone", str(tmp_path / "nothing"))
+    assert code == 2 and err.startswith("error: --alone:") and "RUN_DIR" not in err and "Traceback" not in err

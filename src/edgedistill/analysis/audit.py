@@ -105,7 +105,10 @@ def _alone_from(other: Path, recipe: Any, metrics: dict[str, Any]) -> nn.Module:
     """The student of another finished run (e.g. compare's `alone` arm) as the baseline trained alone.
 
     It must have seen the same data and validation images and be the same architecture; else exit 2."""
-    other, o_recipe, o_metrics = _finished_run(other)
+    try:
+        other, o_recipe, o_metrics = _finished_run(other)
+    except UserError as e:
+        raise UserError(str(e).removeprefix(f"{e.key}: ") if e.key else str(e), key="--alone") from None
     path = other / o_metrics.get("primary", "student") / "model.safetensors"
     why = []
     if o_recipe.data.model_dump(mode="json", exclude={"workers", "device_resident"}) != recipe.data.model_dump(
