@@ -1,15 +1,22 @@
 """What several teachers and unlabeled images add: same student, same budget, several seeds.
 
     python benchmarks/teachers.py --root ../shared/data/cifar10-subset --seeds 0 1 2
+    python benchmarks/teachers.py --root ../shared/data/cifar10-subset --seeds 1 --no-table   # one seed per core
     python benchmarks/teachers.py --smoke          # digits, 1 epoch, 1 seed: checks the script runs (≈2 min)
 
-(a) two teachers of different architectures (--teacher-a, --teacher-b) combined (teachers.ensemble=mean)
-    vs each one alone teaching the same student;
+Teachers are trained once, by the runs of --teacher-seed, and every other seed's student learns from those
+same weights (the question is what the student gains, not how teachers vary).
+(a) two teachers of different architectures (--teacher-a, --teacher-b), each trained on all labelled images,
+    combined (teachers.ensemble=mean) vs the better of the two alone (by its val top-1) teaching the same student;
+    the student alone (cross-entropy only) for scale. The worse teacher's student runs for --teacher-seed only.
 (b) --labelled images with labels + --unlabeled more with their labels hidden (data.unlabeled) vs the
-    --labelled alone vs all --labelled + --unlabeled labelled. The teacher of (b) learns from the labelled
-    images of its arm. One unlabeled batch rides along each labelled batch: same steps, twice the images.
+    --labelled alone vs all --labelled + --unlabeled labelled, KD in every arm. The teacher of the first two
+    arms (--teacher-a's architecture) learns from the --labelled images only; the third arm is (a)'s KD from
+    --teacher-a (trained on all labelled images). Same budget = same optimizer steps: the --labelled arms run
+    (labelled + unlabeled) / labelled × --epochs epochs (their teacher likewise), and one unlabeled batch
+    rides along each labelled batch, so the unlabeled arm sees twice the images per step.
 Every arm is an ordinary run folder under --out; writes teachers.json and teachers.md (val top-1 mean ± std
-over seeds). Not part of the test suite: hours on 2 CPU cores.
+over seeds, n per row) to --results. Not part of the test suite: hours on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from portable import portable
 
 from edgedistill.data import DATA_SOURCES
 from edgedistill.data.build import _first
@@ -31,14 +39,15 @@ from edgedistill.pipeline import run
 from edgedistill.recipe import load_recipe
 
 
-def base(args: argparse.Namespace, out: Path, seed: int) -> list[str]:
+def base(args: argparse.Namespace, seed: int) -> list[str]:
     data = (["data.source=digits", "data.image_size=16", "data.hflip=false"] if args.smoke else
             ["data.source=imagefolder", f"data.root={args.root}", "data.image_size=32", "data.hflip=true",
-             "data.mean=[0.4914,0.4822,0.4465]", "data.std=[0.2470,0.2435,0.2616]"])
-    return data + ["data.augment=padcrop", f"data.workers={args.workers}", f"student.model={args.student}",
-                   f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}", f"train.seed={seed}",
-                   f"output.dir={out}", "eval.latency_runs=5", "eval.warmup_runs=1",
-                   "distill.terms=[{name: kd, weight: 1.0, T: 4}]"]
+             "data.mean=[0.4914,0.4822,0.4465]", "data.std=[0.2470,0.2435,0.2616]", "data.device_resident=true"])
+    return data + ["data.augment=padcrop", "data.workers=0", f"student.model={args.student}",
+                   f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}", "train.lr=0.1",
+                   "train.weight_decay=5e-4", "train.warmup_epochs=1", f"train.seed={seed}",
+                   f"train.threads={args.threads}", f"output.dir={args.out}", "eval.latency_runs=5",
+                   "eval.warmup_runs=1", "distill.terms=[{name: kd, weight: 1.0, T: 4}]"]
 
 
 def arm(name: str, overrides: list[str]) -> dict[str, Any]:
@@ -46,9 +55,20 @@ def arm(name: str, overrides: list[str]) -> dict[str, Any]:
     out_dir = Path(next(o for o in overrides if o.startswith("output.dir=")).split("=", 1)[1])
     done = out_dir / name / "metrics.json"
     if not done.exists():
-        run(load_recipe(None, overrides + [f"output.name={name}"]))
+        resume = ["train.resume=true"] if (out_dir / name).is_dir() else []
+        run(load_recipe(None, overrides + [f"output.name={name}"] + resume))
     m = json.loads(done.read_text())
     return {k: v["top1"] for k, v in m["models"].items()}
+
+
+def teacher(args: argparse.Namespace, seed: int | None, model: str, trained_in: str, epochs: int) -> list[str]:
+    """Train `model` in the --teacher-seed run `trained_in`; every other seed loads that run's weights."""
+    if seed == args.teacher_seed:  # seed None: always the trained weights
+        return [f"teacher.model={model}", f"teacher.epochs={epochs}"]
+    file = args.out / f"{trained_in}-s{args.teacher_seed}" / "teacher" / "model.safetensors"
+    if not file.exists():
+        raise SystemExit(f"{file} is missing: run --seeds {args.teacher_seed} first (it trains the teachers)")
+    return [f"teacher.model={model}", f"teacher.weights={file.resolve()}", "teacher.epochs=null"]
 
 
 def unlabeled_folder(args: argparse.Namespace, ov: list[str], folder: Path) -> Path:
@@ -59,6 +79,7 @@ def unlabeled_folder(args: argparse.Namespace, ov: list[str], folder: Path) -> P
     train = DATA_SOURCES.get(cfg.source)(cfg).train
     kept = set(getattr(_first(train, args.labelled, cfg.split_seed), "indices", range(len(train))))
     rest = [i for i in range(len(train)) if i not in kept][: args.unlabeled]
+    folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent))
     for i in rest:
         img, _ = train[i]  # the label is read by the source and dropped here
@@ -71,66 +92,87 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path)
     ap.add_argument("--out", type=Path, default=Path("runs/bench-teachers"))
+    ap.add_argument("--results", type=Path, default=Path("benchmarks/results/teachers"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--teacher-a", default="cifar:resnet32x4")
-    ap.add_argument("--teacher-b", default="cifar:wrn_40_2")
+    ap.add_argument("--teacher-seed", type=int, default=0)
+    ap.add_argument("--teacher-a", default="cifar:resnet20")
+    ap.add_argument("--teacher-b", default="cifar:wrn_16_2")
     ap.add_argument("--student", default="cifar:resnet8")
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--teacher-epochs", type=int, default=30)
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--teacher-epochs", type=int, default=25)
+    ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--labelled", type=int, default=1000)
     ap.add_argument("--unlabeled", type=int, default=4000)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only-teacher-b", action="store_true", help="train teacher B's run only (a 2nd process)")
+    ap.add_argument("--no-table", action="store_true", help="only run the arms (e.g. one seed per process)")
     ap.add_argument("--smoke", action="store_true", help="digits, 1 epoch, seed 0, small teachers, temp folder")
     args = ap.parse_args()
     if args.smoke:
         args.out = Path(tempfile.mkdtemp(prefix="bench-teachers-"))
-        args.seeds, args.epochs, args.teacher_epochs, args.workers = [0], 1, 1, 0
+        args.results = args.out / "results"
+        args.seeds, args.epochs, args.teacher_epochs, args.teacher_seed = [0], 1, 1, 0
         args.teacher_a, args.teacher_b, args.labelled, args.unlabeled = "cifar:resnet14", "cifar:resnet8", 300, 300
     elif args.root is None:
         ap.error("--root is required (or --smoke)")
+    args.root = args.root.resolve() if args.root else None
+    scale = (args.labelled + args.unlabeled) / args.labelled  # the --labelled arms: as many steps as all-labelled
+    few_epochs, few_teacher_epochs = round(args.epochs * scale), round(args.teacher_epochs * scale)
     rows: dict[str, list[float]] = {}
 
     def add(name: str, value: float) -> None:
         rows.setdefault(name, []).append(value)
 
-    for seed in args.seeds:
-        out = args.out / f"seed{seed}"
-        ov = base(args, out, seed)
-        teach = [f"teacher.epochs={args.teacher_epochs}"]
-        a = arm("teacher-a", ov + teach + [f"teacher.model={args.teacher_a}"])
-        b = arm("teacher-b", ov + teach + [f"teacher.model={args.teacher_b}", "eval.baseline=false"])
-        files = [out / n / "teacher" / "model.safetensors" for n in ("teacher-a", "teacher-b")]
-        members = (f"teachers.models=[{{model: {args.teacher_a}, weights: {files[0]}}}, "
-                   f"{{model: {args.teacher_b}, weights: {files[1]}}}]")
-        both = arm("two-teachers", ov + [members, "teachers.ensemble=mean", "eval.baseline=false"])
-        add("(a) student alone", a["student_alone"])
-        add(f"(a) KD from {args.teacher_a}", a["student"])
-        add(f"(a) KD from {args.teacher_b}", b["student"])
-        add("(a) KD from both (mean)", both["student"])
-        add(f"(a) teacher {args.teacher_a}", a["teacher"])
-        add(f"(a) teacher {args.teacher_b}", b["teacher"])
-        add("(a) teachers combined (mean)", both["teacher"])
-        few = ov + teach + [f"teacher.model={args.teacher_a}", f"data.max_train_samples={args.labelled}"]
+    order = sorted(args.seeds, key=lambda s: s != args.teacher_seed)  # the teachers' seed first
+    for seed in order:
+        ov = base(args, seed)
+        tb = teacher(args, seed, args.teacher_b, "a-teacher-b", args.teacher_epochs)
+        if args.only_teacher_b:  # a second process trains teacher B while the first runs the rest
+            arm(f"a-teacher-b-s{seed}", ov + tb + ["eval.baseline=false"])
+            return
+        a = arm(f"a-teacher-a-s{seed}", ov + teacher(args, seed, args.teacher_a, "a-teacher-a", args.teacher_epochs))
+        # unlabeled images mix into batches only through the DataLoader path (not data.device_resident): both
+        # --labelled arms take it, so they differ by the unlabeled images alone
+        few = ov + [f"data.max_train_samples={args.labelled}", f"train.epochs={few_epochs}", "eval.baseline=false",
+                    "data.device_resident=false"]
         folder = unlabeled_folder(args, few, args.out / "unlabeled")
-        lab = arm("labelled", few)
-        unl = arm("labelled+unlabeled", few + [f"data.unlabeled={folder}", "eval.baseline=false"])
-        full = arm("all-labelled", ov + teach + [f"teacher.model={args.teacher_a}", "eval.baseline=false",
-                                                 f"data.max_train_samples={args.labelled + args.unlabeled}"])
-        add(f"(b) {args.labelled} labelled, student alone", lab["student_alone"])
+        lab = arm(f"b-labelled-s{seed}", few + teacher(args, seed, args.teacher_a, "b-labelled", few_teacher_epochs))
+        unl = arm(f"b-unlabeled-s{seed}", few + teacher(args, None, args.teacher_a, "b-labelled", few_teacher_epochs)
+                  + [f"data.unlabeled={folder.resolve()}"])
+        top1 = {k: json.loads((args.out / f"a-teacher-{k}-s{args.teacher_seed}" / "metrics.json").read_text())[
+            "models"]["teacher"]["top1"] if seed != args.teacher_seed else None for k in "ab"}
+        b = arm(f"a-teacher-b-s{seed}", ov + tb + ["eval.baseline=false"]) \
+            if seed == args.teacher_seed or top1["b"] > top1["a"] else None
+        files = [args.out / f"a-teacher-{k}-s{args.teacher_seed}" / "teacher" / "model.safetensors" for k in "ab"]
+        members = (f"teachers.models=[{{model: {args.teacher_a}, weights: {files[0].resolve()}}}, "
+                   f"{{model: {args.teacher_b}, weights: {files[1].resolve()}}}]")
+        both = arm(f"a-both-s{seed}", ov + [members, "teachers.ensemble=mean", "eval.baseline=false"])
+        add("(a) student alone (cross-entropy)", a["student_alone"])
+        add(f"(a) KD from {args.teacher_a}", a["student"])
+        if b is not None:
+            add(f"(a) KD from {args.teacher_b}", b["student"])
+        add("(a) KD from both (mean of probabilities)", both["student"])
+        add(f"(a) teacher {args.teacher_a}", a["teacher"])
+        if b is not None:
+            add(f"(a) teacher {args.teacher_b}", b["teacher"])
+        add("(a) teachers combined (mean)", both["teacher"])
+        add(f"(b) teacher {args.teacher_a} on {args.labelled} labelled", lab["teacher"])
         add(f"(b) {args.labelled} labelled, KD", lab["student"])
         add(f"(b) {args.labelled} labelled + {args.unlabeled} unlabeled, KD", unl["student"])
-        add(f"(b) {args.labelled + args.unlabeled} labelled, KD", full["student"])
+        add(f"(b) {args.labelled + args.unlabeled} labelled, KD (= (a) KD from {args.teacher_a})", a["student"])
+    if args.no_table:
+        return
 
     def fmt(v: list[float]) -> str:
         return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}" if len(v) > 1 else f"{v[0]:.2f}"
 
-    table = ["| arm | val top-1 % (mean ± std over seeds) |", "|---|---|",
-             *(f"| {k} | {fmt(v)} |" for k, v in rows.items())]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "teachers.json").write_text(json.dumps({"seeds": args.seeds, "args": vars(args) | {
-        "root": str(args.root), "out": str(args.out)}, "top1": rows}, indent=1, default=str))
-    (args.out / "teachers.md").write_text("\n".join(table) + "\n")
+    table = ["| arm | val top-1 % (mean ± std over seeds) | seeds |", "|---|---|---|",
+             *(f"| {k} | {fmt(v)} | {len(v)} |" for k, v in rows.items())]
+    args.results.mkdir(parents=True, exist_ok=True)
+    settings = {k: str(v) for k, v in vars(args).items() if k not in ("root", "out", "results")}
+    (args.results / "teachers.json").write_text(portable(json.dumps(
+        {"seeds": args.seeds, "labelled_epochs": few_epochs, "args": settings, "top1": rows}, indent=1)))
+    (args.results / "teachers.md").write_text(portable("\n".join(table) + "\n"))
     print("\n".join(table))
     if args.smoke:
         shutil.rmtree(args.out)

@@ -157,3 +157,53 @@ def test_run_with_hf_teacher_and_hf_disk_data(tmp_path, vit_dir):
     assert set(metrics["models"]) == {"teacher", "student"}
     history = [json.loads(x) for x in (run_dir / "student" / "metrics.jsonl").read_text().splitlines()]
     assert np.isfinite(history[0]["hidden_align"]) and history[0]["hidden_align"] > 0
+
+
+# ---------------------------------------------------------------- an HF dataset column as unlabeled images
+
+
+def test_hf_dataset_column_as_unlabeled_images_never_reads_a_label(tmp_path):
+    from edgedistill.data.unlabeled import NO_LABEL, HFUnlabeled, open_unlabeled
+
+    cams = _images(7).rename_columns({"image": "frame"}).cast_column("frame", datasets.Image(decode=False))
+    datasets.DatasetDict(train=_images(5), cams=cams).save_to_disk(str(tmp_path / "ds"))
+    cfg = DataConfig(source="digits", unlabeled=tmp_path / "ds", unlabeled_split="cams", unlabeled_column="frame")
+    ds = open_unlabeled(cfg)
+    assert isinstance(ds, HFUnlabeled) and len(ds) == 7
+    assert list(ds.ds.features) == ["frame"]  # the label column is not even selected
+    img, label = ds[3]
+    assert label == NO_LABEL and img.mode == "RGB" and img.size == (10, 10)
+    # defaults: the train split's image column; a split without an 'image' column: its first Image column
+    assert len(open_unlabeled(DataConfig(source="digits", unlabeled=tmp_path / "ds"))) == 5
+    assert open_unlabeled(DataConfig(source="digits", unlabeled=tmp_path / "ds", unlabeled_split="cams")).column == "frame"
+    bad = [({"unlabeled_split": "nope"}, "data.unlabeled_split", "cams"),
+           ({"unlabeled_split": "cams", "unlabeled_column": "image"}, "data.unlabeled_column", "frame"),
+           ({"unlabeled_column": "label"}, "data.unlabeled_column", "ClassLabel")]
+    for over, key, says in bad:
+        with pytest.raises(UserError, match=says) as e:
+            open_unlabeled(DataConfig(source="digits", unlabeled=tmp_path / "ds", **over))
+        assert e.value.key == key
+
+
+def test_hf_dataset_column_unlabeled_end_to_end_and_folder_keys_refused(tmp_path, capsys):
+    from conftest import cli
+
+    rng = np.random.default_rng(0)
+    imgs = [Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)) for _ in range(40)]
+    datasets.Dataset.from_dict({"img": imgs}, features=datasets.Features({"img": datasets.Image()})).save_to_disk(
+        str(tmp_path / "u"))
+    fast = ["data.image_size=16", "data.max_train_samples=128", "data.max_val_samples=64", "data.workers=0",
+            "data.hflip=false", "student.model=cifar:resnet8", "teacher.model=cifar:resnet8", "teacher.epochs=1",
+            "train.epochs=1", "train.batch_size=32", "eval.latency_runs=2", "eval.warmup_runs=0",
+            "eval.baseline=false", f"output.dir={tmp_path}/runs"]
+    code, out, err = cli(capsys, "run", "recipes/demo.yaml", *fast, f"data.unlabeled={tmp_path / 'u'}")
+    assert code == 0, out + err
+    run = next((tmp_path / "runs").iterdir())
+    hist = [json.loads(x) for x in (run / "student" / "metrics.jsonl").read_text().splitlines()]
+    assert hist[-1]["ce"] > 0 and hist[-1]["kd"] > 0
+    folder = tmp_path / "files"
+    folder.mkdir()
+    imgs[0].save(folder / "a.png")
+    code, out, err = cli(capsys, "run", "recipes/demo.yaml", *fast, f"data.unlabeled={folder}",
+                         "data.unlabeled_column=image")
+    assert code == 2 and "data.unlabeled_column" in out + err and "save_to_disk" in out + err

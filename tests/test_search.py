@@ -223,3 +223,17 @@ def test_two_workers_share_a_postgresql_study_without_losing_or_repeating_a_tria
     runs = sorted(p.name for p in (folder / "flash").iterdir() if p.is_dir())
     assert runs and not [n for n in runs if n.rsplit("-", 1)[-1].isdigit() and n.rsplit("-", 1)[0] in runs]  # no x-2
     assert all((folder / "flash" / n / "metrics.json").exists() for n in runs)  # every started run finished
+
+
+def test_trial_recipe_takes_the_cpu_loader_the_shared_teacher_cache_needs(tmp_path):
+    """device_resident draws its own crops on the device; the cache holds the CPU draws: trials turn it off."""
+    from edgedistill.search.space import Candidate
+    from edgedistill.search.trials import candidate_recipe, flash_budget
+
+    base = build_recipe({"data": {"source": "digits", "image_size": 16, "augment": "padcrop", "device_resident": True},
+                         "train": {"epochs": 4, "batch_size": 32}})
+    cand = Candidate("cifar:resnet8", 16)
+    r = candidate_recipe(base, cand, None, tmp_path / "flash", flash_budget(base, 320))
+    assert r.distill.teacher_cache and not r.data.device_resident and r.data.augment == "padcrop"
+    plain = build_recipe({"data": {"source": "digits", "image_size": 16, "augment": "none", "device_resident": True}})
+    assert candidate_recipe(plain, cand, None, tmp_path / "flash", None).data.device_resident  # no draws: kept

@@ -16,7 +16,7 @@ from .data.build import _first
 from .data.dataset import TransformedDataset
 from .data.teacher_cache import open_or_build
 from .data.transforms import build_transform
-from .data.unlabeled import MixedLoader, UnlabeledImages, strong_transform, unlabeled_loader
+from .data.unlabeled import MixedLoader, open_unlabeled, strong_transform, unlabeled_loader
 from .distill import METHODS, terms_need_teacher
 from .distill.ensemble import Ensemble, EnsembleCache, fit_class_weights, member_taps
 from .engine import distributed as ddp
@@ -95,7 +95,7 @@ def check_unlabeled(recipe: Recipe) -> None:
         raise UserError("data.device_resident=true cannot be mixed with unlabeled images or function matching; "
                         "allowed: data.device_resident=false", key="data.device_resident")
     if d.unlabeled is not None:
-        UnlabeledImages(d.unlabeled)  # no readable image: exit 2 now, not after the teacher
+        open_unlabeled(d)  # no readable image, no such column: exit 2 now, not after the teacher
 
 
 def _zero_shot_ready(model: nn.Module, class_names: list[str], prompts: list[str], d: DataConfig) -> nn.Module:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
@@ -19,21 +20,36 @@ LABEL_COLUMNS = ("label", "labels")
 VAL_KEYS = ("validation", "val", "valid")
 
 
-def _load(cfg: DataConfig) -> Any:
+def is_saved_dataset(path: Path) -> bool:
+    """A folder written by datasets' save_to_disk (a DatasetDict or a single Dataset)."""
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+def load_saved(path: Path, key: str, needed_by: str = "the hf-disk source") -> Any:
     """Imported lazily: `datasets` is an optional extra."""
     try:
         import datasets
     except ImportError:
-        raise UserError("the hf-disk source needs the datasets package: pip install edgedistill[hf]",
-                        key="data.source") from None
+        raise UserError(f"{needed_by} needs the datasets package: pip install edgedistill[hf]",
+                        key="data.source" if key == "data.root" else key) from None
     try:
-        return datasets.load_from_disk(str(cfg.root))
+        return datasets.load_from_disk(str(path))
     except (FileNotFoundError, ValueError, OSError) as e:
-        msg = f"{cfg.root} is not a dataset saved with save_to_disk ({e})"
-        raise UserError(msg, key="data.root") from None
+        raise UserError(f"{path} is not a dataset saved with save_to_disk ({e})", key=key) from None
 
 
-def _splits(obj: Any) -> dict[str, Any]:
+def _load(cfg: DataConfig) -> Any:
+    return load_saved(Path(cfg.root), "data.root")
+
+
+def image_column(ds: Any) -> str | None:
+    """The image column: one of IMAGE_COLUMNS, else the first column of the datasets Image feature."""
+    feats = ds.features
+    return next((c for c in IMAGE_COLUMNS if c in feats), None) or \
+        next((c for c, f in feats.items() if type(f).__name__ == "Image"), None)
+
+
+def splits_of(obj: Any) -> dict[str, Any]:
     """A DatasetDict's splits by name; a single Dataset is {'train': it}."""
     if hasattr(obj, "keys") and not hasattr(obj, "features"):
         return {str(k): obj[k] for k in obj.keys()}
@@ -42,8 +58,7 @@ def _splits(obj: Any) -> dict[str, Any]:
 
 def _columns(ds: Any) -> tuple[str, str]:
     feats = ds.features
-    image = next((c for c in IMAGE_COLUMNS if c in feats), None)
-    image = image or next((c for c, f in feats.items() if type(f).__name__ == "Image"), None)
+    image = image_column(ds)
     label = next((c for c in LABEL_COLUMNS if c in feats), None)
     label = label or next((c for c, f in feats.items() if type(f).__name__ == "ClassLabel"), None)
     if image is None or label is None:
@@ -79,7 +94,7 @@ class HFImages(Dataset):
 
 
 def hf_classes(cfg: DataConfig) -> list[str]:
-    train = _splits(_load(cfg)).get("train")
+    train = splits_of(_load(cfg)).get("train")
     if train is None:
         raise UserError(f"{cfg.root} has no 'train' split", key="data.root")
     return _names(train, _columns(train)[1])
@@ -89,7 +104,7 @@ def hf_classes(cfg: DataConfig) -> list[str]:
                        "(needs the optional hf extra)", class_names=hf_classes)
 def hf_disk_source(cfg: DataConfig) -> RawSplits:
     """train + validation/val/valid (+ test); with no val split, train is split by data.val_ratio."""
-    splits = _splits(_load(cfg))
+    splits = splits_of(_load(cfg))
     if "train" not in splits:
         raise UserError(f"{cfg.root} has no 'train' split (has: {', '.join(splits)})", key="data.root")
     train = splits["train"]

@@ -8,6 +8,7 @@ the terms alone, on exactly the view the teacher saw.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,54 @@ class UnlabeledImages(Dataset):
         with Image.open(self.files[i]) as im:
             im.load()
             return to_rgb(im), NO_LABEL
+
+
+class HFUnlabeled(Dataset):
+    """One image column of a dataset saved with `save_to_disk`, as (image, NO_LABEL): only that column is
+    selected, so a label column the dataset may have is never read."""
+
+    def __init__(self, root: Path | str, split: str | None = None, column: str | None = None):
+        from .hf_disk import image_column, load_saved, splits_of
+
+        splits = splits_of(load_saved(Path(root), "data.unlabeled", "data.unlabeled (a saved dataset)"))
+        name = split or ("train" if "train" in splits else next(iter(splits)))
+        if name not in splits:
+            raise UserError(f"data.unlabeled_split={name!r} is not a split of {root}; allowed: "
+                            f"{', '.join(splits)}", key="data.unlabeled_split")
+        ds = splits[name]
+        col = column or image_column(ds)
+        if col is None or col not in ds.features:
+            raise UserError(f"data.unlabeled_column={col!r}: {root} [{name}] has no such image column; its columns: "
+                            f"{', '.join(ds.features)}", key="data.unlabeled_column")
+        if type(ds.features[col]).__name__ != "Image":
+            raise UserError(f"data.unlabeled_column={col!r} holds {type(ds.features[col]).__name__} values, not "
+                            "images (the datasets Image feature)", key="data.unlabeled_column")
+        if len(ds) == 0:
+            raise UserError(f"data.unlabeled={root} [{name}] has no rows", key="data.unlabeled")
+        self.ds, self.column, self.skipped = ds.select_columns([col]), col, 0
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        img = self.ds[i][self.column]
+        if isinstance(img, dict):  # undecoded Image feature: {'bytes': ..., 'path': ...}
+            img = Image.open(io.BytesIO(img["bytes"])) if img.get("bytes") else Image.open(img["path"])
+        return to_rgb(img), NO_LABEL
+
+
+def open_unlabeled(cfg: DataConfig) -> Dataset:
+    """data.unlabeled as a dataset: a saved Hugging Face dataset's image column, else a folder tree of images."""
+    from .hf_disk import is_saved_dataset
+
+    root = Path(cfg.unlabeled).expanduser()  # type: ignore[arg-type]
+    if is_saved_dataset(root):
+        return HFUnlabeled(root, cfg.unlabeled_split, cfg.unlabeled_column)
+    if cfg.unlabeled_column is not None or cfg.unlabeled_split is not None:
+        key = "data.unlabeled_column" if cfg.unlabeled_column is not None else "data.unlabeled_split"
+        raise UserError(f"{key} applies to a dataset saved with save_to_disk, but data.unlabeled={root} is a "
+                        "folder of image files; allowed: null", key=key)
+    return UnlabeledImages(root)
 
 
 def strong_transform(cfg: DataConfig) -> v2.Compose:
@@ -110,5 +159,5 @@ class MixedLoader:
 
 def unlabeled_loader(cfg: DataConfig, batch_size: int, seed: int, strong: bool, train_tf: Any) -> Any:
     """Shuffled, epoch-seeded loader of data.unlabeled with the train (or strong) augmentation."""
-    ds = TransformedDataset(UnlabeledImages(cfg.unlabeled), strong_transform(cfg) if strong else train_tf, seed)  # type: ignore[arg-type]
+    ds = TransformedDataset(open_unlabeled(cfg), strong_transform(cfg) if strong else train_tf, seed)  # type: ignore[arg-type]
     return make_loader(ds, batch_size, train=True, workers=cfg.workers, seed=seed)

@@ -34,8 +34,13 @@ class DataConfig(Section):
     workers: int = Field(2, ge=0, description="DataLoader worker processes")
     max_train_samples: int | None = Field(None, gt=0, description="use a fixed random subset of N train images (quick trials)")
     max_val_samples: int | None = Field(None, gt=0, description="use a fixed random subset of N held-out images")
-    unlabeled: Path | None = Field(None, description="folder tree of extra images without labels (any layout; "
-                                   "labels ignored), used by the distillation terms only")
+    unlabeled: Path | None = Field(None, description="extra images without labels, used by the distillation terms "
+                                   "only: a folder tree (any layout, folder names ignored) or a dataset saved with "
+                                   "save_to_disk (its image column; labels never read)")
+    unlabeled_column: str | None = Field(None, description="data.unlabeled as a saved dataset: its image column "
+                                         "(null: 'image'/'img' or the first Image column)")
+    unlabeled_split: str | None = Field(None, description="data.unlabeled as a saved dataset: its split "
+                                        "(null: 'train', else its only or first split)")
     device_resident: bool = Field(False, description="small images (≤64 px): hold the train split as a uint8 tensor "
                                   "on the training device and pad-crop+flip there, no DataLoader workers")
 

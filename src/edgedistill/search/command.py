@@ -98,7 +98,7 @@ def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = 
     from ..pipeline import check_recipe
     from .space import resolve_space
     from .study import Search, counted, make_sampler, open_search_study, revive_killed, work
-    from .trials import flash_budget, prepare_teacher
+    from .trials import candidate_recipe, flash_budget, prepare_teacher
 
     console = console or Console()
     t0 = time.perf_counter()
@@ -115,6 +115,8 @@ def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = 
     url = recipe.search.storage or str(folder / "study.journal")
     search = Search(folder, recipe, space, url, f"search-{folder.name}", None, flash, len(class_names))
     hand = Candidate(recipe.student.model, recipe.data.image_size)
+    for c in (hand, space.candidates()[0]):  # a trial's recipe that cannot be built: exit 2 before measuring
+        candidate_recipe(recipe, c, None, folder / "flash", flash)
     measure_all(search, hand, console)
     search.teacher = prepare_teacher(recipe, folder, console)
     search.save()

@@ -92,6 +92,9 @@ def candidate_recipe(recipe: Recipe, cand: Candidate, teacher: str | None, out_d
             "distill.teacher_cache": True, "distill.cache_dir": str(out_dir.parent / "teacher-cache")}
     if teacher is not None:
         over["teacher.weights"] = teacher
+    if recipe.data.device_resident and recipe.data.augment != "none":
+        # the shared teacher cache stores the CPU augmentation's draws; the device path draws its own
+        over["data.device_resident"] = False
     if flash is not None:
         over.update({"train.epochs": flash.epochs, "train.warmup_epochs": 0.0, "train.milestones": []})
         if flash.max_train_samples is not None:
