@@ -218,3 +218,25 @@ def test_activation_estimate_leaves_no_hooks(tmp_path):
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
     activation_bytes(model, 8)
     assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_a_key_added_by_a_later_version_at_its_default_keeps_the_settings_tag():
+    """Resuming a run across versions: a new key at its default changes nothing, so the tag must not change."""
+    from pydantic import Field
+
+    from edgedistill.recipe import Recipe, TrainConfig
+    from edgedistill.resume import settings_tag, teacher_key
+
+    class LaterTrain(TrainConfig):
+        new_knob: float = 0.0
+
+    class LaterRecipe(Recipe):
+        train: LaterTrain = Field(default_factory=LaterTrain)
+
+    d = {"data": {"source": "digits", "image_size": 16}, "teacher": {"model": "cifar:resnet8", "epochs": 2},
+         "train": {"epochs": 3, "lr": 0.05}}
+    now, later = Recipe.model_validate(d), LaterRecipe.model_validate(d)
+    assert settings_tag(later) == settings_tag(now) and teacher_key(later) == teacher_key(now)
+    changed = LaterRecipe.model_validate({**d, "train": {**d["train"], "new_knob": 1.0}})
+    assert settings_tag(changed) != settings_tag(now) and teacher_key(changed) != teacher_key(now)
+    assert settings_tag(Recipe.model_validate({**d, "train": {"epochs": 3, "lr": 0.1}})) != settings_tag(now)

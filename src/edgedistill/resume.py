@@ -91,16 +91,21 @@ def check_resume(recipe: Recipe, run_dir: Path) -> list[str]:
 
 
 def settings_tag(recipe: Recipe) -> str:
-    """A hash of every key that changes results: what each epoch of a stage records in last.pt."""
-    flat = flatten(recipe.model_dump(mode="json"))
+    """A hash of every key that changes results: what each epoch of a stage records in last.pt. Keys at their
+    default are left out, so a version that adds a key (at a default that keeps the old behaviour) still
+    resumes the runs of the last one."""
+    flat = flatten(recipe.model_dump(mode="json", exclude_defaults=True))
     kept = {k: v for k, v in flat.items() if not _matches(k, FREE_KEYS + COMPRESS_KEYS)}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def teacher_key(recipe: Recipe) -> str:
     """Identity of a trained-from-scratch teacher: same key, same weights, so later runs reuse it."""
-    train = recipe.train.model_dump(mode="json", exclude={"resume", "threads", "device", "eval_every"})
-    data = recipe.data.model_dump(mode="json", exclude={"workers", "unlabeled"})  # teachers never see unlabeled images
+    # keys at their default left out, as in settings_tag: a key added later does not orphan stored teachers
+    train = recipe.train.model_dump(mode="json", exclude={"resume", "threads", "device", "eval_every"},
+                                    exclude_defaults=True)
+    data = recipe.data.model_dump(mode="json", exclude_defaults=True,  # teachers never see unlabeled images
+                                  exclude={"workers", "unlabeled", "unlabeled_column", "unlabeled_split"})
     ident = {"model": recipe.teacher.model, "epochs": recipe.teacher.epochs, "lr": recipe.teacher.lr,
              "train": train, "data": data, **({"probe": True} if recipe.teacher.probe else {})}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
