@@ -26,6 +26,7 @@ import json
 import shutil
 import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +62,31 @@ def arm(name: str, overrides: list[str]) -> dict[str, Any]:
     return {k: v["top1"] for k, v in m["models"].items()}
 
 
+def weights_of(args: argparse.Namespace, trained_in: str, wait_s: float = 4 * 3600) -> Path:
+    """The teacher trained by the --teacher-seed run `trained_in`; waits while another process trains it."""
+    file = args.out / f"{trained_in}-s{args.teacher_seed}" / "teacher" / "model.safetensors"
+    deadline = time.time() + wait_s
+    if not file.exists():
+        print(f"waiting for {file} (the --seeds {args.teacher_seed} process trains it)", flush=True)
+    while not file.exists():
+        if time.time() > deadline:
+            raise SystemExit(f"{file} is missing: run --seeds {args.teacher_seed} first (it trains the teachers)")
+        time.sleep(20)
+    return file.resolve()
+
+
+def teacher_top1(args: argparse.Namespace, trained_in: str) -> float:
+    """The trained teacher's last-epoch val top-1 (its stage log)."""
+    weights_of(args, trained_in)
+    log = args.out / f"{trained_in}-s{args.teacher_seed}" / "teacher" / "metrics.jsonl"
+    return float(json.loads(log.read_text().splitlines()[-1])["val_top1"])
+
+
 def teacher(args: argparse.Namespace, seed: int | None, model: str, trained_in: str, epochs: int) -> list[str]:
     """Train `model` in the --teacher-seed run `trained_in`; every other seed loads that run's weights."""
     if seed == args.teacher_seed:  # seed None: always the trained weights
         return [f"teacher.model={model}", f"teacher.epochs={epochs}"]
-    file = args.out / f"{trained_in}-s{args.teacher_seed}" / "teacher" / "model.safetensors"
-    if not file.exists():
-        raise SystemExit(f"{file} is missing: run --seeds {args.teacher_seed} first (it trains the teachers)")
-    return [f"teacher.model={model}", f"teacher.weights={file.resolve()}", "teacher.epochs=null"]
+    return [f"teacher.model={model}", f"teacher.weights={weights_of(args, trained_in)}", "teacher.epochs=null"]
 
 
 def unlabeled_folder(args: argparse.Namespace, ov: list[str], folder: Path) -> Path:
@@ -131,6 +149,12 @@ def main() -> None:
             arm(f"a-teacher-b-s{seed}", ov + tb + ["eval.baseline=false"])
             return
         a = arm(f"a-teacher-a-s{seed}", ov + teacher(args, seed, args.teacher_a, "a-teacher-a", args.teacher_epochs))
+        b_runs = seed == args.teacher_seed or teacher_top1(args, "a-teacher-b") > teacher_top1(args, "a-teacher-a")
+        b = arm(f"a-teacher-b-s{seed}", ov + tb + ["eval.baseline=false"]) if b_runs else None
+        files = [weights_of(args, f"a-teacher-{k}") for k in "ab"]
+        members = (f"teachers.models=[{{model: {args.teacher_a}, weights: {files[0]}}}, "
+                   f"{{model: {args.teacher_b}, weights: {files[1]}}}]")
+        both = arm(f"a-both-s{seed}", ov + [members, "teachers.ensemble=mean", "eval.baseline=false"])
         # unlabeled images mix into batches only through the DataLoader path (not data.device_resident): both
         # --labelled arms take it, so they differ by the unlabeled images alone
         few = ov + [f"data.max_train_samples={args.labelled}", f"train.epochs={few_epochs}", "eval.baseline=false",
@@ -139,14 +163,6 @@ def main() -> None:
         lab = arm(f"b-labelled-s{seed}", few + teacher(args, seed, args.teacher_a, "b-labelled", few_teacher_epochs))
         unl = arm(f"b-unlabeled-s{seed}", few + teacher(args, None, args.teacher_a, "b-labelled", few_teacher_epochs)
                   + [f"data.unlabeled={folder.resolve()}"])
-        top1 = {k: json.loads((args.out / f"a-teacher-{k}-s{args.teacher_seed}" / "metrics.json").read_text())[
-            "models"]["teacher"]["top1"] if seed != args.teacher_seed else None for k in "ab"}
-        b = arm(f"a-teacher-b-s{seed}", ov + tb + ["eval.baseline=false"]) \
-            if seed == args.teacher_seed or top1["b"] > top1["a"] else None
-        files = [args.out / f"a-teacher-{k}-s{args.teacher_seed}" / "teacher" / "model.safetensors" for k in "ab"]
-        members = (f"teachers.models=[{{model: {args.teacher_a}, weights: {files[0].resolve()}}}, "
-                   f"{{model: {args.teacher_b}, weights: {files[1].resolve()}}}]")
-        both = arm(f"a-both-s{seed}", ov + [members, "teachers.ensemble=mean", "eval.baseline=false"])
         add("(a) student alone (cross-entropy)", a["student_alone"])
         add(f"(a) KD from {args.teacher_a}", a["student"])
         if b is not None:
