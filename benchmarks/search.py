@@ -88,6 +88,55 @@ def full_runs(spec: str, image_size: int, data: dict, seeds: int, runs: Path, na
     return out
 
 
+def int8_file(spec: str, size: int, recipe, folder: Path) -> Path:
+    """The candidate as the search measured it: random weights, fp32 ONNX, static int8 in this CPU's format."""
+    import numpy as np
+    import torch
+
+    from edgedistill.compress.cpu import detect_cpu, resolve
+    from edgedistill.compress.quantize import quantize_static_onnx
+    from edgedistill.deploy.export import export_onnx
+    from edgedistill.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(spec, 10).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    fp32 = export_onnx(model, folder / "model.onnx", size, [str(i) for i in range(10)], recipe.data.mean,
+                       recipe.data.std, opset=recipe.compress.opset)
+    fmt = resolve("auto", recipe.deploy.target, detect_cpu())["format"]
+    calib = np.random.default_rng(0).standard_normal((16, 3, size, size)).astype(np.float32)
+    quantize_static_onnx(fp32, folder / "model.int8.onnx", calib, fmt=str(fmt), per_channel=True)
+    return folder / "model.int8.onnx"
+
+
+def ab_latency(chosen: dict, recipe, runs: Path, rounds: int = 9, n: int = 300) -> dict:
+    """Chosen vs cifar:resnet8 int8, rounds interleaved in one process (the search's costs were taken one by one,
+    on a machine other jobs may have shared); 1 thread, batch 1, each at its own resolution."""
+    import numpy as np
+
+    from edgedistill.deploy.onnx_runtime import ort_session
+
+    spec = {"resnet8": ("cifar:resnet8", 32), "chosen": (chosen["spec"], chosen["image_size"])}
+    sess, feed, per = {}, {}, {}
+    for k, (sp, size) in spec.items():
+        sess[k] = ort_session(int8_file(sp, size, recipe, runs / "ab" / k), 1)
+        x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+        feed[k], per[k] = {sess[k].get_inputs()[0].name: x}, []
+        for _ in range(20):
+            sess[k].run(None, feed[k])
+    for r in range(rounds):
+        for k in (list(spec) if r % 2 == 0 else list(reversed(spec))):
+            t = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                sess[k].run(None, feed[k])
+                t.append((time.perf_counter() - t0) * 1e3)
+            per[k].append(statistics.median(t))
+    return {"rounds": rounds, "runs_per_round": n,
+            "files": {k: {"round_medians_ms": v, "median_ms": statistics.median(v), "min_ms": min(v),
+                          "max_ms": max(v)} for k, v in per.items()}}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--root", default="../shared/data/cifar10-subset")
@@ -137,12 +186,15 @@ def main() -> None:
     hand = {"spec": "cifar:resnet8", "image_size": r0.data.image_size,
             "top1": full_runs("cifar:resnet8", r0.data.image_size, data, args.seeds, runs, "resnet8", folder)}
     trust = json.loads((folder / "trust.json").read_text()) if (folder / "trust.json").exists() else None
+    ab = ab_latency(chosen, r0, runs)
+    ab_ms = {k: v["median_ms"] for k, v in ab["files"].items()}
     gain = statistics.mean(chosen["top1"]) - statistics.mean(hand["top1"])
     ratio = chosen_cost["latency_ms"] / ref["latency_ms"]
     res = {"budget_latency_ms": ref["latency_ms"], "chosen": {**chosen, "latency_int8_ms": chosen_cost["latency_ms"]},
            "resnet8": {**hand, "latency_int8_ms": ref["latency_ms"]}, "top1_gain": gain, "latency_ratio": ratio,
            "target_met": bool((gain >= 1 and ratio <= 1) or (ratio <= 0.7 and gain >= -0.5)),
-           "proxy_trust": trust, "scaling": scaling, "smoke": args.smoke}
+           "proxy_trust": trust, "scaling": scaling, "smoke": args.smoke,
+           "ab_latency_int8_ms": ab_ms, "ab_latency_ratio": ab_ms["chosen"] / ab_ms["resnet8"]}
     out.mkdir(parents=True, exist_ok=True)
     (out / "search.json").write_text(portable(json.dumps(res, indent=2)))
     sp = trust.get("spearman", {}) if trust else {}
@@ -150,6 +202,8 @@ def main() -> None:
              (f"| chosen `{chosen['spec']}` @ {chosen['image_size']} px | {statistics.mean(chosen['top1']):.2f} "
               f"| {chosen_cost['latency_ms']:.4g} |"),
              f"| hand-picked `cifar:resnet8` | {statistics.mean(hand['top1']):.2f} | {ref['latency_ms']:.4g} |", "",
+             (f"Re-measured A/B (9 rounds × 300 runs, 1 thread, batch 1): chosen {ab_ms['chosen']:.4g} ms, resnet8 "
+              f"{ab_ms['resnet8']:.4g} ms, ratio {ab_ms['chosen'] / ab_ms['resnet8']:.2f}."), "",
              (f"Δ top-1 {gain:+.2f}, latency ratio {ratio:.2f}; target met: {res['target_met']}. Flash vs full "
               f"Spearman {sp.get('value', float('nan')):.2f} (95% {sp.get('ci95', ['?', '?'])}), n = "
               f"{trust['n'] if trust else 0}."), "", "| workers | wall s | trials | s per trained trial |",

@@ -237,3 +237,18 @@ def test_trial_recipe_takes_the_cpu_loader_the_shared_teacher_cache_needs(tmp_pa
     assert r.distill.teacher_cache and not r.data.device_resident and r.data.augment == "padcrop"
     plain = build_recipe({"data": {"source": "digits", "image_size": 16, "augment": "none", "device_resident": True}})
     assert candidate_recipe(plain, cand, None, tmp_path / "flash", None).data.device_resident  # no draws: kept
+
+
+def test_a_cost_is_the_least_disturbed_of_several_latency_rounds():
+    """One round slowed by a neighbour must not mislabel a candidate whose cost is cached for the whole search."""
+    from edgedistill.search.cost import LATENCY_ROUNDS, steady_latency
+
+    medians = iter([0.127, 0.082, 0.085, 0.5])
+    calls = []
+
+    def measure(path, shape, threads, runs, warmup):
+        calls.append((path, shape, threads, runs))
+        return {"latency_ms_median": next(medians)}
+
+    assert steady_latency(measure, "m.onnx", (1, 3, 24, 24), 1, 30) == 0.082
+    assert len(calls) == LATENCY_ROUNDS == 3 and calls[0] == ("m.onnx", (1, 3, 24, 24), 1, 30)
