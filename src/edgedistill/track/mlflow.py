@@ -9,13 +9,30 @@ MlflowClient (not the fluent API) keeps no process-wide active run, so a run ins
 from __future__ import annotations
 
 import json
+import socket
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 from .base import TRACKERS, Scalar
 
 MAX_PARAM = 6000  # MLflow's limit on one parameter value
+CONNECT_TIMEOUT_S = 3.0
+
+
+def check_server(uri: str) -> None:
+    """An http(s) tracking URI must accept a connection: MLflow's client would retry with back-off for
+    minutes (MLFLOW_HTTP_REQUEST_MAX_RETRIES, default 7) before the run could even say why it waits."""
+    u = urllib.parse.urlparse(uri)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        return
+    port = u.port or (443 if u.scheme == "https" else 80)
+    try:
+        socket.create_connection((u.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise OSError(f"no server accepts connections at {u.hostname}:{port} within {CONNECT_TIMEOUT_S:.0f} s "
+                      f"({e})") from None
 
 
 class MLflowTracker:
@@ -26,6 +43,7 @@ class MLflowTracker:
         self._Metric, self._Param, self._status = Metric, Param, RunStatus
         store = (output_dir / "mlruns").resolve()
         if cfg.mlflow_uri:
+            check_server(cfg.mlflow_uri)
             uri, artifacts = cfg.mlflow_uri, None  # the server (or store) decides where artifacts go
         else:
             store.mkdir(parents=True, exist_ok=True)
