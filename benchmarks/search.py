@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -211,6 +212,10 @@ def main() -> None:
     lines += [f"| {s['workers']} | {s['wall_s']:.0f} | {s['trials']} | {s['flash_s_per_trained_trial'] or 0:.1f} |"
               for s in scaling]
     (out / "search.md").write_text(portable("\n".join(lines) + "\n"))
+    for name in ("pareto.png", "trials.csv", "trust.json"):  # the chart and tables the README shows
+        if (folder / name).exists():
+            (out / name).write_text(portable((folder / name).read_text())) if name != "pareto.png" else \
+                shutil.copyfile(folder / name, out / name)
     print("\n".join(lines))
 
 
