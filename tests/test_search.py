@@ -252,3 +252,40 @@ def test_a_cost_is_the_least_disturbed_of_several_latency_rounds():
 
     assert steady_latency(measure, "m.onnx", (1, 3, 24, 24), 1, 30) == 0.082
     assert len(calls) == LATENCY_ROUNDS == 3 and calls[0] == ("m.onnx", (1, 3, 24, 24), 1, 30)
+
+
+def test_a_sampler_stuck_on_a_trained_candidate_is_sent_to_an_untrained_feasible_one(tmp_path):
+    """TPE suggests a dominant candidate again and again; each repeat enqueues a new feasible candidate."""
+    import optuna
+
+    from edgedistill.search.space import resolve_space
+    from edgedistill.search.study import Search, explore
+
+    r = build_recipe(recipe(tmp_path, space={"models": ["cifar:resnet8", "cifar:resnet14", "cifar:resnet20",
+                                                        "cifar:resnet32"]}))
+    r = build_recipe({**r.model_dump(mode="json"), "deploy": {"budget": {"params": 300_000}}})
+    space = resolve_space(r)
+    folder = tmp_path / "s"
+    folder.mkdir()
+    params = {"cifar:resnet8": 78_042, "cifar:resnet14": 175_258, "cifar:resnet20": 272_474, "cifar:resnet32": 466_906}
+    costs = {f"{k}@16": {"spec": k, "image_size": 16, "params": v, "flops": 1, "size_mb": 1, "latency_ms": 1}
+             for k, v in params.items()}
+    s = Search(folder, r, space, "", "t", None, None, 10)
+    (folder / "costs.json").write_text(json.dumps({"settings": s.costs.settings, "costs": costs}))
+    from edgedistill.search.space import MODEL_KEY
+
+    stuck = optuna.samplers.PartialFixedSampler({MODEL_KEY: "cifar:resnet8"}, optuna.samplers.RandomSampler(0))
+    study = optuna.create_study(sampler=stuck)  # always suggests resnet8, unless a trial was enqueued
+    tried = []
+    for _ in range(6):
+        t = study.ask()
+        cand = space.suggest(t)
+        t.set_user_attr("spec", cand.spec)
+        t.set_user_attr("image_size", cand.image_size)
+        if cand.spec in tried:
+            explore(s, t)  # a repeat: the next ask() takes an enqueued untrained candidate
+        tried.append(cand.spec)
+        study.tell(t, 0.0)
+    assert tried[:4] == ["cifar:resnet8", "cifar:resnet8", tried[2], "cifar:resnet8"]
+    assert {tried[2], tried[4]} == {"cifar:resnet14", "cifar:resnet20"}  # resnet32 is over the budget: never sent
+    assert tried[5] == "cifar:resnet8"  # every feasible candidate tried: nothing more to enqueue

@@ -105,6 +105,10 @@ class CostCache:
         data = json.loads(self.path.read_text())
         return data.get("costs", {}) if data.get("settings") == self.settings else {}
 
+    def measured(self) -> dict[str, Any]:
+        """Every candidate measured so far: key → figures."""
+        return self._read()
+
     def get(self, cand: Candidate) -> dict[str, Any]:
         """The cached figures of `cand`, measured now when absent."""
         hit = self._read().get(cand.key)

@@ -122,6 +122,7 @@ def objective(trial: optuna.Trial, s: Search) -> tuple[float, ...]:
             t0 = time.perf_counter()
             if (s.folder / "flash" / cand.slug / "metrics.json").exists():
                 trial.set_user_attr("repeat", True)  # suggested again: its finished run is reused, not retrained
+                explore(s, trial)
             try:
                 run_dir = run_candidate(s.recipe, cand, s.teacher, s.folder / "flash", s.flash)
             except Exception as e:
@@ -134,6 +135,23 @@ def objective(trial: optuna.Trial, s: Search) -> tuple[float, ...]:
             trial.set_user_attr("run", str(run_dir))
             trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
     return tuple(top1 if o == "top1" else float(cost[o]) for o in s.recipe.search.objectives)
+
+
+def explore(s: Search, trial: optuna.Trial) -> None:
+    """A sampler that suggests a trained candidate again has stopped exploring (TPE does, once one candidate
+    dominates a categorical choice): the next trial gets a seeded random untrained feasible candidate, so
+    search.trials still trains that many distinct candidates."""
+    import random
+
+    from .cost import check_feasible
+
+    study = trial.study
+    done = {f"{t.user_attrs['spec']}@{t.user_attrs['image_size']}" for t in study.get_trials(deepcopy=False)
+            if "spec" in t.user_attrs and t.number != trial.number}
+    feasible = set(check_feasible(s.costs.measured(), s.recipe))
+    rest = [c for c in s.space.candidates() if c.key in feasible and c.key not in done]
+    if rest:
+        study.enqueue_trial(s.space.params_of(random.Random(trial.number).choice(rest)), skip_if_exists=True)
 
 
 def counted(study: optuna.Study) -> list[FrozenTrial]:
