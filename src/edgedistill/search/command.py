@@ -38,10 +38,17 @@ def _folder(recipe: Recipe, resume: bool) -> Path:
 
 
 def _stable(text: str) -> str:
-    """Recipe text without what a resumed search may change (trials, timeout, workers, storage)."""
+    """The recipe as today's schema reads it (a key added since the search started is not a change), without
+    what a resumed search may change (trials, timeout, workers, storage)."""
     import yaml
 
-    data = yaml.safe_load(text)
+    from ..recipe import build_recipe
+
+    data = yaml.safe_load(text) or {}
+    try:
+        data = build_recipe(data).model_dump(mode="json")
+    except UserError:  # e.g. its data.root moved: compare the raw values
+        pass
     for k in ("trials", "timeout", "workers", "storage"):
         data.get("search", {}).pop(k, None)
     data.get("train", {}).pop("resume", None)

@@ -118,6 +118,9 @@ def objective(trial: optuna.Trial, s: Search) -> tuple[float, ...]:
         top1 = 0.0
         if any(v > 0 for v in over.values()):
             trial.set_user_attr("status", "infeasible")
+            if any(t.user_attrs.get("spec") == cand.spec and t.user_attrs.get("image_size") == cand.image_size
+                   for t in trial.study.get_trials(deepcopy=False) if t.number != trial.number):
+                explore(s, trial)  # suggested again though known to be over the budget
         else:
             t0 = time.perf_counter()
             if (s.folder / "flash" / cand.slug / "metrics.json").exists():
@@ -162,7 +165,7 @@ def counted(study: optuna.Study) -> list[FrozenTrial]:
             and t.user_attrs.get("status") != "infeasible"]
 
 
-MAX_TRIALS_FACTOR = 10  # all trials, infeasible included, stop at this many times search.trials
+MAX_TRIALS_FACTOR = 10  # trials started by one session, infeasible included, stop at this many times search.trials
 
 
 def revive_killed(s: Search, study: optuna.Study) -> list[Candidate]:
@@ -195,12 +198,15 @@ def work(s: Search, worker: int = 0, timeout: float | None = None, on_trial: Any
         measured = json.loads(costs_path.read_text()).get("costs", {})
         feasible = {k for k in check_feasible(measured, s.recipe) if k in {c.key for c in s.space.candidates()}}
 
+    finished = (TrialState.COMPLETE, TrialState.FAIL)
+    before = len(study.get_trials(deepcopy=False, states=finished))  # a resumed search gets a fresh allowance
+
     def stop_when_done(study: optuna.Study, trial: FrozenTrial) -> None:
         if on_trial is not None:
             on_trial(study, trial)
         trained = {f"{t.user_attrs['spec']}@{t.user_attrs['image_size']}" for t in counted(study)
                    if t.user_attrs.get("status") == "trained"}
-        started = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
+        started = len(study.get_trials(deepcopy=False, states=finished)) - before
         if len(counted(study)) >= total or (feasible and feasible <= trained) or started >= MAX_TRIALS_FACTOR * total:
             study.stop()
 
