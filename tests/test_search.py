@@ -254,6 +254,7 @@ def test_a_cost_is_the_least_disturbed_of_several_latency_rounds():
     assert len(calls) == LATENCY_ROUNDS == 3 and calls[0] == ("m.onnx", (1, 3, 24, 24), 1, 30)
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_sampler_stuck_on_a_trained_candidate_is_sent_to_an_untrained_feasible_one(tmp_path):
     """TPE suggests a dominant candidate again and again; each repeat enqueues a new feasible candidate."""
     import optuna
