@@ -51,10 +51,16 @@ def base(args: argparse.Namespace, seed: int) -> list[str]:
                    "eval.warmup_runs=1", "distill.terms=[{name: kd, weight: 1.0, T: 4}]"]
 
 
+ONLY_FINISHED = False  # --only-finished: read the arms that finished, run nothing
+
+
 def arm(name: str, overrides: list[str]) -> dict[str, Any]:
-    """One run (reused when its metrics.json exists); its models' val top-1."""
+    """One run (reused when its metrics.json exists); its models' val top-1 ({} when --only-finished and not
+    finished)."""
     out_dir = Path(next(o for o in overrides if o.startswith("output.dir=")).split("=", 1)[1])
     done = out_dir / name / "metrics.json"
+    if not done.exists() and ONLY_FINISHED:
+        return {}
     if not done.exists():
         resume = ["train.resume=true"] if (out_dir / name).is_dir() else []
         run(load_recipe(None, overrides + [f"output.name={name}"] + resume))
@@ -123,9 +129,12 @@ def main() -> None:
     ap.add_argument("--unlabeled", type=int, default=4000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only-teacher-b", action="store_true", help="train teacher B's run only (a 2nd process)")
+    ap.add_argument("--only-finished", action="store_true", help="table of the finished arms; train nothing")
     ap.add_argument("--no-table", action="store_true", help="only run the arms (e.g. one seed per process)")
     ap.add_argument("--smoke", action="store_true", help="digits, 1 epoch, seed 0, small teachers, temp folder")
     args = ap.parse_args()
+    global ONLY_FINISHED
+    ONLY_FINISHED = args.only_finished
     if args.smoke:
         args.out = Path(tempfile.mkdtemp(prefix="bench-teachers-"))
         args.results = args.out / "results"
@@ -138,8 +147,9 @@ def main() -> None:
     few_epochs, few_teacher_epochs = round(args.epochs * scale), round(args.teacher_epochs * scale)
     rows: dict[str, list[float]] = {}
 
-    def add(name: str, value: float) -> None:
-        rows.setdefault(name, []).append(value)
+    def add(name: str, value: float | None) -> None:
+        if value is not None:
+            rows.setdefault(name, []).append(value)
 
     order = sorted(args.seeds, key=lambda s: s != args.teacher_seed)  # the teachers' seed first
     for seed in order:
@@ -163,27 +173,27 @@ def main() -> None:
         lab = arm(f"b-labelled-s{seed}", few + teacher(args, seed, args.teacher_a, "b-labelled", few_teacher_epochs))
         unl = arm(f"b-unlabeled-s{seed}", few + teacher(args, None, args.teacher_a, "b-labelled", few_teacher_epochs)
                   + [f"data.unlabeled={folder.resolve()}"])
-        add("(a) student alone (cross-entropy)", a["student_alone"])
-        add(f"(a) KD from {args.teacher_a}", a["student"])
+        add("(a) student alone (cross-entropy)", a.get("student_alone"))
+        add(f"(a) KD from {args.teacher_a}", a.get("student"))
         if b is not None:
-            add(f"(a) KD from {args.teacher_b}", b["student"])
-        add("(a) KD from both (mean of probabilities)", both["student"])
-        add(f"(a) teacher {args.teacher_a}", a["teacher"])
+            add(f"(a) KD from {args.teacher_b}", b.get("student"))
+        add("(a) KD from both (mean of probabilities)", both.get("student"))
+        add(f"(a) teacher {args.teacher_a}", a.get("teacher"))
         if b is not None:
-            add(f"(a) teacher {args.teacher_b}", b["teacher"])
-        add("(a) teachers combined (mean)", both["teacher"])
-        add(f"(b) teacher {args.teacher_a} on {args.labelled} labelled", lab["teacher"])
-        add(f"(b) {args.labelled} labelled, KD", lab["student"])
-        add(f"(b) {args.labelled} labelled + {args.unlabeled} unlabeled, KD", unl["student"])
-        add(f"(b) {args.labelled + args.unlabeled} labelled, KD (= (a) KD from {args.teacher_a})", a["student"])
+            add(f"(a) teacher {args.teacher_b}", b.get("teacher"))
+        add("(a) teachers combined (mean)", both.get("teacher"))
+        add(f"(b) teacher {args.teacher_a} on {args.labelled} labelled", lab.get("teacher"))
+        add(f"(b) {args.labelled} labelled, KD", lab.get("student"))
+        add(f"(b) {args.labelled} labelled + {args.unlabeled} unlabeled, KD", unl.get("student"))
+        add(f"(b) {args.labelled + args.unlabeled} labelled, KD (= (a) KD from {args.teacher_a})", a.get("student"))
     if args.no_table:
         return
 
     def fmt(v: list[float]) -> str:
         return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}" if len(v) > 1 else f"{v[0]:.2f}"
 
-    table = ["| arm | val top-1 % (mean ± std over seeds) | seeds |", "|---|---|---|",
-             *(f"| {k} | {fmt(v)} | {len(v)} |" for k, v in rows.items())]
+    table = ["| arm | val top-1 % (mean ± std over seeds) | seeds | per seed |", "|---|---|---|---|",
+             *(f"| {k} | {fmt(v)} | {len(v)} | {', '.join(f'{x:.1f}' for x in v)} |" for k, v in rows.items())]
     args.results.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) for k, v in vars(args).items() if k not in ("root", "out", "results")}
     (args.results / "teachers.json").write_text(portable(json.dumps(
