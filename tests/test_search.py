@@ -290,3 +290,25 @@ def test_a_sampler_stuck_on_a_trained_candidate_is_sent_to_an_untrained_feasible
     assert tried[:4] == ["cifar:resnet8", "cifar:resnet8", tried[2], "cifar:resnet8"]
     assert {tried[2], tried[4]} == {"cifar:resnet14", "cifar:resnet20"}  # resnet32 is over the budget: never sent
     assert tried[5] == "cifar:resnet8"  # every feasible candidate tried: nothing more to enqueue
+
+
+def test_a_replanned_schedule_withdraws_the_waiting_runs_of_the_old_plan(tmp_path):
+    """A resumed search may pick other candidates for its full runs: the old picks must not run first."""
+    from optuna.trial import TrialState
+
+    from edgedistill.jobs.runs import Job, open_study, schedule
+
+    def job(name):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({"data": {"source": "digits"}, "output": {"dir": str(tmp_path / "runs"),
+                                                                                 "name": name}}))
+        return Job(name, path)
+
+    study = open_study(str(tmp_path / "study.journal"), "full")
+    assert schedule(study, [job("a"), job("b")])["queued"] == 2
+    counts = schedule(study, [job("b"), job("c")])
+    assert counts["withdrawn"] == 1 and counts["queued"] == 1 and counts["waiting"] == 1
+    waiting = sorted(t.user_attrs["job"] for t in study.get_trials(states=(TrialState.WAITING,)))
+    assert waiting == ["b", "c"]
+    gone = [t for t in study.get_trials() if t.user_attrs.get("job") == "a"]
+    assert gone[0].state == TrialState.FAIL and gone[0].user_attrs["withdrawn"]

@@ -84,14 +84,28 @@ def _lock_of(recipe_path: Path) -> Path:
 
 def schedule(study: optuna.Study, jobs: list[Job]) -> dict[str, int]:
     """Enqueue every job not finished, not waiting and not running; a running trial whose process died
-    (its lock is free) is failed first. Returns counts by what was done."""
+    (its lock is free) is failed first, and waiting (or dead) trials of jobs no longer in `jobs` are withdrawn.
+    Returns counts by what was done."""
     trials = study.get_trials(deepcopy=False)
     waiting = {t.user_attrs.get("job") for t in trials if t.state == TrialState.WAITING}
     running = {}
     for t in trials:
         if t.state == TrialState.RUNNING and t.user_attrs.get("job"):
             running[t.user_attrs["job"]] = t
-    counts = {"finished": 0, "queued": 0, "running": 0, "waiting": 0}
+    counts = {"finished": 0, "queued": 0, "running": 0, "waiting": 0, "withdrawn": 0}
+    keys = {job.key for job in jobs}
+    for t in trials:  # a plan made earlier (e.g. before a resumed search changed its picks): its leftovers go
+        stale = t.user_attrs.get("job") not in keys and (
+            t.state == TrialState.WAITING
+            or (t.state == TrialState.RUNNING and t.user_attrs.get("recipe")
+                and not is_locked(_lock_of(Path(t.user_attrs["recipe"])))))
+        if stale:
+            try:
+                study._storage.set_trial_user_attr(t._trial_id, "withdrawn", True)
+                study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+                counts["withdrawn"] += 1
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass
     for job in jobs:
         if (run_folder(job.recipe) / "metrics.json").exists():
             counts["finished"] += 1

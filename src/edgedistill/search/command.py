@@ -153,7 +153,7 @@ def finish(search: Any, hand: Candidate, console: Console, seconds: float) -> Pa
     from .report import best_recipe, pareto_chart, trial_rows, write_csv, write_report
     from .study import open_search_study
     from .trials import run_candidate
-    from .trust import correlate, pick, run_full
+    from .trust import correlate, finished_full, pick, run_full
 
     study = open_search_study(search)
     cfg, folder = search.recipe.search, search.folder
@@ -181,9 +181,12 @@ def finish(search: Any, hand: Candidate, console: Console, seconds: float) -> Pa
         chosen = pick([Candidate(r["spec"], r["image_size"]) for r in front], uniq, cfg.top_k, cfg.random_k, cfg.seed)
         console.print(f"proxy trust: {len(chosen)} candidate(s) distilled with the full budget …")
         full = run_full(search, chosen, cfg.workers, lambda m: console.print(f"  {m}", highlight=False))
-        keys = [c.key for c in chosen if c.key in full]
+        full = {**finished_full(search), **full}  # earlier sessions' full runs are pairs too
+        picked = {c.key for c in chosen}
+        keys = [k for k in full if k in done]
         trust = correlate([done[k]["flash_top1"] for k in keys], [full[k] for k in keys], seed=cfg.seed)
-        trust["candidates"] = [{"key": k, "flash_top1": done[k]["flash_top1"], "full_top1": full[k]} for k in keys]
+        trust["candidates"] = [{"key": k, "flash_top1": done[k]["flash_top1"], "full_top1": full[k],
+                                "picked": k in picked} for k in keys]
         atomic_write_text(folder / "trust.json", json.dumps(trust, indent=2))
     rows = trial_rows(study, pareto, full)
     front = sorted((r for r in rows if r["pareto"] and r["state"] == "trained"), key=lambda r: -r["flash_top1"])

@@ -44,6 +44,23 @@ def run_full(search: Any, cands: list[Candidate], workers: int, say: Any) -> dic
     return done
 
 
+def finished_full(search: Any) -> dict[str, float]:
+    """Every candidate with a finished full-budget run in search/full (picked now or by an earlier session of
+    the search): key → top-1. Each is a flash-vs-full pair as good as a picked one."""
+    from ..jobs.runs import metric_of, run_folder
+    from ..recipe import load_recipe
+
+    out = {}
+    for path in sorted((search.folder / "full").glob("*.yaml")):
+        try:
+            r = load_recipe(path)
+        except Exception:  # noqa: BLE001 — a recipe the current schema refuses is not a pair
+            continue
+        if (run_folder(path) / "metrics.json").exists():
+            out[Candidate(r.student.model, r.data.image_size).key] = metric_of(run_folder(path), "top1")
+    return out
+
+
 def correlate(flash: list[float], full: list[float], seed: int = 0, rounds: int = 2000) -> dict[str, Any]:
     """Spearman and Kendall with percentile-bootstrap 95% intervals (pairs resampled), and a plain verdict."""
     n = len(flash)
