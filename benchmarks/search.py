@@ -175,12 +175,13 @@ def main() -> None:
         path = runs / f"search-w{w}.yaml"
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         t0 = time.perf_counter()
-        folder = run_search(path, [], workers=w, resume=(runs / f"search-w{w}").is_dir(), console=Console())
+        resumed = (runs / f"search-w{w}").is_dir()
+        folder = run_search(path, [], workers=w, resume=resumed, console=Console())
         wall = time.perf_counter() - t0
         with open(folder / "trials.csv") as f:
             rows = list(csv.DictReader(f))
         trained = [float(r["seconds"]) for r in rows if r["state"] == "trained" and r["seconds"]]
-        scaling.append({"workers": w, "wall_s": wall, "trials": len(rows), "trained": len(trained),
+        scaling.append({"workers": w, "wall_s": None if resumed else wall, "trials": len(rows), "trained": len(trained),
                         "flash_s_per_trained_trial": statistics.mean(trained) if trained else None})
     best = load_recipe(folder / "best.yaml")
     chosen = {"spec": best.student.model, "image_size": best.data.image_size}
@@ -213,8 +214,11 @@ def main() -> None:
               f"Spearman {sp.get('value', float('nan')):.2f} (95% {sp.get('ci95', ['?', '?'])}), n = "
               f"{trust['n'] if trust else 0}."), "", "| workers | wall s | trials | s per trained trial |",
              "|---|---|---|---|"]
-    lines += [f"| {s['workers']} | {s['wall_s']:.0f} | {s['trials']} | {s['flash_s_per_trained_trial'] or 0:.1f} |"
-              for s in scaling]
+    def wall(x: dict) -> str:
+        return "resumed: not a measurement" if x["wall_s"] is None else f"{x['wall_s']:.0f}"
+
+    lines += [f"| {x['workers']} | {wall(x)} | {x['trials']} | {x['flash_s_per_trained_trial'] or 0:.1f} |"
+              for x in scaling]
     (out / "search.md").write_text(portable("\n".join(lines) + "\n"))
     for name in ("pareto.png", "trials.csv", "trust.json"):  # the chart and tables the README shows
         if (folder / name).exists():
