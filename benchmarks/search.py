@@ -28,7 +28,7 @@ from rich.console import Console
 from edgedistill.pipeline import run
 from edgedistill.recipe import build_recipe, load_recipe
 from edgedistill.search.command import run_search
-from edgedistill.search.cost import measure_candidate
+from edgedistill.search.cost import candidate_files, measure_candidate
 from edgedistill.search.space import Candidate
 
 MOBILE = ["arch:mobilenetv3_small,width=0.5,stem_stride=1", "arch:mobilenetv3_small,width=0.75,stem_stride=1",
@@ -90,24 +90,9 @@ def full_runs(spec: str, image_size: int, data: dict, seeds: int, runs: Path, na
 
 
 def int8_file(spec: str, size: int, recipe, folder: Path) -> Path:
-    """The candidate as the search measured it: random weights, fp32 ONNX, static int8 in this CPU's format."""
-    import numpy as np
-    import torch
-
-    from edgedistill.compress.cpu import detect_cpu, resolve
-    from edgedistill.compress.quantize import quantize_static_onnx
-    from edgedistill.deploy.export import export_onnx
-    from edgedistill.models import create_model
-
-    torch.manual_seed(0)
-    model = create_model(spec, 10).eval()
+    """The candidate's int8 file exactly as the search measured it (search.cost.candidate_files)."""
     folder.mkdir(parents=True, exist_ok=True)
-    fp32 = export_onnx(model, folder / "model.onnx", size, [str(i) for i in range(10)], recipe.data.mean,
-                       recipe.data.std, opset=recipe.compress.opset)
-    fmt = resolve("auto", recipe.deploy.target, detect_cpu())["format"]
-    calib = np.random.default_rng(0).standard_normal((16, 3, size, size)).astype(np.float32)
-    quantize_static_onnx(fp32, folder / "model.int8.onnx", calib, fmt=str(fmt), per_channel=True)
-    return folder / "model.int8.onnx"
+    return candidate_files(Candidate(spec, size), recipe, 10, folder)[2]
 
 
 def ab_latency(chosen: dict, recipe, runs: Path, rounds: int = 9, n: int = 300) -> dict:

@@ -34,39 +34,50 @@ def quantizes(recipe: Recipe) -> str | None:
     return None
 
 
-def measure_candidate(cand: Candidate, recipe: Recipe, num_classes: int, runs: int) -> dict[str, Any]:
-    """params, FLOPs, fp32 (and int8) ONNX size and ORT latency at deploy.batch_size and deploy.threads."""
+def candidate_files(cand: Candidate, recipe: Recipe, num_classes: int, folder: Path) -> tuple[Any, Path, Path | None]:
+    """The candidate as the search measures it (seeded random weights): the model, its fp32 ONNX file and, when
+    the recipe quantizes, its int8 file (static: this CPU's format, random calibration), written in `folder`."""
     import torch
 
     from ..compress.cpu import detect_cpu, resolve
     from ..compress.quantize import quantize_dynamic_onnx, quantize_static_onnx
     from ..deploy.export import export_onnx
-    from ..deploy.onnx_runtime import ort_latency
-    from ..deploy.profile import count_flops, count_params
     from ..models import create_model
 
     torch.manual_seed(0)
     model = create_model(cand.spec, num_classes, key="search.space").eval()
-    s, d = cand.image_size, recipe.deploy
-    out: dict[str, Any] = {"spec": cand.spec, "image_size": s, "params": count_params(model),
-                           "flops": count_flops(model, (1, 3, s, s))}
-    shape = (d.batch_size, 3, s, s)
+    s = cand.image_size
+    fp32 = export_onnx(model, Path(folder) / "model.onnx", s, [str(i) for i in range(num_classes)],
+                       recipe.data.mean, recipe.data.std, opset=recipe.compress.opset)
     mode = quantizes(recipe)
+    if mode is None:
+        return model, fp32, None
+    int8 = Path(folder) / "model.int8.onnx"
+    if mode == "dynamic":
+        quantize_dynamic_onnx(fp32, int8)
+    else:
+        stage = next((st for st in recipe.compress.stages if st.name == "quantize"), None)
+        fmt = resolve(getattr(stage, "format", "auto"), recipe.deploy.target, detect_cpu())["format"]
+        calib = np.random.default_rng(0).standard_normal((16, 3, s, s)).astype(np.float32)
+        quantize_static_onnx(fp32, int8, calib, fmt=str(fmt), per_channel=getattr(stage, "per_channel", True))
+    return model, fp32, int8
+
+
+def measure_candidate(cand: Candidate, recipe: Recipe, num_classes: int, runs: int) -> dict[str, Any]:
+    """params, FLOPs, fp32 (and int8) ONNX size and ORT latency at deploy.batch_size and deploy.threads."""
+    from ..deploy.onnx_runtime import ort_latency
+    from ..deploy.profile import count_flops, count_params
+
+    s, d = cand.image_size, recipe.deploy
+    shape = (d.batch_size, 3, s, s)
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(model, Path(tmp) / "model.onnx", s, [str(i) for i in range(num_classes)],
-                           recipe.data.mean, recipe.data.std, opset=recipe.compress.opset)
+        model, fp32, int8 = candidate_files(cand, recipe, num_classes, Path(tmp))
+        out: dict[str, Any] = {"spec": cand.spec, "image_size": s, "params": count_params(model),
+                               "flops": count_flops(model, (1, 3, s, s))}
         out["size_fp32_mb"] = fp32.stat().st_size / 1e6
         out["latency_fp32_ms"] = steady_latency(ort_latency, fp32, shape, d.threads, runs)
         out["size_mb"], out["latency_ms"] = out["size_fp32_mb"], out["latency_fp32_ms"]
-        if mode is not None:
-            int8 = Path(tmp) / "model.int8.onnx"
-            if mode == "dynamic":
-                quantize_dynamic_onnx(fp32, int8)
-            else:
-                stage = next((st for st in recipe.compress.stages if st.name == "quantize"), None)
-                fmt = resolve(getattr(stage, "format", "auto"), d.target, detect_cpu())["format"]
-                calib = np.random.default_rng(0).standard_normal((16, 3, s, s)).astype(np.float32)
-                quantize_static_onnx(fp32, int8, calib, fmt=str(fmt), per_channel=getattr(stage, "per_channel", True))
+        if int8 is not None:
             out["size_int8_mb"] = int8.stat().st_size / 1e6
             out["latency_int8_ms"] = steady_latency(ort_latency, int8, shape, d.threads, runs)
             out["size_mb"], out["latency_ms"] = out["size_int8_mb"], out["latency_int8_ms"]
