@@ -2,13 +2,18 @@
 
     python benchmarks/teachers.py --root ../shared/data/cifar10-subset --seeds 0 1 2
     python benchmarks/teachers.py --root ../shared/data/cifar10-subset --seeds 1 --no-table   # one seed per core
+    python benchmarks/teachers.py --root ../shared/data/cifar10-subset --seeds 0 1 2 --parts ensemble \
+        --ensembles confidence class_weights --merge     # more ensemble rules; rows added to the stored table
     python benchmarks/teachers.py --smoke          # digits, 1 epoch, 1 seed: checks the script runs (≈2 min)
 
 Teachers are trained once, by the runs of --teacher-seed, and every other seed's student learns from those
 same weights (the question is what the student gains, not how teachers vary).
 (a) two teachers of different architectures (--teacher-a, --teacher-b), each trained on all labelled images,
-    combined (teachers.ensemble=mean) vs the better of the two alone (by its val top-1) teaching the same student;
-    the student alone (cross-entropy only) for scale. The worse teacher's student runs for --teacher-seed only.
+    combined (teachers.ensemble, each rule of --ensembles) vs the better of the two alone (by its val top-1)
+    teaching the same student; the student alone (cross-entropy only) for scale. The worse teacher's student runs
+    for --teacher-seed only. --parts picks what runs: single (the one-teacher arms), ensemble, b; the
+    --teacher-seed runs the single arms whenever ensemble is asked for (they train the teachers), but only the
+    parts asked for become rows.
 (b) --labelled images with labels + --unlabeled more with their labels hidden (data.unlabeled) vs the
     --labelled alone vs all --labelled + --unlabeled labelled, KD in every arm. The teacher of the first two
     arms (--teacher-a's architecture) learns from the --labelled images only; the third arm is (a)'s KD from
@@ -16,7 +21,8 @@ same weights (the question is what the student gains, not how teachers vary).
     (labelled + unlabeled) / labelled × --epochs epochs (their teacher likewise), and one unlabeled batch
     rides along each labelled batch, so the unlabeled arm sees twice the images per step.
 Every arm is an ordinary run folder under --out; writes teachers.json and teachers.md (val top-1 mean ± std
-over seeds, n per row) to --results. Not part of the test suite: hours on 2 CPU cores.
+over seeds, n per row) to --results; with --merge the rows already stored there stay, and those measured now
+replace their namesakes. Not part of the test suite: hours on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ def base(args: argparse.Namespace, seed: int) -> list[str]:
              "data.mean=[0.4914,0.4822,0.4465]", "data.std=[0.2470,0.2435,0.2616]", "data.device_resident=true"])
     return data + ["data.augment=padcrop", "data.workers=0", f"student.model={args.student}",
                    f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}", "train.lr=0.1",
-                   "train.weight_decay=5e-4", "train.warmup_epochs=1", f"train.seed={seed}",
+                   "train.weight_decay=5e-4", f"train.warmup_epochs={0 if args.smoke else 1}", f"train.seed={seed}",
                    f"train.threads={args.threads}", f"output.dir={args.out}", "eval.latency_runs=5",
                    "eval.warmup_runs=1", "distill.terms=[{name: kd, weight: 1.0, T: 4}]"]
 
@@ -128,6 +134,10 @@ def main() -> None:
     ap.add_argument("--labelled", type=int, default=1000)
     ap.add_argument("--unlabeled", type=int, default=4000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--parts", nargs="+", choices=["single", "ensemble", "b"], default=["single", "ensemble", "b"])
+    ap.add_argument("--ensembles", nargs="+", default=["mean"], choices=["mean", "geometric", "confidence", "class_weights"],
+                    help="teachers.ensemble rules, one (a) arm each")
+    ap.add_argument("--merge", action="store_true", help="keep the rows stored in --results, replace re-measured")
     ap.add_argument("--only-teacher-b", action="store_true", help="train teacher B's run only (a 2nd process)")
     ap.add_argument("--only-finished", action="store_true", help="table of the finished arms; train nothing")
     ap.add_argument("--no-table", action="store_true", help="only run the arms (e.g. one seed per process)")
@@ -158,36 +168,52 @@ def main() -> None:
         if args.only_teacher_b:  # a second process trains teacher B while the first runs the rest
             arm(f"a-teacher-b-s{seed}", ov + tb + ["eval.baseline=false"])
             return
-        a = arm(f"a-teacher-a-s{seed}", ov + teacher(args, seed, args.teacher_a, "a-teacher-a", args.teacher_epochs))
-        b_runs = seed == args.teacher_seed or teacher_top1(args, "a-teacher-b") > teacher_top1(args, "a-teacher-a")
-        b = arm(f"a-teacher-b-s{seed}", ov + tb + ["eval.baseline=false"]) if b_runs else None
-        files = [weights_of(args, f"a-teacher-{k}") for k in "ab"]
-        members = (f"teachers.models=[{{model: {args.teacher_a}, weights: {files[0]}}}, "
-                   f"{{model: {args.teacher_b}, weights: {files[1]}}}]")
-        both = arm(f"a-both-s{seed}", ov + [members, "teachers.ensemble=mean", "eval.baseline=false"])
-        # unlabeled images mix into batches only through the DataLoader path (not data.device_resident): both
-        # --labelled arms take it, so they differ by the unlabeled images alone
-        few = ov + [f"data.max_train_samples={args.labelled}", f"train.epochs={few_epochs}", "eval.baseline=false",
-                    "data.device_resident=false"]
-        folder = unlabeled_folder(args, few, args.out / "unlabeled")
-        lab = arm(f"b-labelled-s{seed}", few + teacher(args, seed, args.teacher_a, "b-labelled", few_teacher_epochs))
-        unl = arm(f"b-unlabeled-s{seed}", few + teacher(args, None, args.teacher_a, "b-labelled", few_teacher_epochs)
-                  + [f"data.unlabeled={folder.resolve()}"])
-        add("(a) student alone (cross-entropy)", a.get("student_alone"))
-        add(f"(a) KD from {args.teacher_a}", a.get("student"))
-        if b is not None:
-            add(f"(a) KD from {args.teacher_b}", b.get("student"))
-        add("(a) KD from both (mean of probabilities)", both.get("student"))
-        add(f"(a) teacher {args.teacher_a}", a.get("teacher"))
-        if b is not None:
-            add(f"(a) teacher {args.teacher_b}", b.get("teacher"))
-        add("(a) teachers combined (mean)", both.get("teacher"))
-        add(f"(b) teacher {args.teacher_a} on {args.labelled} labelled", lab.get("teacher"))
-        add(f"(b) {args.labelled} labelled, KD", lab.get("student"))
-        add(f"(b) {args.labelled} labelled + {args.unlabeled} unlabeled, KD", unl.get("student"))
-        add(f"(b) {args.labelled + args.unlabeled} labelled, KD (= (a) KD from {args.teacher_a})", a.get("student"))
+        single = "single" in args.parts
+        if single or ("ensemble" in args.parts and seed == args.teacher_seed):  # these runs train the teachers
+            a = arm(f"a-teacher-a-s{seed}",
+                    ov + teacher(args, seed, args.teacher_a, "a-teacher-a", args.teacher_epochs))
+            b_runs = seed == args.teacher_seed or teacher_top1(args, "a-teacher-b") > teacher_top1(args, "a-teacher-a")
+            b = arm(f"a-teacher-b-s{seed}", ov + tb + ["eval.baseline=false"]) if b_runs else None
+            if single:
+                add("(a) student alone (cross-entropy)", a.get("student_alone"))
+                add(f"(a) KD from {args.teacher_a}", a.get("student"))
+                if b is not None:
+                    add(f"(a) KD from {args.teacher_b}", b.get("student"))
+                add(f"(a) teacher {args.teacher_a}", a.get("teacher"))
+                if b is not None:
+                    add(f"(a) teacher {args.teacher_b}", b.get("teacher"))
+                add(f"(b) {args.labelled + args.unlabeled} labelled, KD (= (a) KD from {args.teacher_a})",
+                    a.get("student"))
+        if "ensemble" in args.parts:
+            files = [weights_of(args, f"a-teacher-{k}") for k in "ab"]
+            members = (f"teachers.models=[{{model: {args.teacher_a}, weights: {files[0]}}}, "
+                       f"{{model: {args.teacher_b}, weights: {files[1]}}}]")
+            for rule in args.ensembles:
+                name = f"a-both-s{seed}" if rule == "mean" else f"a-both-{rule}-s{seed}"
+                both = arm(name, ov + [members, f"teachers.ensemble={rule}", "eval.baseline=false"])
+                label = "mean of probabilities" if rule == "mean" else f"ensemble={rule}"
+                add(f"(a) KD from both ({label})", both.get("student"))
+                add("(a) teachers combined (mean)" if rule == "mean" else f"(a) teachers combined ({rule})",
+                    both.get("teacher"))
+        if "b" in args.parts:
+            # unlabeled images mix into batches only through the DataLoader path (not data.device_resident): both
+            # --labelled arms take it, so they differ by the unlabeled images alone
+            few = ov + [f"data.max_train_samples={args.labelled}", f"train.epochs={few_epochs}",
+                        "eval.baseline=false", "data.device_resident=false"]
+            folder = unlabeled_folder(args, few, args.out / "unlabeled")
+            lab = arm(f"b-labelled-s{seed}",
+                      few + teacher(args, seed, args.teacher_a, "b-labelled", few_teacher_epochs))
+            unl = arm(f"b-unlabeled-s{seed}",
+                      few + teacher(args, None, args.teacher_a, "b-labelled", few_teacher_epochs)
+                      + [f"data.unlabeled={folder.resolve()}"])
+            add(f"(b) teacher {args.teacher_a} on {args.labelled} labelled", lab.get("teacher"))
+            add(f"(b) {args.labelled} labelled, KD", lab.get("student"))
+            add(f"(b) {args.labelled} labelled + {args.unlabeled} unlabeled, KD", unl.get("student"))
     if args.no_table:
         return
+    stored = args.results / "teachers.json"
+    if args.merge and stored.exists():  # stored rows first, in their order; re-measured ones replace them
+        rows = {**json.loads(stored.read_text())["top1"], **rows}
 
     def fmt(v: list[float]) -> str:
         return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}" if len(v) > 1 else f"{v[0]:.2f}"
@@ -197,7 +223,9 @@ def main() -> None:
     args.results.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) for k, v in vars(args).items() if k not in ("root", "out", "results")}
     (args.results / "teachers.json").write_text(portable(json.dumps(
-        {"seeds": args.seeds, "labelled_epochs": few_epochs, "args": settings, "top1": rows}, indent=1)))
+        {"seeds": sorted({*args.seeds, *(json.loads(stored.read_text())["seeds"] if args.merge and stored.exists()
+                                         else [])}),
+         "labelled_epochs": few_epochs, "args": settings, "top1": rows}, indent=1)))
     (args.results / "teachers.md").write_text(portable("\n".join(table) + "\n"))
     print("\n".join(table))
     if args.smoke:

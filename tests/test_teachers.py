@@ -31,6 +31,23 @@ def test_mean_rule_is_the_weighted_mean_of_probabilities():
     assert torch.allclose(got, torch.tensor([[0.475, 0.425, 0.1], [0.25, 0.25, 0.5]]))
 
 
+def test_geometric_rule_is_the_renormalized_weighted_geometric_mean():
+    got = combine_probs([P1, P2], "geometric", torch.tensor([1.0, 3.0]))
+    g0 = torch.tensor([0.7 ** 0.25 * 0.4 ** 0.75, 0.2 ** 0.25 * 0.5 ** 0.75, 0.1])  # 0.1 ** 0.25 * 0.1 ** 0.75
+    assert torch.allclose(got[0], g0 / g0.sum())
+
+
+def test_geometric_ensemble_softened_by_a_temperature_is_the_mean_of_softened_logits():
+    z1, z2 = torch.randn(6, 5) * 8, torch.randn(6, 5) * 8
+    ens = Ensemble([torch.nn.Identity(), torch.nn.Identity()], "geometric")
+    combined = ens.combine([z1, z2])
+    assert torch.allclose(combined.exp().sum(1), torch.ones(6))
+    # what KD at T=4 sees: the members' mean logit softened, not the mean probability softened
+    assert torch.allclose((combined / 4).softmax(1), ((z1 + z2) / 2 / 4).softmax(1), atol=1e-6)
+    mean = Ensemble([torch.nn.Identity(), torch.nn.Identity()], "mean").combine([z1, z2])
+    assert not torch.allclose((mean / 4).softmax(1), ((z1 + z2) / 2 / 4).softmax(1), atol=1e-3)
+
+
 def test_confidence_rule_weights_each_image_by_each_teachers_top_probability():
     got = combine_probs([P1, P2], "confidence", torch.tensor([1.0, 1.0]))
     # image 0: confidences 0.7 and 0.5 → (0.7·P1 + 0.5·P2) / 1.2; image 1: 0.8 and 0.4
@@ -156,7 +173,8 @@ def _members(files, extra=""):
             f"{{model: cifar:resnet14, weights: {files[1]}{extra}}}]")
 
 
-@pytest.mark.parametrize(("rule", "cached"), [("class_weights", True), ("per_term", True), ("confidence", False)])
+@pytest.mark.parametrize(("rule", "cached"), [("class_weights", True), ("per_term", True), ("confidence", False),
+                                             ("geometric", True)])
 def test_several_teachers_end_to_end(tmp_path, capsys, teacher_files, rule, cached, plain):
     terms = {"per_term": "distill.terms=[{name: kd, teacher: 0}, {name: hidden_align, teacher: 1, weight: 0.5}]",
              "confidence": "distill.terms=[{name: kd}, {name: hidden_align, teacher: 1, weight: 0.5}]",  # live taps

@@ -14,7 +14,7 @@ from torch import nn
 
 from .base import Outputs, Term
 
-RULES = ("mean", "confidence", "class_weights", "per_term")
+RULES = ("mean", "geometric", "confidence", "class_weights", "per_term")
 _EPS = 1e-12
 
 
@@ -23,6 +23,7 @@ def combine_probs(probs: Sequence[torch.Tensor], rule: str, member_weights: torc
     """K tensors N×C of probabilities → N×C.
 
     mean (and per_term, for evaluation): Σ_k w_k p_k / Σ_k w_k, w = member weights;
+    geometric: exp(Σ_k w_k log p_k / Σ_k w_k), renormalized (Ensemble.combine computes it in log space);
     confidence: per image, w_k = max_c p_k (a teacher sure of its answer counts more), then as mean;
     class_weights: per class, p(c) ∝ Σ_k W[k,c] p_k(c) / Σ_k W[k,c], renormalized over classes.
     """
@@ -30,6 +31,8 @@ def combine_probs(probs: Sequence[torch.Tensor], rule: str, member_weights: torc
     w = member_weights.to(p).view(-1, 1, 1)
     if rule in ("mean", "per_term"):
         return (w * p).sum(0) / w.sum()
+    if rule == "geometric":
+        return ((w * p.clamp_min(_EPS).log()).sum(0) / w.sum()).softmax(-1)
     if rule == "confidence":
         conf = w * p.amax(-1, keepdim=True)  # K×N×1
         return (conf * p).sum(0) / conf.sum(0).clamp_min(_EPS)
@@ -70,6 +73,10 @@ class Ensemble(nn.Module):
         self.register_buffer("class_weights", torch.empty(0))
 
     def combine(self, member_logits: Sequence[torch.Tensor]) -> torch.Tensor:
+        if self.rule == "geometric":  # the weighted mean of the members' logits: softening by a KD temperature
+            lp = torch.stack([lg.float().log_softmax(-1) for lg in member_logits])  # commutes with combining
+            w = self.member_weights.to(lp).view(-1, 1, 1)
+            return ((w * lp).sum(0) / w.sum()).log_softmax(-1)
         probs = [lg.float().softmax(-1) for lg in member_logits]
         cw = self.class_weights if self.class_weights.numel() else None
         return combine_probs(probs, self.rule, self.member_weights, cw).clamp_min(_EPS).log()
