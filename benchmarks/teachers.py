@@ -164,16 +164,18 @@ def main() -> None:
     order = sorted(args.seeds, key=lambda s: s != args.teacher_seed)  # the teachers' seed first
     for seed in order:
         ov = base(args, seed)
-        tb = teacher(args, seed, args.teacher_b, "a-teacher-b", args.teacher_epochs)
+        def tb() -> list[str]:  # called only by arms that need teacher B (other seeds wait for its weights)
+            return teacher(args, seed, args.teacher_b, "a-teacher-b", args.teacher_epochs)
+
         if args.only_teacher_b:  # a second process trains teacher B while the first runs the rest
-            arm(f"a-teacher-b-s{seed}", ov + tb + ["eval.baseline=false"])
+            arm(f"a-teacher-b-s{seed}", ov + tb() + ["eval.baseline=false"])
             return
         single = "single" in args.parts
         if single or ("ensemble" in args.parts and seed == args.teacher_seed):  # these runs train the teachers
             a = arm(f"a-teacher-a-s{seed}",
                     ov + teacher(args, seed, args.teacher_a, "a-teacher-a", args.teacher_epochs))
             b_runs = seed == args.teacher_seed or teacher_top1(args, "a-teacher-b") > teacher_top1(args, "a-teacher-a")
-            b = arm(f"a-teacher-b-s{seed}", ov + tb + ["eval.baseline=false"]) if b_runs else None
+            b = arm(f"a-teacher-b-s{seed}", ov + tb() + ["eval.baseline=false"]) if b_runs else None
             if single:
                 add("(a) student alone (cross-entropy)", a.get("student_alone"))
                 add(f"(a) KD from {args.teacher_a}", a.get("student"))
