@@ -216,6 +216,7 @@ def main() -> None:
     stored = args.results / "teachers.json"
     if args.merge and stored.exists():  # stored rows first, in their order; re-measured ones replace them
         rows = {**json.loads(stored.read_text())["top1"], **rows}
+    rows = dict(sorted(rows.items(), key=lambda kv: kv[0][:3]))  # (a) rows, then (b) rows, each in order
 
     def fmt(v: list[float]) -> str:
         return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}" if len(v) > 1 else f"{v[0]:.2f}"
