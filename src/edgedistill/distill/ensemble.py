@@ -18,6 +18,12 @@ RULES = ("mean", "geometric", "confidence", "class_weights", "per_term")
 _EPS = 1e-12
 
 
+def geometric_log(log_probs: torch.Tensor, member_weights: torch.Tensor) -> torch.Tensor:
+    """K×N×C log-probabilities → N×C: the weighted mean of the members' logits, renormalized (rule geometric)."""
+    w = member_weights.to(log_probs).view(-1, 1, 1)
+    return ((w * log_probs).sum(0) / w.sum()).log_softmax(-1)
+
+
 def combine_probs(probs: Sequence[torch.Tensor], rule: str, member_weights: torch.Tensor,
                   class_weights: torch.Tensor | None = None) -> torch.Tensor:
     """K tensors N×C of probabilities → N×C.
@@ -32,7 +38,7 @@ def combine_probs(probs: Sequence[torch.Tensor], rule: str, member_weights: torc
     if rule in ("mean", "per_term"):
         return (w * p).sum(0) / w.sum()
     if rule == "geometric":
-        return ((w * p.clamp_min(_EPS).log()).sum(0) / w.sum()).softmax(-1)
+        return geometric_log(p.clamp_min(_EPS).log(), member_weights).exp()
     if rule == "confidence":
         conf = w * p.amax(-1, keepdim=True)  # K×N×1
         return (conf * p).sum(0) / conf.sum(0).clamp_min(_EPS)
@@ -74,9 +80,8 @@ class Ensemble(nn.Module):
 
     def combine(self, member_logits: Sequence[torch.Tensor]) -> torch.Tensor:
         if self.rule == "geometric":  # the weighted mean of the members' logits: softening by a KD temperature
-            lp = torch.stack([lg.float().log_softmax(-1) for lg in member_logits])  # commutes with combining
-            w = self.member_weights.to(lp).view(-1, 1, 1)
-            return ((w * lp).sum(0) / w.sum()).log_softmax(-1)
+            return geometric_log(torch.stack([lg.float().log_softmax(-1) for lg in member_logits]),
+                                 self.member_weights)  # commutes with combining
         probs = [lg.float().softmax(-1) for lg in member_logits]
         cw = self.class_weights if self.class_weights.numel() else None
         return combine_probs(probs, self.rule, self.member_weights, cw).clamp_min(_EPS).log()
