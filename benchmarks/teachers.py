@@ -135,7 +135,8 @@ def main() -> None:
     ap.add_argument("--unlabeled", type=int, default=4000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--parts", nargs="+", choices=["single", "ensemble", "b"], default=["single", "ensemble", "b"])
-    ap.add_argument("--ensembles", nargs="+", default=["mean"], choices=["mean", "geometric", "confidence", "class_weights"],
+    ap.add_argument("--ensembles", nargs="+", default=["mean"],
+                    choices=["mean", "geometric", "confidence", "class_weights"],
                     help="teachers.ensemble rules, one (a) arm each")
     ap.add_argument("--merge", action="store_true", help="keep the rows stored in --results, replace re-measured")
     ap.add_argument("--only-teacher-b", action="store_true", help="train teacher B's run only (a 2nd process)")
@@ -214,8 +215,8 @@ def main() -> None:
     if args.no_table:
         return
     stored = args.results / "teachers.json"
-    if args.merge and stored.exists():  # stored rows first, in their order; re-measured ones replace them
-        rows = {**json.loads(stored.read_text())["top1"], **rows}
+    old = json.loads(stored.read_text()) if args.merge and stored.exists() else {"seeds": [], "top1": {}}
+    rows = {**old["top1"], **rows}  # stored rows first, in their order; re-measured ones replace them
     rows = dict(sorted(rows.items(), key=lambda kv: kv[0][:3]))  # (a) rows, then (b) rows, each in order
 
     def fmt(v: list[float]) -> str:
@@ -226,9 +227,8 @@ def main() -> None:
     args.results.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) for k, v in vars(args).items() if k not in ("root", "out", "results")}
     (args.results / "teachers.json").write_text(portable(json.dumps(
-        {"seeds": sorted({*args.seeds, *(json.loads(stored.read_text())["seeds"] if args.merge and stored.exists()
-                                         else [])}),
-         "labelled_epochs": few_epochs, "args": settings, "top1": rows}, indent=1)))
+        {"seeds": sorted({*args.seeds, *old["seeds"]}), "labelled_epochs": few_epochs, "args": settings,
+         "top1": rows}, indent=1)))
     (args.results / "teachers.md").write_text(portable("\n".join(table) + "\n"))
     print("\n".join(table))
     if args.smoke:

@@ -11,7 +11,6 @@ from ..errors import shorten
 from .base import Section, check_model_spec
 
 DEFAULT_PROMPTS = ["a photo of a {}."]
-ENSEMBLE_RULES = ("mean", "geometric", "confidence", "class_weights", "per_term")
 
 
 class ModelConfig(Section):
@@ -84,10 +83,11 @@ class TeachersConfig(Section):
     models: list[TeacherMember] = Field(default_factory=list, description="trained teachers (model, weights, "
                                         "weight, prompts); empty: the teacher section's single teacher")
     ensemble: Literal["mean", "geometric", "confidence", "class_weights", "per_term"] = Field(
-        "mean", description="mean: weighted mean of probabilities; geometric: weighted mean of logits (geometric "
-        "mean of probabilities, renormalized), so a KD temperature softens it like one teacher; confidence: per image, weighted by each "
-        "teacher's top probability; class_weights: per class, weighted by each teacher's recall fitted on the "
-        "train split (never the reported split); per_term: each distill.terms entry names its teacher (teacher: i)")
+        "mean", description="mean: weighted mean of probabilities; geometric: weighted mean of logits "
+        "(geometric mean of probabilities, renormalized), so a KD temperature softens it like one teacher; "
+        "confidence: per image, weighted by each teacher's top probability; class_weights: per class, "
+        "weighted by each teacher's recall fitted on the train split (never the reported split); per_term: "
+        "each distill.terms entry names its teacher (teacher: i)")
     fit_samples: int = Field(2000, gt=0, description="class_weights: train images (eval preprocessing) the "
                              "per-class weights are fitted on")
 
