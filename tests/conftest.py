@@ -70,3 +70,33 @@ def postgres_url():
 
     with postgres_server() as url:
         yield url
+
+
+@pytest.fixture
+def net(tmp_path):
+    """The int8 tests' network (tests/int8_nets.py), seeded, and its fp32 ONNX file."""
+    from int8_nets import NAMES, Net
+
+    from edgedistill.deploy.export import export_onnx
+
+    torch.manual_seed(0)
+    m = Net().eval()
+    with torch.no_grad():
+        m.fc.bias.zero_()
+    return m, export_onnx(m, tmp_path / "net.onnx", 8, NAMES, [0.0] * 3, [1.0] * 3)
+
+
+@pytest.fixture
+def digits_model(tmp_path):
+    """An (untrained) cifar:resnet8 checkpoint for the digits data: `compress FILE` needs no training."""
+    from int8_nets import NAMES
+
+    from edgedistill.models import create_model
+    from edgedistill.models.io import save_model
+    from edgedistill.recipe import build_recipe
+
+    r = build_recipe({}, ["data.image_size=16"])
+    torch.manual_seed(0)
+    return save_model(tmp_path / "r8.safetensors", create_model("cifar:resnet8", 10),
+                      {"model": "cifar:resnet8", "num_classes": 10, "class_names": NAMES,
+                       "data": r.data.model_dump(mode="json")})

@@ -10,8 +10,8 @@ import onnx
 import pytest
 import torch
 from conftest import cli as _cli
+from int8_nets import NAMES
 from onnx import numpy_helper
-from torch import nn
 
 from edgedistill.compress.cpu import (
     Cpu,
@@ -28,9 +28,7 @@ from edgedistill.compress.pipeline import int8_gate
 from edgedistill.compress.quantize import quantize_static_onnx, read_quant_meta
 from edgedistill.deploy.export import export_onnx
 from edgedistill.errors import UserError
-from edgedistill.recipe import build_recipe
 
-NAMES = [str(i) for i in range(10)]
 AVX2 = {"avx2", "avx512f", "avx512bw"}
 
 
@@ -73,27 +71,6 @@ def test_cpu_detection_reads_cpuinfo_and_degrades(tmp_path):
     assert missing.flags == frozenset() and missing.source.startswith("unknown")
 
 
-class Net(nn.Module):
-    """Two convs and a classifier: small enough to quantize in a second, predictions that vary with the input."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)
-        self.fc = nn.Linear(16, 10)
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv2(torch.relu(self.conv1(x)))).amax((2, 3)))
-
-
-@pytest.fixture
-def net(tmp_path):
-    torch.manual_seed(0)
-    m = Net().eval()
-    with torch.no_grad():
-        m.fc.bias.zero_()
-    return m, export_onnx(m, tmp_path / "net.onnx", 8, NAMES, [0.0] * 3, [1.0] * 3)
-
-
 def _qdq_types(path):
     """(activation zero-point dtype, weight zero-point dtype, largest |int8 weight|) of a QDQ file."""
     g = onnx.load(str(path)).graph
@@ -128,7 +105,8 @@ def test_agreement_gate_rejects_a_broken_file_and_keeps_a_good_one(net, tmp_path
           "warmup": 0, "deploy_batch": 1, "deploy_threads": 1}
     ref = measure(onnx_path=None, model=model, **kw)["logits_argmax"]
     assert len(set(ref.tolist())) >= 3
-    good = quantize_static_onnx(path, tmp_path / "good.onnx", torch.randn(256, 3, 8, 8), fmt="u8s8")
+    fmt = resolve("auto", "auto", detect_cpu())["format"]  # the good file is in the format this CPU runs correctly
+    good = quantize_static_onnx(path, tmp_path / "good.onnx", torch.randn(256, 3, 8, 8), fmt=fmt)
     proto = onnx.load(str(good))
     for init in proto.graph.initializer:  # one activation's scale 1000× too large: its values collapse to 0
         if init.name == "/Relu_output_0_scale":
@@ -138,7 +116,7 @@ def test_agreement_gate_rejects_a_broken_file_and_keeps_a_good_one(net, tmp_path
     results = {}
     for p in (good, broken):
         results[p.name] = 100 * agreement(measure(onnx_path=p, model=None, **kw)["logits_argmax"], ref)
-    assert results["good.onnx"] >= 90 > results["broken.onnx"], results
+    assert results["good.onnx"] >= 97 and results["broken.onnx"] < 90, results
     assert int8_gate(good, results["good.onnx"], 0.9) is None and good.is_file()
     kept = int8_gate(broken, results["broken.onnx"], 0.9)
     assert kept.name == "broken.agreement-failed.onnx" and kept.is_file() and not broken.exists()
@@ -203,19 +181,6 @@ class _Quiet:
         pass
 
 
-
-
-@pytest.fixture
-def digits_model(tmp_path):
-    """An (untrained) cifar:resnet8 checkpoint for the digits data: `compress FILE` needs no training."""
-    from edgedistill.models import create_model
-    from edgedistill.models.io import save_model
-
-    r = build_recipe({}, ["data.image_size=16"])
-    torch.manual_seed(0)
-    return save_model(tmp_path / "r8.safetensors", create_model("cifar:resnet8", 10),
-                      {"model": "cifar:resnet8", "num_classes": 10, "class_names": NAMES,
-                       "data": r.data.model_dump(mode="json")})
 
 
 FAST = ["compress.latency_runs=2", "compress.warmup_runs=0", "compress.parity_images=16", "data.max_val_samples=64"]

@@ -14,6 +14,13 @@ the `quantize_static` docstring of onnxruntime 1.32):
 - ARM64: no saturation either; ORT recommends symmetric S8S8 QDQ there ("S8S8 with QDQ is the
   default … should be the first choice"; "ARM cores generally handle symmetric QInt8 activations well").
 
+Which formats are *correct* on a target is a property of its kernels; which one is *fastest* is not in any
+table: the quantize stage builds every correct format (QDQ and QOperator graphs), gates each on agreement and
+times them against fp32 on this CPU (compress/int8_choice.py). Without VNNI, correctness depends on the graph
+too (CORRECT_INT8): the test network of tests/test_int8.py under `qemu-x86_64 -cpu Haswell` agreed with fp32
+on 86.7% of images as u8s8 and as s8s8 QDQ, 97.7% as reduce_range and 99.2% as u8u8 QDQ, while its u8u8
+QOperator file differed from the same file run on a VNNI CPU on 12% of images.
+
 Detection is a thin reader of /proc/cpuinfo (Linux) plus platform.machine(); elsewhere it says "unknown"
 and the choice falls back to the format that is correct on any CPU of that architecture.
 """
@@ -31,6 +38,14 @@ FORMATS: tuple[str, ...] = ("u8s8", "u8s8_reduce_range", "u8u8", "s8s8")
 TARGETS: tuple[str, ...] = ("x86-vnni", "x86-avx2", "arm64")
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 SIMD_FLAGS = VNNI_FLAGS | {"avx2", "avx512f", "avx512bw", "asimd", "asimddp", "i8mm"}  # worth recording
+# (format, graph) pairs each target computes without saturation, the table's own format first. Correctness
+# is per pair: under `qemu-x86_64 -cpu Haswell` (tests/test_int8_choice.py) u8u8 saturates as a QOperator
+# graph (QLinearConv) but not as QDQ, and s8s8 saturates as QDQ but not as QOperator.
+CORRECT_INT8: dict[str, tuple[tuple[str, str], ...]] = {
+    "x86-vnni": (("u8s8", "qdq"), ("u8s8", "qoperator"), ("u8u8", "qdq"), ("u8u8", "qoperator")),
+    "x86-avx2": (("u8u8", "qdq"), ("u8s8_reduce_range", "qdq"), ("u8s8_reduce_range", "qoperator"),
+                 ("s8s8", "qoperator")),
+    "arm64": (("s8s8", "qdq"), ("u8s8", "qdq"), ("u8s8", "qoperator"))}
 _X86 = {"x86_64", "amd64", "i386", "i686", "x86"}
 _ARM64 = {"arm64", "aarch64", "armv8", "armv8l"}
 
@@ -84,6 +99,11 @@ def format_for(target: str, machine: str = "") -> tuple[Format, str]:
     if machine.lower() in _X86:
         return "u8u8", "x86 with unknown flags: U8U8 is correct with or without VNNI"
     return "s8s8", "unknown CPU: S8S8 QDQ, ORT's default format"
+
+
+def correct_int8(target: str, machine: str = "") -> tuple[tuple[str, str], ...]:
+    """Every (format, graph) pair `target` runs without saturation; the table's own format first."""
+    return CORRECT_INT8.get(target) or ((format_for(target, machine)[0], "qdq"),)
 
 
 def resolve(requested_format: str, deploy_target: str, cpu: Cpu) -> dict[str, object]:

@@ -53,8 +53,10 @@ def _latency(path: Path, shape: tuple[int, ...], threads: int, runs: int) -> flo
 
 
 def build_int8(fp32: Path, out: Path, calib: np.ndarray, select: np.ndarray, cfg: Any, resolved: dict[str, Any],
-               gate: float, key: str, deploy: tuple[int, int], latency_runs: int, console: Any) -> dict[str, Any]:
-    """Write `out` in resolved['format'] (fp32 layers forced by cfg.fp32_layers, or found by sensitivity).
+               gate: float, key: str, deploy: tuple[int, int], latency_runs: int, console: Any,
+               cache: Path | None = None) -> dict[str, Any]:
+    """Write `out` in resolved['format'] and resolved['graph'] (fp32 layers forced by cfg.fp32_layers, or found
+    by sensitivity). cache: a calibration-range file shared by several builds of the same fp32 file.
 
     Returns the stage info: format facts, agreement on the selection images and, when layers stay fp32,
     which ones, their sensitivity and the latency of all-int8 vs mixed at the deploy batch and threads.
@@ -67,14 +69,15 @@ def build_int8(fp32: Path, out: Path, calib: np.ndarray, select: np.ndarray, cfg
     def agree(path: Path) -> float:
         return float(np.mean(predictions(path, select, exact) == ref))
 
+    graph = str(resolved.get("graph", "qdq"))
     with tempfile.TemporaryDirectory() as tmp:
-        cache = Path(tmp) / "calibration.json"
+        ranges = cache or Path(tmp) / "calibration.json"
 
         def build(path: Path, fp32_nodes: list[str]) -> Path:
             meta = quant_metadata(resolved, [module_of(n) or n for n in fp32_nodes])
             return quantize_static_onnx(fp32, path, calib, method=cfg.calibration, per_channel=cfg.per_channel,
                                         fmt=str(resolved["format"]), fp32_nodes=fp32_nodes,
-                                        calibration_cache=cache, metadata=meta)
+                                        calibration_cache=ranges, metadata=meta, graph=graph)
 
         base = build(Path(tmp) / "all.onnx", forced)
         first = agree(base)
@@ -92,7 +95,7 @@ def build_int8(fp32: Path, out: Path, calib: np.ndarray, select: np.ndarray, cfg
         mp["passed_on_selection"] = mp["agreement"] >= 100 * gate
         if fp32_nodes != forced:
             mp["latency"] = _cost(base, out, select.shape[1:], deploy, latency_runs, resolved)
-    return {**{k: resolved[k] for k in ("format", "reduce_range", "format_reason", "target", "host", "host_machine",
+    return {"graph": graph, **{k: resolved[k] for k in ("format", "reduce_range", "format_reason", "target", "host", "host_machine",
                                         "cpu_flags", "cpu_source", "measurable_here")},
             "quantizable_layers": len(nodes), "mixed_precision": mp}
 

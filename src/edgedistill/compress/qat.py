@@ -47,12 +47,40 @@ def _batch_dim() -> dict[int, Any]:
     return {0: torch.export.Dim("batch", min=1, max=4096)}
 
 
-def prepare_qat(model: nn.Module, example: torch.Tensor) -> QATModel:
-    """Capture `model` with a dynamic batch and insert fake quantization (int8, per-channel weights)."""
+# QAT format → (activation dtype, its range, weight range). reduce_range narrows the *weights* to 7 bits as
+# ORT's does (torchao's own reduce_range narrows activations instead): |u8 × s7| pair sums fit VPMADDUBSW's
+# int16, so the exported QDQ file does not saturate on x86 without VNNI.
+QAT_FORMATS: dict[str, tuple[torch.dtype, tuple[int, int], tuple[int, int]]] = {
+    "u8s8": (torch.uint8, (0, 255), (-128, 127)), "u8s8_reduce_range": (torch.uint8, (0, 255), (-64, 63)),
+    "s8s8": (torch.int8, (-128, 127), (-128, 127))}
+QAT_AUTO = {"x86-vnni": "u8s8", "x86-avx2": "u8s8_reduce_range", "arm64": "s8s8"}
+
+
+def qat_format(requested: str, target: str) -> str:
+    """The QAT int8 format: the recipe's, or the target's (unknown CPUs get reduce_range: correct on any x86)."""
+    return requested if requested != "auto" else QAT_AUTO.get(target, "u8s8_reduce_range")
+
+
+def _config(fmt: str) -> Any:
+    """torchao's default x86 QAT config with the activation dtype and the weight range of `fmt`."""
+    import dataclasses
+
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        get_default_x86_inductor_quantization_config,
+    )
+
+    act_dtype, (amin, amax), (wmin, wmax) = QAT_FORMATS[fmt]
+    base = get_default_x86_inductor_quantization_config(is_qat=True)
+    act = dataclasses.replace(base.input_activation, dtype=act_dtype, quant_min=amin, quant_max=amax)
+    weight = dataclasses.replace(base.weight, quant_min=wmin, quant_max=wmax)
+    return dataclasses.replace(base, input_activation=act, output_activation=act, weight=weight)
+
+
+def prepare_qat(model: nn.Module, example: torch.Tensor, fmt: str = "u8s8") -> QATModel:
+    """Capture `model` with a dynamic batch and insert fake quantization (int8 in `fmt`, per-channel weights)."""
     try:
         from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
-        from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-            X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+        from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import X86InductorQuantizer
     except ImportError as e:
         raise UserError(f"the qat stage needs torchao ({e}); allowed: pip install torchao, or the quantize stage"
                         ) from None
@@ -62,7 +90,7 @@ def prepare_qat(model: nn.Module, example: torch.Tensor) -> QATModel:
     except Exception as e:  # noqa: BLE001 — an untraceable model is the user's to change
         raise UserError(f"qat: torch.export cannot capture {type(model).__name__}: {str(e).splitlines()[0][:300]}; "
                         "allowed: the quantize stage (ONNX Runtime PTQ)") from None
-    quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=True))
+    quantizer = X86InductorQuantizer().set_global(_config(fmt))
     return QATModel(prepare_qat_pt2e(gm, quantizer)).train()
 
 

@@ -32,6 +32,8 @@ Method = Literal["minmax", "entropy", "percentile"]
 _FORMATS = {"u8s8": (QuantType.QUInt8, QuantType.QInt8, False),
             "u8s8_reduce_range": (QuantType.QUInt8, QuantType.QInt8, True),
             "u8u8": (QuantType.QUInt8, QuantType.QUInt8, False), "s8s8": (QuantType.QInt8, QuantType.QInt8, False)}
+DYNAMIC_FORMATS = ("u8s8", "u8s8_reduce_range", "u8u8")
+GRAPHS = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}  # QDQ pairs vs fused QLinear* ops
 _HAS_CACHE = "calibration_cache_path" in inspect.signature(quantize_static).parameters  # onnxruntime >= 1.2x
 _METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
             "percentile": CalibrationMethod.Percentile}
@@ -64,7 +66,7 @@ def quantize_static_onnx(fp32_path: str | Path, out_path: str | Path, calib_imag
                          method: Method = "minmax", per_channel: bool = True, batch_size: int = 32,
                          fmt: str = "u8s8", fp32_nodes: list[str] | None = None,
                          calibration_cache: str | Path | None = None,
-                         metadata: dict[str, str] | None = None) -> Path:
+                         metadata: dict[str, str] | None = None, graph: str = "qdq") -> Path:
     """int8 QDQ weights/activations in `fmt` (see compress/cpu.py), ranges calibrated on `calib_images` (NCHW).
 
     u8s8 is what x86 ORT fuses into QLinearConv/QLinearAdd; s8s8 on x86 leaves many Convs as float Conv
@@ -72,7 +74,8 @@ def quantize_static_onnx(fp32_path: str | Path, out_path: str | Path, calib_imag
     1.98 ms S8S8 vs 1.39 ms fp32 vs 0.99 ms U8S8), but it is ORT's recommendation on ARM64.
     fp32_nodes: ONNX node names left unquantized (mixed precision). calibration_cache: a JSON file of
     tensor ranges written on the first call and reused by later ones, so variants skip recalibration.
-    metadata: extra metadata_props written into the file (format, target, …).
+    metadata: extra metadata_props written into the file (format, target, …). graph: "qdq" (Quantize/
+    Dequantize pairs the runtime fuses) or "qoperator" (QLinearConv/QLinearMatMul written out).
     """
     src, out = Path(fp32_path).expanduser(), Path(out_path).expanduser()
     proto = _check(src)
@@ -80,6 +83,8 @@ def quantize_static_onnx(fp32_path: str | Path, out_path: str | Path, calib_imag
         raise UserError(f"unknown calibration method {method!r}; allowed: {', '.join(_METHODS)}")
     if fmt not in _FORMATS:
         raise UserError(f"unknown int8 format {fmt!r}; allowed: {', '.join(_FORMATS)}")
+    if graph not in GRAPHS:
+        raise UserError(f"unknown int8 graph {graph!r}; allowed: {', '.join(GRAPHS)}")
     images = np.ascontiguousarray(calib_images.detach().cpu().numpy() if hasattr(calib_images, "detach")
                                   else calib_images, dtype=np.float32)
     if len(images) == 0:
@@ -92,7 +97,7 @@ def quantize_static_onnx(fp32_path: str | Path, out_path: str | Path, calib_imag
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)  # fold, infer shapes: better QDQ placement
         with contextlib.redirect_stdout(io.StringIO()):  # entropy/percentile calibrators print progress
             quantize_static(str(pre), str(out), _Batches(proto.graph.input[0].name, images, batch_size),
-                            quant_format=QuantFormat.QDQ, per_channel=per_channel, reduce_range=reduce_range,
+                            quant_format=GRAPHS[graph], per_channel=per_channel, reduce_range=reduce_range,
                             activation_type=act, weight_type=weight, calibrate_method=_METHODS[method],
                             nodes_to_exclude=list(fp32_nodes or []),
                             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True}, **cache)
@@ -113,19 +118,28 @@ def read_quant_meta(path: str | Path) -> dict[str, str]:
 
 def quant_metadata(info: dict, fp32_layers: list[str]) -> dict[str, str]:
     """What an int8 file says about itself: format, reduce_range, target, the CPU it was built on, fp32 layers."""
-    return {"int8_format": str(info["format"]), "int8_reduce_range": json.dumps(bool(info["reduce_range"])),
+    return {"int8_format": str(info["format"]), "int8_graph": str(info.get("graph", "qdq")), "int8_reduce_range": json.dumps(bool(info["reduce_range"])),
             "int8_target": str(info["target"]), "int8_build_cpu": f"{info['host']} {info['host_machine']}",
             "int8_build_cpu_flags": json.dumps(info["cpu_flags"]), "int8_fp32_layers": json.dumps(fp32_layers)}
 
 
-def quantize_dynamic_onnx(fp32_path: str | Path, out_path: str | Path) -> Path:
-    """int8 weights with activations quantized on the fly: no calibration data, mostly helps Linear/MatMul."""
+def quantize_dynamic_onnx(fp32_path: str | Path, out_path: str | Path, fmt: str = "u8s8",
+                          metadata: dict[str, str] | None = None) -> Path:
+    """int8 weights with activations quantized on the fly: no calibration data, mostly helps Linear/MatMul.
+
+    ORT quantizes dynamic activations to uint8 only, so `fmt` picks the weights: u8s8, u8s8_reduce_range
+    (7-bit, no saturation without VNNI) or u8u8; s8s8 has no dynamic form (a UserError names the others).
+    """
     src, out = Path(fp32_path).expanduser(), Path(out_path).expanduser()
     proto = _check(src)
+    if fmt not in DYNAMIC_FORMATS:
+        raise UserError(f"int8 format {fmt!r} has no dynamic form (ONNX Runtime quantizes dynamic activations to "
+                        f"uint8); allowed: {', '.join(DYNAMIC_FORMATS)}")
+    _, weight, reduce_range = _FORMATS[fmt]
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8)
-    _copy_metadata(proto, out)
+        quantize_dynamic(str(pre), str(out), weight_type=weight, reduce_range=reduce_range)
+    _copy_metadata(proto, out, metadata)
     return out

@@ -89,10 +89,14 @@ def qat_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
     import onnx
 
     from ..deploy.onnx_runtime import ort_predict, ort_session
-    from .qat import convert, export_qat_onnx, prepare_qat
+    from .cpu import detect_cpu, target_of
+    from .qat import convert, export_qat_onnx, prepare_qat, qat_format
 
     r = job.ctx.recipe
-    qat = prepare_qat(copy.deepcopy(_need_torch(job, "qat")), example(job, 2))
+    cpu = detect_cpu()
+    target = target_of(cpu.machine, cpu.flags) if r.deploy.target == "auto" else r.deploy.target
+    fmt = qat_format(cfg.format, target)
+    qat = prepare_qat(copy.deepcopy(_need_torch(job, "qat")), example(job, 2), fmt)
     terms = distill_fit(job, qat, cfg, stage_dir, logits_only=True)
     converted = convert(qat)
     out = export_qat_onnx(converted, stage_dir / "model.int8.onnx", example(job, 2), r.compress.opset)
@@ -103,7 +107,8 @@ def qat_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
     del proto.graph.value_info[:]
     onnx.helper.set_model_props(proto, {
         "class_names": json.dumps(list(job.meta["class_names"])), "mean": json.dumps(list(r.data.mean)),
-        "std": json.dumps(list(r.data.std)), "image_size": str(r.data.image_size), "producer": "edgedistill"})
+        "std": json.dumps(list(r.data.std)), "image_size": str(r.data.image_size), "producer": "edgedistill",
+        "int8_format": fmt, "int8_graph": "qdq", "int8_target": target})
     onnx.save(proto, str(out))
     images = job.images[:r.compress.parity_images]
     with torch.no_grad():
@@ -119,8 +124,8 @@ def qat_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
                               f"kept as {kept}, not reported")
         out, info["kept_for_inspection"] = None, str(kept)
     return Artifact(None, out, {**info, "qat_parity": parity, "teacher": cfg.teacher, "epochs": cfg.epochs, "lr": cfg.lr,
-                                "terms": terms, "opset": int(proto.opset_import[0].version),
-                                "quantizer": "torchao X86InductorQuantizer (QAT)"}, precision="int8",
+                                "terms": terms, "opset": int(proto.opset_import[0].version), "qat_format": fmt,
+                                "target": target, "quantizer": "torchao X86InductorQuantizer (QAT)"}, precision="int8",
                     gate_on_source=False)
 
 
@@ -139,7 +144,8 @@ def export_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
 @STAGES.register("quantize", description="int8 ONNX with ONNX Runtime: static (calibrated QDQ) or dynamic")
 def quantize_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
     from .cpu import detect_cpu, not_measurable_reason, resolve
-    from .int8 import build_int8
+    from .int8_choice import choose_int8
+    from .quantize import quant_metadata
 
     fp32 = job.onnx_path
     if fp32 is None:
@@ -159,17 +165,32 @@ def quantize_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
         info["calibration_note"] = ENTROPY_NOTE
         job.ctx.console.print(f"[yellow]calibration=entropy: {ENTROPY_NOTE}[/]")
     if cfg.mode == "static":
-        k = [i for i, s in enumerate(r.compress.stages) if s is cfg]
-        key = f"compress.stages.{k[0] if k else len(r.compress.stages) - 1}.fp32_layers"
+        key = f"compress.stages.{_index(r, cfg)}.fp32_layers"
         calib = train_images(job, 0, cfg.calib_samples)
         select = train_images(job, cfg.calib_samples, cfg.sensitivity_images)
-        info.update(build_int8(fp32, out, calib.numpy(), select.numpy(), cfg, resolve(cfg.format, r.deploy.target, cpu),
-                               r.compress.min_int8_agreement, key, (r.deploy.batch_size, r.deploy.threads),
-                               min(r.compress.latency_runs, 50), job.ctx.console))
+        info.update(choose_int8(fp32, out, calib.numpy(), select.numpy(), cfg,
+                                resolve(cfg.format, r.deploy.target, cpu), r.compress.min_int8_agreement, key,
+                                (r.deploy.batch_size, r.deploy.threads), min(r.compress.latency_runs, 50),
+                                job.ctx.console))
         info.update(calibration=cfg.calibration, calib_samples=len(calib), per_channel=cfg.per_channel)
     else:
-        quantize_dynamic_onnx(fp32, out)
+        res = resolve(cfg.format, r.deploy.target, cpu)
+        if res["format"] == "s8s8":  # ORT's dynamic activations are uint8; ARM's u8s8 kernels do not saturate
+            res.update(format="u8s8" if res["target"] == "arm64" else "u8u8",
+                       format_reason="dynamic quantization has no int8 activations in ONNX Runtime; "
+                                     + ("arm64 runs u8s8 without saturation" if res["target"] == "arm64"
+                                        else "u8u8 is correct on any CPU"))
+        res["reduce_range"] = res["format"] == "u8s8_reduce_range"
+        quantize_dynamic_onnx(fp32, out, str(res["format"]), quant_metadata(res, []))
+        info.update({k: res[k] for k in ("format", "reduce_range", "format_reason", "target", "host",
+                                         "measurable_here")})
     return Artifact(None, out, info, precision="int8", not_measurable=why)
+
+
+def _index(r: Any, cfg: Any) -> int:
+    """The position of stage config `cfg` in the recipe's stage list, for error keys."""
+    k = [i for i, s in enumerate(r.compress.stages) if s is cfg]
+    return k[0] if k else len(r.compress.stages) - 1
 
 
 def train_images(job: Job, start: int, n: int) -> torch.Tensor:

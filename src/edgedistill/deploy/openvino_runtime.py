@@ -42,6 +42,14 @@ def openvino_predict(path: str | Path, images: np.ndarray, batch_size: int = 64,
     return np.concatenate([np.asarray(compiled(x[i:i + batch_size])[0]) for i in range(0, len(x), batch_size)])
 
 
+def openvino_error(e: Exception) -> str:
+    """The informative line of an OpenVINO error: the ops it lacks, not 'Exception from core.cpp:132:'."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    lacks = [ln.removeprefix("-- ") for ln in lines if "No conversion rule found" in ln]
+    useful = [ln for ln in lines if not ln.startswith(("Exception from", "Check 'false'"))]
+    return (lacks or useful or lines or [type(e).__name__])[0][:300]
+
+
 def openvino_check(path: str | Path, images: np.ndarray, ort_logits: np.ndarray) -> dict[str, Any]:
     """OpenVINO vs ONNX Runtime on the same images: top-1 agreement (share) and max |Δlogit|.
 
@@ -54,7 +62,7 @@ def openvino_check(path: str | Path, images: np.ndarray, ort_logits: np.ndarray)
     try:
         got = openvino_predict(path, images)
     except Exception as e:  # noqa: BLE001 — an op OpenVINO lacks is a finding to record, not a crash
-        return {"version": version, "status": "failed", "error": str(e).strip().splitlines()[0][:300]}
+        return {"version": version, "status": "failed", "error": openvino_error(e)}
     return {"version": version, "status": "checked", "device": "CPU", "images": len(images),
             "agreement": float(np.mean(got.argmax(1) == ort_logits.argmax(1))) if len(images) else 1.0,
             "max_abs_diff": float(np.max(np.abs(got - ort_logits))) if len(images) else 0.0}

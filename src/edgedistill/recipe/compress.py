@@ -80,8 +80,16 @@ class QuantizeStage(Section):
     calib_samples: int = Field(256, gt=0, description="train images (eval preprocessing) used for calibration")
     per_channel: bool = Field(True, description="one weight scale per output channel")
     format: Literal["auto", "u8s8", "u8s8_reduce_range", "u8u8", "s8s8"] = Field("auto", description=(
-        "activation×weight int8 types; auto: what deploy.target runs correctly (VNNI u8s8, x86 without VNNI "
-        "u8u8, arm64 s8s8; README)"))
+        "activation×weight int8 types; auto: every format deploy.target runs correctly (VNNI u8s8, u8u8; x86 "
+        "without VNNI u8u8, u8s8_reduce_range; arm64 s8s8, u8s8) is built, gated and timed, the fastest kept"))
+    graph: Literal["auto", "qdq", "qoperator"] = Field("auto", description=(
+        "ONNX int8 graph: qdq (Quantize/Dequantize pairs), qoperator (QLinearConv …); auto: both are timed"))
+    ship: Literal["fastest", "int8"] = Field("fastest", description=(
+        "fastest: when no int8 file beats fp32 on this CPU, the fp32 file is the deployable (budgets judge it); "
+        "int8: the int8 file ships anyway (size before speed)"))
+    choice_rounds: int = Field(5, gt=0, le=50, description=(
+        "interleaved timing rounds when choosing among int8 candidates (runs per round: compress.latency_runs, "
+        "at most 50)"))
     mixed_precision: Literal["auto", "off"] = Field("auto", description=(
         "auto: if int8 misses compress.min_int8_agreement on train images, keep the most sensitive layers fp32"))
     fp32_layers: list[str] = Field(default_factory=list, description=(
@@ -92,6 +100,13 @@ class QuantizeStage(Section):
         "at most this many layers scored (graph order; one int8 build + inference each)"))
     sensitivity_seconds: float = Field(600.0, gt=0, description="stop scoring layers after this many seconds")
     max_fp32_layers: int = Field(8, gt=0, description="mixed precision keeps at most this many layers fp32")
+
+    @model_validator(mode="after")
+    def _dynamic_format(self) -> QuantizeStage:
+        if self.mode == "dynamic" and self.format == "s8s8":
+            raise ValueError("format s8s8 has no dynamic form (ONNX Runtime quantizes dynamic activations to uint8); "
+                             "allowed with mode=dynamic: auto, u8s8, u8s8_reduce_range, u8u8")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -111,6 +126,9 @@ class QATStage(Section):
     lr: float = Field(0.001, gt=0, description="peak learning rate")
     teacher: Literal["unpruned", "teacher", "none"] = Field("unpruned", description="who teaches (see finetune)")
     terms: list[TermConfig] | None = Field(None, description="logit loss terms (default: distill.terms)")
+    format: Literal["auto", "u8s8", "u8s8_reduce_range", "s8s8"] = Field("auto", description=(
+        "int8 types the fake quantizers train for; auto: deploy.target's (VNNI u8s8, x86 without VNNI "
+        "u8s8_reduce_range = 7-bit weights, arm64 s8s8); u8u8 has no PT2E form"))
 
 
 class ExportStage(Section):

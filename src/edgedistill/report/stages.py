@@ -16,12 +16,10 @@ from rich.table import Table  # noqa: E402
 from ..compress.budget import verdict  # noqa: E402
 from ..deploy.energy import NOT_MEASURABLE, energy_text  # noqa: E402
 from ..deploy.openvino_runtime import openvino_summary  # noqa: E402
+from .int8 import int8_notes  # noqa: E402
 from .energy import ENERGY_NOTE, energy_chart, pcr_lines, stage_points  # noqa: E402
 from .tables import _human, _num, markdown_table  # noqa: E402
-
-
-def _label(e: dict[str, Any]) -> str:
-    return e["stage"] if e["index"] == "ref" else f"{e['index']}-{e['stage']}"
+from .tables import stage_label as _label  # noqa: E402
 
 
 def _lat(e: dict[str, Any], key: str) -> str:
@@ -49,24 +47,6 @@ def stage_rows(result: dict[str, Any], all_threads: int) -> tuple[list[str], lis
                      _lat(e, "torch_b32_t1"), "–" if ort1 is None else f"{ort1['throughput_ips']:.0f}",
                      _energy(e), openvino_summary(e.get("runtimes")), "yes" if e["reported"] else "no (failed check)"])
     return header, body
-
-
-def int8_notes(e: dict[str, Any]) -> list[str]:
-    """The int8 format a PTQ stage chose and why, and which layers mixed precision kept in fp32 at what cost."""
-    info = e.get("info", {})
-    if "format" not in info:
-        return []
-    rr = " with reduce_range" if info.get("reduce_range") else ""
-    out = [f"- {_label(e)}: int8 format {info['format']}{rr} for target {info['target']} (built on {info['host']}; "
-           f"{info['format_reason']})" + (f"; latency {e['latency_note']}" if e.get("latency_note") else "")]
-    mp = info.get("mixed_precision") or {}
-    if mp.get("fp32_layers"):
-        lat = mp.get("latency") or {}
-        cost = (f"; ORT b{lat['batch']} {lat['threads']}t {lat['all_int8_ms']:.3f} ms all-int8 → "
-                f"{lat['mixed_ms']:.3f} ms mixed" if lat.get("mixed_ms") else "")
-        out.append(f"- {_label(e)}: kept fp32: {', '.join(mp['fp32_layers'])} (agreement on {mp['selection_images']} "
-                   f"train images {mp['agreement_all_int8']:.1f}% all-int8 → {mp['agreement']:.1f}%{cost})")
-    return out
 
 
 def _runtime_notes(e: dict[str, Any]) -> list[str]:
@@ -166,7 +146,8 @@ def stages_markdown(result: dict[str, Any], out_dir: Path, link_prefix: str = ""
         lines.append(f"![{title}]({link_prefix}{name})\n")
     if result["budgets"]:
         d = result["deploy"]
-        lines += ["## Budgets", "", f"Final artifact: `{result['final']}`; target: batch {d['batch_size']}, "
+        shipped = f" ({result['shipped_note']})" if result.get("shipped_note") else ""
+        lines += ["## Budgets", "", f"Final artifact: `{result['final']}`{shipped}; target: batch {d['batch_size']}, "
                   f"{d['threads']} thread(s). Overall: **{'pass' if result['budgets_passed'] else 'FAIL'}**.", "",
                   markdown_table(["budget", "limit", "measured", "verdict", "note"], budget_rows(result)), ""]
     return lines
@@ -192,6 +173,8 @@ def stages_table(result: dict[str, Any], all_threads: int = 2) -> Table:
 
 def print_stages(result: dict[str, Any], console: Console, all_threads: int = 2) -> None:
     console.print(stages_table(result, all_threads))
+    if result.get("shipped_note"):
+        console.print(f"[yellow]deployable: {result['final']}[/] — {result['shipped_note']}")
     if not all(e["reported"] for e in result["stages"]):
         console.print("[dim](…) refused: the row's file failed its check; measured for inspection, not reported[/]")
     if result["budgets"]:

@@ -13,6 +13,11 @@ from ..deploy.energy import energy_text
 LABELS = {"teacher": "teacher", "student_alone": "student alone", "student": "student (distilled)"}
 
 
+def stage_label(e: dict[str, Any]) -> str:
+    """A compression stage's name in tables: `teacher`, or `<k>-<stage>`, as its folder is named."""
+    return e["stage"] if e["index"] == "ref" else f"{e['index']}-{e['stage']}"
+
+
 def _num(v: Any, fmt: str) -> str:
     return "–" if v is None else format(v, fmt)
 
