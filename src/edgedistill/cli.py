@@ -122,6 +122,33 @@ def predict(
         console.print(f"{escape(r['path'])}: {escape(shown)}", highlight=False)
 
 
+@app.command()
+def deploy(
+    target: Annotated[str, typer.Argument(help="a run folder (its student) or a .safetensors model")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="data.key=value, deploy.key=value or "
+                                                          "compress.min_int8_agreement=… overrides",
+                                                          show_default=False)] = None,
+    runtimes: Annotated[str | None, typer.Option(help="comma-separated: onnxruntime, openvino, executorch, "
+                                                 "litert (default: all)")] = None,
+    precisions: Annotated[str | None, typer.Option(help="comma-separated: fp32, int8 (default: both)")] = None,
+    images: Annotated[int, typer.Option(help="held-out images each row is checked on")] = 256,
+    calib: Annotated[int, typer.Option(help="train images int8 is calibrated on")] = 128,
+    image_dir: Annotated[Path | None, typer.Option(help="check on these image files instead of the split")] = None,
+    split: Annotated[str, typer.Option(help="held-out split: val or test")] = "val",
+    rounds: Annotated[int, typer.Option(help="interleaved timing rounds")] = 5,
+    runs: Annotated[int, typer.Option(help="timed batch-1 runs per row and round (batch 32: runs/8)")] = 50,
+    memory: Annotated[bool, typer.Option(help="probe each file's peak RSS in a fresh process")] = True,
+    out: Annotated[Path | None, typer.Option(help="folder for matrix.json/.md and artifacts "
+                                             "(default: RUN/deploy)")] = None,
+) -> None:
+    """The student in every runtime (ONNX Runtime, OpenVINO, ExecuTorch, LiteRT) × fp32/int8, measured here."""
+    from .commands.deploy import deploy_target
+
+    deploy_target(target, overrides or [], dict(runtimes=runtimes, precisions=precisions, images=images,
+                                                calib=calib, image_dir=image_dir, split=split, rounds=rounds,
+                                                runs=runs, memory=memory, out=out), console)
+
+
 @app.command("compare")
 def compare_cmd(
     recipe: Annotated[Path, typer.Argument(help="recipe YAML file with a compare: section (or --arms)")],

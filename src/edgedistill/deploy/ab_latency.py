@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +19,38 @@ import numpy as np
 from .onnx_runtime import ort_session
 
 
+def interleaved_rounds(calls: dict[str, Callable[[], object]], rounds: int = 7, runs: int = 200,
+                       warmup: int = 20) -> dict[str, list[float]]:
+    """Per name: the median ms of each round, the calls timed in alternating order (any runtime's callable)."""
+    if rounds < 1 or runs < 1:
+        raise ValueError(f"rounds and runs must be at least 1, got {rounds}, {runs}")
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    per: dict[str, list[float]] = {k: [] for k in calls}
+    for r in range(rounds):
+        order = list(calls) if r % 2 == 0 else list(reversed(calls))  # neither call always goes first
+        for k in order:
+            call, t = calls[k], []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                call()
+                t.append((time.perf_counter() - t0) * 1e3)
+            per[k].append(statistics.median(t))
+    return per
+
+
 def interleaved_latency(files: dict[str, str | Path], shape: tuple[int, ...], rounds: int = 7, runs: int = 200,
                         threads: int = 1, warmup: int = 20, seed: int = 0) -> dict[str, Any]:
     """Per file: round medians (ms), their median, min and max; per pair (first file vs each other): speed-up.
 
     `files` maps a name to an ONNX file; every file sees the same random input of `shape` (NCHW float32).
     """
-    if rounds < 1 or runs < 1:
-        raise ValueError(f"rounds and runs must be at least 1, got {rounds}, {runs}")
     sessions = {k: ort_session(p, threads) for k, p in files.items()}
     x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
     feeds = {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}
-    for k, s in sessions.items():
-        for _ in range(warmup):
-            s.run(None, feeds[k])
-    per: dict[str, list[float]] = {k: [] for k in sessions}
-    for r in range(rounds):
-        order = list(sessions) if r % 2 == 0 else list(reversed(sessions))  # neither file always goes first
-        for k in order:
-            s, feed, t = sessions[k], feeds[k], []
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                s.run(None, feed)
-                t.append((time.perf_counter() - t0) * 1e3)
-            per[k].append(statistics.median(t))
+    calls = {k: (lambda s=s, f=feeds[k]: s.run(None, f)) for k, s in sessions.items()}
+    per = interleaved_rounds(calls, rounds, runs, warmup)
     out: dict[str, Any] = {"rounds": rounds, "runs_per_round": runs, "threads": threads, "batch": shape[0],
                            "files": {k: {"round_medians_ms": v, "median_ms": statistics.median(v), "min_ms": min(v),
                                          "max_ms": max(v)} for k, v in per.items()}}

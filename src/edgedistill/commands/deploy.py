@@ -1,0 +1,164 @@
+"""What `edgedistill deploy RUN_DIR|MODEL` does: the student in every runtime, measured here, and a recommendation."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from ..atomic import atomic_write_text
+from ..errors import UserError
+
+MAX_IMAGES = 10_000  # held-out images run through every row
+MAX_CALIB = 1024  # calibration images (NNCF, PT2E and ONNX Runtime each calibrate on all of them)
+MAX_ROUNDS, MAX_RUNS = 50, 10_000
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _bounded(value: int, low: int, high: int, option: str, what: str) -> None:
+    if not low <= value <= high:
+        raise UserError(f"{value}: allowed: {low} to {high} ({what})", key=option)
+
+
+def check_options(opts: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Every option checked before any model is loaded; returns the runtimes and precisions asked for."""
+    from ..deploy.runtimes import pick_precisions, pick_runtimes
+
+    runtimes, precisions = pick_runtimes(opts.get("runtimes")), pick_precisions(opts.get("precisions"))
+    _bounded(opts["images"], 1, MAX_IMAGES, "--images", "held-out images every row is checked on")
+    _bounded(opts["calib"], 1, MAX_CALIB, "--calib", "calibration images for int8")
+    _bounded(opts["rounds"], 1, MAX_ROUNDS, "--rounds", "interleaved timing rounds")
+    _bounded(opts["runs"], 1, MAX_RUNS, "--runs", "timed batch-1 runs per row and round")
+    d = opts.get("image_dir")
+    if d is not None and not Path(d).expanduser().is_dir():
+        raise UserError(f"{d} is not a folder; allowed: a folder of image files", key="--image-dir")
+    return runtimes, precisions
+
+
+def ort_int8(fp32: Path, out: Path, calib: np.ndarray) -> dict[str, Any]:
+    """The ONNX Runtime int8 file: the one place that picks its format.
+
+    Today the format this CPU runs correctly (compress.cpu.resolve); switch here to
+    compress.int8_choice.choose_int8 (try the correct formats, keep those passing the gate, ship the fastest).
+    """
+    from ..compress.cpu import detect_cpu, resolve
+    from ..compress.quantize import quant_metadata, quantize_static_onnx
+
+    info = resolve("auto", "auto", detect_cpu())
+    quantize_static_onnx(fp32, out, calib, fmt=str(info["format"]), metadata=quant_metadata(info, []))
+    return {"format": info["format"], "format_reason": info["format_reason"],
+            "quantizer": "onnxruntime quantize_static (QDQ, per-channel, minmax)", "calib_images": len(calib)}
+
+
+def _files_images(folder: Path, n: int, meta: dict[str, Any]) -> np.ndarray:
+    """Up to n image files of a folder (sorted), preprocessed as the model's eval transform does."""
+    from PIL import Image, UnidentifiedImageError
+
+    from ..deploy.predict import preprocess
+
+    files = sorted(p for p in folder.expanduser().rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
+    if not files:
+        raise UserError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}", key="--image-dir")
+    out = []
+    for p in files:
+        try:
+            with Image.open(p) as img:
+                out.append(preprocess(img, int(meta["image_size"]), meta["mean"], meta["std"]))
+        except (OSError, UnidentifiedImageError) as e:
+            raise UserError(f"cannot read image {p}: {e}", key="--image-dir") from None
+    return np.stack(out).astype(np.float32)
+
+
+def _held_out(data: Any, split: str, n: int) -> np.ndarray:
+    """The first n images of the held-out split (already a seeded sample of it), eval preprocessing."""
+    import torch
+
+    ds = data.held_out(split)
+    return torch.stack([ds[i][0] for i in range(min(n, len(ds)))]).numpy().astype(np.float32)
+
+
+def _cpu_line() -> str:
+    from ..compress.cpu import detect_cpu, target_of
+
+    cpu = detect_cpu()
+    flags = ", ".join(sorted(cpu.flags)) or "flags unknown"
+    return f"{platform.processor() or cpu.machine} ({target_of(cpu.machine, cpu.flags)}: {flags})"
+
+
+def _source(model: Any, meta: dict[str, Any], calib: np.ndarray, check: np.ndarray, out: Path) -> Any:
+    """The matrix's Source: the fp32 ONNX file is exported on first use and must pass the parity check."""
+    import torch
+
+    from ..deploy.backend import Source
+    from ..deploy.export import check_parity, export_onnx
+
+    def export() -> Path:
+        path = export_onnx(model, out / "onnxruntime" / "model.onnx", int(meta["image_size"]), meta["class_names"],
+                           meta["mean"], meta["std"])
+        parity = check_parity(model, path, torch.from_numpy(check))
+        if not parity["passed"]:
+            raise RuntimeError(f"fp32 ONNX parity failed (max |Δlogit| {parity['max_abs_diff']:.2g}); kept as "
+                               f"{parity['path']}")
+        return path
+
+    return Source(model=model, image_size=int(meta["image_size"]), calib=calib, export=export, int8_onnx=ort_int8)
+
+
+def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], console: Console) -> dict[str, Any]:
+    """Build and measure the student of a run folder or model file in every runtime × precision asked for."""
+    import torch
+
+    from ..compress.prune import load_pruned
+    from ..compress.stages import train_images
+    from ..data import build_data
+    from ..deploy.matrix import MatrixConfig, run_matrix
+    from ..deploy.matrix_report import matrix_markdown, print_matrix
+    from ..models import read_meta
+    from ..recipe import build_recipe, load_yaml
+    from ..tools import resolve_checkpoint
+    from ..writable import check_output_dir
+
+    runtimes, precisions = check_options(opts)
+    ckpt = resolve_checkpoint(target)
+    meta = read_meta(ckpt)
+    run_dir = Path(target).expanduser() if Path(target).expanduser().is_dir() else None
+    base = load_yaml(run_dir / "recipe.yaml") if run_dir and (run_dir / "recipe.yaml").exists() else {
+        "data": meta.get("data", {})}
+    recipe = build_recipe(base, overrides)
+    out = Path(opts["out"]).expanduser() if opts.get("out") else (run_dir or ckpt.parent) / "deploy"
+    check_output_dir(out, key="--out")
+    model, meta = load_pruned(ckpt)
+    model = model.cpu().float().eval()
+    data = build_data(recipe.data)
+    if data.class_names != meta["class_names"]:
+        raise UserError(f"the data's classes {data.class_names[:5]}… differ from the model's "
+                        f"{meta['class_names'][:5]}…", key="data.root")
+    images = (_files_images(Path(opts["image_dir"]), opts["images"], meta) if opts.get("image_dir")
+              else _held_out(data, opts["split"], opts["images"]))
+    calib = train_images(SimpleNamespace(ctx=SimpleNamespace(data=data, recipe=recipe)), 0, opts["calib"]).numpy()
+    with torch.no_grad():
+        ref = torch.cat([model(torch.from_numpy(images[i:i + 256])) for i in range(0, len(images), 256)]).numpy()
+    cfg = MatrixConfig(runtimes, precisions, recipe.compress.min_int8_agreement,
+                       (recipe.deploy.batch_size, recipe.deploy.threads), rounds=opts["rounds"], runs=opts["runs"],
+                       memory=opts["memory"])
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(f"deploy folder: [bold]{out}[/]")
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("deploy matrix", total=None)
+        result = run_matrix(_source(model, meta, calib, images[:64], out), images, ref, out, cfg,
+                            lambda text: bar.update(task, description=text))
+    result.update(model=str(meta["model"]), checkpoint=str(ckpt), cpu=_cpu_line(),
+                  images_from=f"files from {opts['image_dir']}" if opts.get("image_dir") else f"{opts['split']}-split",
+                  calib_images=len(calib))
+    atomic_write_text(out / "matrix.json", json.dumps(result, indent=2, default=str))
+    atomic_write_text(out / "matrix.md", matrix_markdown(result))
+    print_matrix(result, console)
+    console.print(f"\nmatrix: [bold]{out / 'matrix.md'}[/]")
+    return result
