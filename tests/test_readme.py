@@ -44,7 +44,7 @@ def test_cli_examples_use_real_commands_and_keys():
 
 
 def test_readme_commands_are_the_cli_commands():
-    assert set(typer.main.get_command(app).commands) == COMMANDS == {"demo", "run", "eval", "profile", "list", "compress", "predict", "compare", "search", "audit", "explain"}
+    assert set(typer.main.get_command(app).commands) == COMMANDS == {"demo", "run", "eval", "profile", "list", "compress", "predict", "compare", "search", "audit", "explain", "deploy"}
 
 
 def test_shown_error_is_the_real_error():

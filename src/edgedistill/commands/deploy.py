@@ -35,6 +35,8 @@ def check_options(opts: dict[str, Any]) -> tuple[list[str], list[str]]:
     _bounded(opts["calib"], 1, MAX_CALIB, "--calib", "calibration images for int8")
     _bounded(opts["rounds"], 1, MAX_ROUNDS, "--rounds", "interleaved timing rounds")
     _bounded(opts["runs"], 1, MAX_RUNS, "--runs", "timed batch-1 runs per row and round")
+    if opts.get("split", "val") not in ("val", "test"):
+        raise UserError(f"unknown split {opts['split']!r}; allowed: val, test", key="--split")
     d = opts.get("image_dir")
     if d is not None and not Path(d).expanduser().is_dir():
         raise UserError(f"{d} is not a folder; allowed: a folder of image files", key="--image-dir")

@@ -92,12 +92,18 @@ def time_rows(rows: list[dict[str, Any]], images: np.ndarray, cfg: MatrixConfig,
         x = np.ascontiguousarray(np.resize(images, (batch, *images.shape[1:])), np.float32)
         calls = {}
         for r in built:
-            run = RUNTIMES[r["runtime"]].runner(Path(r["path"]), threads)
-            calls[r["id"]] = lambda run=run: run(x)
+            try:  # a runtime may refuse a setting (a batch over its planned maximum): that cell says why
+                run = RUNTIMES[r["runtime"]].runner(Path(r["path"]), threads)
+                run(x)
+                calls[r["id"]] = lambda run=run: run(x)
+            except Exception as e:  # noqa: BLE001
+                r.setdefault("latency", {})[key] = {"error": failure_reason(e)}
         runs = cfg.runs if batch == 1 else max(3, cfg.runs // 8)
-        per = interleaved_rounds(calls, cfg.rounds, runs, cfg.warmup)
+        per = interleaved_rounds(calls, cfg.rounds, runs, cfg.warmup) if calls else {}
         base = per.get(BASELINE)
         for r in built:
+            if r["id"] not in per:
+                continue
             v = per[r["id"]]
             lat = {"median_ms": statistics.median(v), "min_ms": min(v), "max_ms": max(v), "round_medians_ms": v,
                    "rounds": cfg.rounds, "runs_per_round": runs}
@@ -121,7 +127,7 @@ def recommend(rows: list[dict[str, Any]], cfg: MatrixConfig) -> dict[str, Any]:
     """The fastest passing row in the deploy setting that beats ONNX Runtime fp32 (median of per-round ratios
     above 1 and faster in most rounds); else ONNX Runtime fp32, saying nothing beat it."""
     key = setting_key(*cfg.deploy)
-    ok = [r for r in rows if r.get("status") == "pass" and key in r.get("latency", {})]
+    ok = [r for r in rows if r.get("status") == "pass" and "median_ms" in r.get("latency", {}).get(key, {})]
     base = next((r for r in ok if r["id"] == BASELINE), None)
     where = f"batch {cfg.deploy[0]}, {cfg.deploy[1]} thread(s)"
     if not ok:

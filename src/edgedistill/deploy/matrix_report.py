@@ -15,6 +15,8 @@ def _ms(row: dict[str, Any], key: str) -> str:
     lat = row.get("latency", {}).get(key)
     if lat is None:
         return "–"
+    if "error" in lat:
+        return "failed"
     ratio = lat.get("speedup_vs_ort_fp32")
     return f"{lat['median_ms']:.3f}" + (f" ({ratio:.2f}x)" if ratio is not None and row["id"] != "onnxruntime-fp32"
                                         else "")
@@ -39,7 +41,9 @@ def row_cells(row: dict[str, Any], settings: list[str]) -> list[str]:
 
 def notes(result: dict[str, Any]) -> list[str]:
     """Why each row that did not pass did not: not installed (how to install), failed (which op), below gate."""
-    return [f"{r['label']} {r['precision']}: {r['reason']}" for r in result["rows"] if r.get("reason")]
+    lines = [f"{r['label']} {r['precision']}: {r['reason']}" for r in result["rows"] if r.get("reason")]
+    return lines + [f"{r['label']} {r['precision']} at {_setting_header(k)}: {v['error']}" for r in result["rows"]
+                    for k, v in r.get("latency", {}).items() if "error" in v]
 
 
 def _setting_header(key: str) -> str:
@@ -50,7 +54,8 @@ def _setting_header(key: str) -> str:
 def print_matrix(result: dict[str, Any], console: Console) -> None:
     """The matrix as a rich table, then the recommendation line."""
     settings = result["settings"]
-    table = Table(title=f"deploy matrix — {result['images']} held-out images; ms = median of round medians "
+    table = Table(title=f"deploy matrix — {result['images']} {result.get('images_from', 'held-out')} images; "
+                        "ms = median of round medians "
                         "(×: speed-up over ONNX Runtime fp32, interleaved)")
     for h in [*HEADER, *map(_setting_header, settings)]:
         table.add_column(h, overflow="fold", justify="left" if h in HEADER[:3] else "right")
