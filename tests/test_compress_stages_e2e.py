@@ -93,6 +93,13 @@ def test_qat_through_compress_passes_its_parity_gate_and_is_reported(qat_run):
     assert q["reported"] and q["precision"] == "int8" and q["artifact"] == "1-qat/model.int8.onnx"
     assert q["info"]["terms"] == ["kd"] and q["info"]["teacher"] == "unpruned"
     assert result["final"] == "1-qat" and not result["budgets_passed"]
+    from edgedistill.compress.cpu import detect_cpu, target_of
+    from edgedistill.compress.qat import qat_format
+    from edgedistill.compress.quantize import read_quant_meta
+
+    host = target_of(detect_cpu().machine, detect_cpu().flags)  # QAT trains for this CPU's int8 (deploy.target auto)
+    assert q["info"]["qat_format"] == qat_format("auto", host) and q["info"]["target"] == host
+    assert read_quant_meta(qat_run.dir / "1-qat" / "model.int8.onnx")["int8_format"] == q["info"]["qat_format"]
 
 
 def test_qat_int8_onnx_has_metadata_dynamic_batch_and_predicts(qat_run, tmp_path):

@@ -61,7 +61,7 @@ def test_forced_format_and_foreign_target():
     assert r["format"] == "u8s8_reduce_range" and r["reduce_range"] and "forced" in r["format_reason"]
 
 
-def test_cpu_detection_reads_cpuinfo_and_degrades(tmp_path):
+def test_cpu_detection_reads_cpuinfo_and_degrades(tmp_path, monkeypatch):
     intel = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n\nprocessor\t: 1\nflags\t\t: fpu\n"
     assert parse_cpuinfo(intel) == {"fpu", "sse2", "avx2", "avx512f", "avx512_vnni"}
     assert parse_cpuinfo("Features\t: fp asimd asimddp\n") == {"fp", "asimd", "asimddp"}
@@ -69,6 +69,9 @@ def test_cpu_detection_reads_cpuinfo_and_degrades(tmp_path):
     assert detect_cpu(tmp_path / "cpuinfo").flags == {"avx2", "avx512f", "avx512_vnni"}  # only int8-relevant ones
     missing = detect_cpu(tmp_path / "nope")
     assert missing.flags == frozenset() and missing.source.startswith("unknown")
+    (tmp_path / "haswell").write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n")  # an emulated CPU's flags
+    monkeypatch.setenv("EDGEDISTILL_CPUINFO", str(tmp_path / "haswell"))
+    assert detect_cpu().flags == {"avx2"} and detect_cpu().source == str(tmp_path / "haswell")
 
 
 def _qdq_types(path):

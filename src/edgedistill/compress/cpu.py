@@ -27,6 +27,7 @@ and the choice falls back to the format that is correct on any CPU of that archi
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,8 +69,16 @@ def parse_cpuinfo(text: str) -> frozenset[str]:
     return frozenset()
 
 
-def detect_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> Cpu:
-    """This machine's architecture and int8-relevant flags; flags stay empty where cpuinfo is unreadable."""
+CPUINFO_ENV = "EDGEDISTILL_CPUINFO"
+
+
+def detect_cpu(cpuinfo: Path | None = None) -> Cpu:
+    """This machine's architecture and int8-relevant flags; flags stay empty where cpuinfo is unreadable.
+
+    $EDGEDISTILL_CPUINFO names another cpuinfo file: under user-mode emulation (`qemu-x86_64 -cpu Haswell`)
+    /proc/cpuinfo is the host's, not the emulated CPU's, so the emulated flags must come from elsewhere.
+    """
+    cpuinfo = cpuinfo or Path(os.environ.get(CPUINFO_ENV) or "/proc/cpuinfo")
     machine = platform.machine().lower()
     try:
         flags = parse_cpuinfo(cpuinfo.read_text(errors="replace"))
