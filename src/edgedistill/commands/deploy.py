@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +19,7 @@ from ..errors import UserError
 MAX_IMAGES = 10_000  # held-out images run through every row
 MAX_CALIB = 1024  # calibration images (NNCF, PT2E and ONNX Runtime each calibrate on all of them)
 MAX_ROUNDS, MAX_RUNS = 50, 10_000
+MAX_DEPLOY_BATCH = 256  # the deploy setting is timed too: one input of that many images per row
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -43,19 +45,31 @@ def check_options(opts: dict[str, Any]) -> tuple[list[str], list[str]]:
     return runtimes, precisions
 
 
-def ort_int8(fp32: Path, out: Path, calib: np.ndarray) -> dict[str, Any]:
-    """The ONNX Runtime int8 file: the one place that picks its format.
+def ort_int8_builder(recipe: Any, select: np.ndarray, rounds: int, runs: int, console: Console
+                     ) -> Callable[[Path, Path, np.ndarray], dict[str, Any]]:
+    """The ONNX Runtime int8 file, built as the compress stage builds it: the one place that picks it.
 
-    Today the format this CPU runs correctly (compress.cpu.resolve); switch here to
-    compress.int8_choice.choose_int8 (try the correct formats, keep those passing the gate, ship the fastest).
+    compress.int8_choice.choose_int8 tries every format correct on deploy.target, keeps those passing
+    compress.min_int8_agreement on `select` (train images), and keeps the fastest (interleaved against fp32,
+    `rounds` × `runs` at the deploy batch and threads). The run's own static quantize stage settings are used
+    when it has one.
     """
     from ..compress.cpu import detect_cpu, resolve
-    from ..compress.quantize import quant_metadata, quantize_static_onnx
+    from ..compress.int8_choice import choose_int8
+    from ..recipe.compress import QuantizeStage
 
-    info = resolve("auto", "auto", detect_cpu())
-    quantize_static_onnx(fp32, out, calib, fmt=str(info["format"]), metadata=quant_metadata(info, []))
-    return {"format": info["format"], "format_reason": info["format_reason"],
-            "quantizer": "onnxruntime quantize_static (QDQ, per-channel, minmax)", "calib_images": len(calib)}
+    mine = [s for s in recipe.compress.stages if s.name == "quantize" and s.mode == "static"]
+    cfg = (mine[0] if mine else QuantizeStage(name="quantize")).model_copy(update={"choice_rounds": rounds})
+    deploy = (recipe.deploy.batch_size, recipe.deploy.threads)
+
+    def build(fp32: Path, out: Path, calib: np.ndarray) -> dict[str, Any]:
+        info = choose_int8(fp32, out, calib, select, cfg, resolve(cfg.format, recipe.deploy.target, detect_cpu()),
+                           recipe.compress.min_int8_agreement, "compress.stages.quantize.fp32_layers", deploy,
+                           runs, console)
+        return {"quantizer": f"onnxruntime quantize_static, {info.get('int8_choice', {}).get('chosen', '?')}",
+                **info}
+
+    return build
 
 
 def _files_images(folder: Path, n: int, meta: dict[str, Any]) -> np.ndarray:
@@ -93,7 +107,8 @@ def _cpu_line() -> str:
     return f"{platform.processor() or cpu.machine} ({target_of(cpu.machine, cpu.flags)}: {flags})"
 
 
-def _source(model: Any, meta: dict[str, Any], calib: np.ndarray, check: np.ndarray, out: Path) -> Any:
+def _source(model: Any, meta: dict[str, Any], calib: np.ndarray, check: np.ndarray, out: Path,
+            int8: Callable[[Path, Path, np.ndarray], dict[str, Any]]) -> Any:
     """The matrix's Source: the fp32 ONNX file is exported on first use and must pass the parity check."""
     import torch
 
@@ -109,7 +124,7 @@ def _source(model: Any, meta: dict[str, Any], calib: np.ndarray, check: np.ndarr
                                f"{parity['path']}")
         return path
 
-    return Source(model=model, image_size=int(meta["image_size"]), calib=calib, export=export, int8_onnx=ort_int8)
+    return Source(model=model, image_size=int(meta["image_size"]), calib=calib, export=export, int8_onnx=int8)
 
 
 def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], console: Console) -> dict[str, Any]:
@@ -133,6 +148,7 @@ def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], conso
     base = load_yaml(run_dir / "recipe.yaml") if run_dir and (run_dir / "recipe.yaml").exists() else {
         "data": meta.get("data", {})}
     recipe = build_recipe(base, overrides)
+    _bounded(recipe.deploy.batch_size, 1, MAX_DEPLOY_BATCH, "deploy.batch_size", "the batch the deploy setting times")
     out = Path(opts["out"]).expanduser() if opts.get("out") else (run_dir or ckpt.parent) / "deploy"
     check_output_dir(out, key="--out")
     model, meta = load_pruned(ckpt)
@@ -143,7 +159,9 @@ def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], conso
                         f"{meta['class_names'][:5]}…", key="data.root")
     images = (_files_images(Path(opts["image_dir"]), opts["images"], meta) if opts.get("image_dir")
               else _held_out(data, opts["split"], opts["images"]))
-    calib = train_images(SimpleNamespace(ctx=SimpleNamespace(data=data, recipe=recipe)), 0, opts["calib"]).numpy()
+    job = SimpleNamespace(ctx=SimpleNamespace(data=data, recipe=recipe))  # what train_images reads of a Job
+    calib = train_images(job, 0, opts["calib"]).numpy()
+    select = train_images(job, opts["calib"], opts["calib"]).numpy()  # int8 candidates are gated on these
     with torch.no_grad():
         ref = torch.cat([model(torch.from_numpy(images[i:i + 256])) for i in range(0, len(images), 256)]).numpy()
     cfg = MatrixConfig(runtimes, precisions, recipe.compress.min_int8_agreement,
@@ -154,7 +172,8 @@ def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], conso
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
         task = bar.add_task("deploy matrix", total=None)
-        result = run_matrix(_source(model, meta, calib, images[:64], out), images, ref, out, cfg,
+        int8 = ort_int8_builder(recipe, select, opts["rounds"], min(opts["runs"], 50), console)
+        result = run_matrix(_source(model, meta, calib, images[:64], out, int8), images, ref, out, cfg,
                             lambda text: bar.update(task, description=text))
     result.update(model=str(meta["model"]), checkpoint=str(ckpt), cpu=_cpu_line(),
                   images_from=f"files from {opts['image_dir']}" if opts.get("image_dir") else f"{opts['split']}-split",
