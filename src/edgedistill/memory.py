@@ -148,3 +148,20 @@ def check_memory(recipe: Any, teacher: nn.Module | None, student: nn.Module, n_t
                 "allowed: a smaller data.image_size or train.batch_size (or data.workers, "
                 "data.device_resident=false) that fits", key="train.batch_size")
     return est
+
+
+PROCESS_BYTES = GB // 2  # a worker's own interpreter with torch imported (8 compare workers measured 3.5 GB)
+
+
+def check_workers(per_run: Estimate, workers: int, runs: int, key: str) -> None:
+    """Refuse, before any process starts, `workers` runs at once that cannot fit the host RAM available now:
+    each worker is its own process, so the one-run estimate is multiplied by the workers that would run."""
+    busy = min(workers, runs)
+    need = busy * (per_run.host + PROCESS_BYTES)
+    have = available_host()
+    if busy > 1 and need > have:
+        fits = max(1, int(have // (per_run.host + PROCESS_BYTES)))
+        raise UserError(f"{workers} workers run {busy} runs at once, about {need / GB:.1f} GB of host RAM "
+                        f"({busy} × ({per_run.host / GB:.2f} GB a run + {PROCESS_BYTES / GB:.1f} GB a process)) "
+                        f"but {have / GB:.1f} GB are available; allowed: at most {fits} workers here",
+                        key=key)

@@ -10,6 +10,8 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 MIN_FREE_MB = 1  # a full disk is refused up front; a tight one is caught at the write (exit 1)
@@ -22,10 +24,21 @@ def _nearest_existing(path: Path) -> Path:
     return p
 
 
+def _dangling_link(p: Path) -> str | None:
+    """A symbolic link on the way whose target is gone: mkdir would fail on it with FileExistsError."""
+    for q in (p, *p.parents):
+        if q.is_symlink() and not q.exists():
+            return f"{q} is a symbolic link to {os.readlink(q)}, which does not exist"
+    return None
+
+
 def folder_problem(path: str | Path, min_free_mb: float = 0) -> str | None:
     """Why folders cannot be created at `path` (a file in the way, no permission, read-only, full); None: fine."""
     try:
         p = Path(path).expanduser().absolute()
+        dangling = _dangling_link(p)
+        if dangling:
+            return dangling
         existing = _nearest_existing(p)
         if not existing.is_dir():
             return f"{existing} is a file, not a folder"
@@ -74,3 +87,17 @@ def check_output_dir(path: str | Path, key: str = "output.dir") -> None:
     if problem:
         raise UserError(f"cannot write run folders under {path}: {problem}; allowed: a writable folder with "
                         f"at least {MIN_FREE_MB} MB free", key=key)
+
+
+@contextmanager
+def removed_on_user_error(folder: Path, fresh: bool) -> Iterator[None]:
+    """A folder this command just created is removed when a late check refuses the input (exit 2), so a refused
+    compare or search leaves nothing behind; a resumed folder is never touched."""
+    from .errors import UserError
+
+    try:
+        yield
+    except UserError:
+        if fresh:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise

@@ -41,13 +41,20 @@ class AuditInputs:
     models: dict[str, tuple[str, nn.Module]]  # teacher, student, student_alone (when the run has it)
 
 
+def check_device(device: str) -> None:
+    """--device of audit and explain: a known name, and CUDA only where there is one (named as the flag it is)."""
+    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?|mps", device):
+        raise UserError(f"device {device!r}; allowed: cpu, auto, cuda, cuda:N, mps", key="--device")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"{device} but CUDA is not available here; allowed: cpu or auto", key="--device")
+
+
 def check_args(max_images: int, batch_size: int, perturb_names: str | None, levels: list[str],
                split: str | None = None, device: str = "cpu") -> dict[str, tuple[float, ...]]:
     """Every option checked before any model is loaded; returns the perturbations and their severities."""
     if split not in (None, "val", "test"):
         raise UserError(f"split {split!r}; allowed: val, test", key="--split")
-    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?|mps", device):
-        raise UserError(f"device {device!r}; allowed: cpu, auto, cuda, cuda:N, mps", key="--device")
+    check_device(device)
     if not 1 <= max_images <= MAX_IMAGES:
         raise UserError(f"{max_images} images; allowed: 1 to {MAX_IMAGES:,}", key="--max-images")
     if not 1 <= batch_size <= 4096:

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from ..atomic import atomic_write_text
 from ..engine import resolve_device
+from ..errors import UserError
 from .audit import analyse, check_args, collect, load_inputs, summary
 
 
@@ -22,6 +23,10 @@ def run_audit(run_dir: Path, *, max_images: int = 1000, batch_size: int = 128, p
 
     console = console or Console()
     chosen = check_args(max_images, batch_size, perturb, levels or [], split, device)
+    if alone is not None and Path(alone).expanduser().resolve() == Path(run_dir).expanduser().resolve():
+        raise UserError(f"--alone {alone} is RUN_DIR itself: its student is the distilled one, not a baseline "
+                        "trained alone; allowed: another run (e.g. the alone arm of the same compare seed)",
+                        key="--alone")
     inputs = load_inputs(run_dir, alone)
     r = inputs.recipe
     split = split or r.eval.split

@@ -11,10 +11,18 @@ from rich.console import Console
 from ..atomic import atomic_write_text
 from ..errors import UserError
 from ..jobs import Job, open_study, run_workers, schedule
+from ..jobs.runs import open_storage
 from ..pipeline import check_recipe, make_run_dir
 from ..recipe import load_recipe
+from ..writable import removed_on_user_error
 from .compare import analyze, collect
 from .plan import Plan, make_plan, place
+from .workers import check_compare_workers
+
+
+# What pipeline.check_recipe reads: arms equal on these sections pass or fail it together (a 100-point sweep of
+# a loss weight is checked once, not 100 times at about a second each).
+_CHECKED = {"data", "teacher", "teachers", "student", "distill", "online", "born_again"}
 
 
 def _settings(text: str) -> dict:
@@ -51,27 +59,33 @@ def run_compare(recipe_file: Path, overrides: list[str], *, arms: str | None = N
     """Run (or resume) a comparison; returns its folder (output.dir/output.name, -2, … when taken)."""
     console = console or Console()
     recipe = load_recipe(recipe_file, overrides)
+    if storage:
+        open_storage(storage)  # a bad path, URL, driver or server: exit 2 before a folder is made
     plan = make_plan(recipe, arms, seeds, splits, workers)
-    for arm in plan.arms:  # classes vs weights, per arm, before any folder or training
-        check_recipe(next(c.recipe for c in plan.cells if c.arm == arm))
-    if resume:
-        folder = make_run_dir(recipe, resume=True)
+    checked: dict[str, tuple] = {}
+    for arm in plan.arms:  # classes vs weights, per distinct data and models, before any folder or training
+        r = next(c.recipe for c in plan.cells if c.arm == arm)
+        key = json.dumps(r.model_dump(mode="json", include=_CHECKED), sort_keys=True)
+        if key not in checked:
+            checked[key] = (r, check_recipe(r))
+    check_compare_workers(list(checked.values()), plan.cfg.workers, len(plan.cells))
+    folder = make_run_dir(recipe, resume=resume)
+    with removed_on_user_error(folder, fresh=not resume):
         place(plan, folder)
-        jobs = _write_cells(plan, folder, resume=True)
-    else:
-        folder = make_run_dir(recipe, resume=False)
-        place(plan, folder)
-        jobs = _write_cells(plan, folder, resume=False)
-    url = storage or str(folder / "study.journal")
-    name = f"compare-{folder.name}"
-    counts = schedule(open_study(url, name), jobs)
+        jobs = _write_cells(plan, folder, resume=resume)
+        url = storage or str(folder / "study.journal")
+        name = f"compare-{folder.name}"
+        counts = schedule(open_study(url, name), jobs)
+    workers = max(1, min(plan.cfg.workers, counts["queued"] + counts["waiting"]))
+    if workers < plan.cfg.workers:
+        plan.notes.append(f"compare.workers={plan.cfg.workers} but {workers} run(s) wait: {workers} worker(s)")
     console.print(f"comparison folder: [bold]{folder}[/] — {len(plan.arms)} arms × {plan.cfg.seeds} seeds"
                   + (f" × {plan.cfg.splits} splits" if plan.cfg.splits > 1 else "")
                   + f" = {len(jobs)} runs ({', '.join(f'{v} {k}' for k, v in counts.items() if v)}); "
-                  f"{plan.cfg.workers} worker(s); run logs in {folder / 'cells'}")
+                  f"{workers} worker(s); run logs in {folder / 'cells'}")
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}")
-    run_workers(url, name, plan.cfg.workers, folder / "logs", say=lambda m: console.print(f"  {m}", highlight=False))
+    run_workers(url, name, workers, folder / "logs", say=lambda m: console.print(f"  {m}", highlight=False))
     left = [c.name for c in plan.cells if not (c.recipe.output.dir / c.recipe.output.name / "metrics.json").exists()]
     if left:
         console.print(f"[yellow]{len(left)} run(s) not finished ({', '.join(left)}): running elsewhere; rerun "

@@ -9,7 +9,6 @@ dataset's labels, decides every pseudo-sample's class.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..atomic import atomic_write_text
-from ..errors import UserError
-from .audit import _subset, load_teacher
+from ..errors import UserError, shorten
+from ..recipe import build_recipe
+from .audit import _subset, check_device, load_teacher
 from .surrogate import BoxMixture, TreeSettings
 from .surrogate_stability import Problem, repeated_fits
 
@@ -86,11 +86,20 @@ def fit_features(emb: np.ndarray, head: nn.Linear, components: int, seed: int) -
     return Features(pca, pca.components_ @ w.T, pca.mean_ @ w.T + b)
 
 
+READ_KEYS = ("explain.", "data.", "eval.split", "train.batch_size")  # what explain reads of the recipe besides the teacher
+
+
 def _check(run_dir: Path, overrides: list[str], options: dict[str, int | None], device: str) -> list[str]:
     """--depth/--samples/--repeats become explain.* overrides, so one validator names the key."""
-    if not re.fullmatch(r"cpu|auto|cuda(:\d+)?|mps", device):
-        raise UserError(f"device {device!r}; allowed: cpu, auto, cuda, cuda:N, mps", key="--device")
-    return list(overrides) + [f"explain.{k}={v}" for k, v in options.items() if v is not None]
+    check_device(device)
+    for item in overrides:  # any other key would be accepted and change nothing: the run is already trained
+        key = item.partition("=")[0].strip()
+        if not key.startswith(READ_KEYS):
+            raise UserError(f"{shorten(item)!r} changes nothing here: explain reads a finished run's teacher; "
+                            f"allowed: {', '.join(k + '*' for k in READ_KEYS)} overrides", key=key or "override")
+    over = list(overrides) + [f"explain.{k}={v}" for k, v in options.items() if v is not None]
+    build_recipe({}, [o for o in over if o.startswith("explain.")])  # bad explain.* values: exit 2 before reading
+    return over
 
 
 def run_explain(run_dir: Path, overrides: list[str] | None = None, *, depth: int | None = None,

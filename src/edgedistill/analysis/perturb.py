@@ -80,6 +80,9 @@ def parse_levels(names: str | None, levels: Sequence[str]) -> dict[str, tuple[fl
         name = name.strip()
         if not sep or name not in PERTURBATIONS:
             raise UserError(f"{item!r} is not NAME=V1,V2 with NAME one of {allowed}", key="--levels")
+        if name not in out:
+            raise UserError(f"{item!r} sets severities of {name}, which --perturb {names} leaves out; allowed: "
+                            f"--levels for {', '.join(out)}, or add {name} to --perturb", key="--levels")
         lo, hi = PERTURBATIONS[name][2]
         try:
             vals = tuple(float(v) for v in values.split(",") if v.strip())

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import ValidationError
 
 from ..errors import UserError
 from ..recipe import Recipe, build_recipe
+from ..recipe.core import format_validation_error
+from ..usertext import parse_mapping
 from ..recipe.compare import CompareConfig
 
 # Keys an arm may not set: compare owns them, or they change the images every arm is tested on.
 _MANAGED = ("output.", "train.seed", "train.resume", "compare.", "eval.split")
 _DATA_OK = ("data.workers", "data.device_resident")
+MAX_RUNS = 200  # runs in one comparison: each cell's recipe is built and checked before any work starts
 
 
 @dataclass
@@ -72,8 +76,11 @@ def select_arms(cfg: CompareConfig, arms: str | None) -> dict[str, dict[str, Any
     if not arms:
         return dict(cfg.arms)
     if arms.lstrip().startswith("{"):
-        data = yaml.safe_load(arms)
-        return dict(CompareConfig(arms=data).arms)
+        data = parse_mapping(arms, "--arms")
+        try:
+            return dict(CompareConfig(arms=data).arms)
+        except ValidationError as e:
+            raise UserError(format_validation_error(e, "compare", head="--arms")) from None
     names = [a.strip() for a in arms.split(",") if a.strip()]
     unknown = [a for a in names if a not in cfg.arms]
     if unknown:
@@ -89,8 +96,9 @@ def make_plan(recipe: Recipe, arms: str | None = None, seeds: int | None = None,
     upd = {k: v for k, v in (("seeds", seeds), ("splits", splits), ("workers", workers)) if v is not None}
     try:
         cfg = CompareConfig(**{**recipe.compare.model_dump(), **upd, "arms": select_arms(recipe.compare, arms)})
-    except ValueError as e:  # pydantic: a bad --seeds/--splits/--workers value
-        raise UserError(f"compare: {e}") from None
+    except ValidationError as e:  # a bad --seeds/--splits/--workers value
+        raise UserError(format_validation_error(e, "compare", head="invalid compare setting")) from None
+    _check_cost(cfg)
     sweep = sweep_arms(cfg)
     cfg.arms = {**cfg.arms, **{name: dict(point) for name, point in sweep.items()}}
     if len(cfg.arms) < 2:
@@ -122,17 +130,44 @@ def make_plan(recipe: Recipe, arms: str | None = None, seeds: int | None = None,
     return Plan(cfg, list(cfg.arms), baseline, cells, _teacher_notes(cells), sweep)
 
 
+def grid_size(cfg: CompareConfig) -> int:
+    """Points of the compare.sweep grid, counted, never listed."""
+    return math.prod(len(v) for v in cfg.sweep.values()) if cfg.sweep else 0
+
+
+def _check_cost(cfg: CompareConfig) -> None:
+    """Runs = arms × seeds × splits, counted before a single cell's recipe is built (each costs time and memory)."""
+    grid = grid_size(cfg)
+    points = min(grid, cfg.sweep_samples) if cfg.sweep_samples is not None else grid
+    arms = len(cfg.arms) + points
+    runs = arms * cfg.seeds * cfg.splits
+    if runs > MAX_RUNS:
+        parts = [f"{len(cfg.arms)} arms"] + ([f"{points} sweep points (of a {grid:,}-point grid)"] if grid else [])
+        key = "compare.sweep" if points > len(cfg.arms) else "compare.seeds"
+        raise UserError(f"{' + '.join(parts)} × {cfg.seeds} seeds × {cfg.splits} splits = {runs:,} runs; allowed: "
+                        f"at most {MAX_RUNS} runs in one comparison (fewer seeds, fewer sweep values, or "
+                        "compare.sweep_samples)", key=key)
+
+
 def sweep_arms(cfg: CompareConfig) -> dict[str, dict[str, Any]]:
-    """Grid points of compare.sweep (or a seeded random sample of them) as arms named key=value,…"""
+    """Grid points of compare.sweep (or a seeded random sample of them) as arms named key=value,…; a sample is
+    drawn as indices into the grid, so a huge grid is never listed."""
     if not cfg.sweep:
         return {}
-    import itertools
     import random
 
-    keys = list(cfg.sweep)
-    points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*cfg.sweep.values())]
-    if cfg.sweep_samples is not None and cfg.sweep_samples < len(points):
-        points = sorted(random.Random(0).sample(points, cfg.sweep_samples), key=points.index)
+    keys, values = list(cfg.sweep), list(cfg.sweep.values())
+    total = grid_size(cfg)
+    picked = range(total)
+    if cfg.sweep_samples is not None and cfg.sweep_samples < total:
+        picked = sorted(random.Random(0).sample(range(total), cfg.sweep_samples))
+    points = []
+    for i in picked:
+        combo = []
+        for vals in reversed(values):  # mixed radix, the last key fastest, as itertools.product orders them
+            i, r = divmod(i, len(vals))
+            combo.append(vals[r])
+        points.append(dict(zip(keys, reversed(combo), strict=True)))
     return {",".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in p.items()): p for p in points}
 
 

@@ -35,17 +35,72 @@ class Job:
     metric: str = "top1"
 
 
+SCHEMES = ("postgresql", "mysql", "sqlite")  # databases Optuna's RDBStorage is tested on
+
+
+def masked(url: str) -> str:
+    """The URL with its password replaced by ***: what every message shows."""
+    head, at, tail = url.rpartition("@")
+    if not at or "://" not in head:
+        return url
+    scheme, _, user = head.partition("://")
+    return f"{scheme}://{user.split(':', 1)[0]}{':***' if ':' in user else ''}@{tail}"
+
+
+def _hide(text: str, url: str) -> str:
+    """A driver's message with the URL's password, wherever it appears, replaced by ***."""
+    password = url.rpartition("@")[0].partition("://")[2].partition(":")[2]
+    return text.replace(password, "***") if password else text
+
+
+def check_storage(url: str, key: str = "--storage") -> None:
+    """A storage checked before any work, without connecting: a journal file's folder exists and is writable;
+    a URL has a known scheme and a numeric port. The password never appears in a message."""
+    if "://" not in url:
+        path = Path(url).expanduser()
+        folder = path.parent
+        if path.is_dir():
+            raise UserError(f"{url} is a folder; allowed: a journal file path (e.g. {path / 'study.journal'}) or "
+                            "postgresql://user@host/db", key=key)
+        if not folder.is_dir():
+            raise UserError(f"the folder of {url} does not exist ({folder}); allowed: a journal file in an "
+                            "existing, writable folder, or postgresql://user@host/db", key=key)
+        if not os.access(folder, os.W_OK):
+            raise UserError(f"the folder of {url} ({folder}) is not writable; allowed: a journal file in a "
+                            "writable folder", key=key)
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 (a non-numeric port raises here)
+    except (ArgumentError, ValueError):
+        raise UserError(f"{masked(url)} is not a database URL (a port must be a number); allowed: a file path "
+                        "(journal) or postgresql://user[:password]@host[:port]/database", key=key) from None
+    try:
+        parsed.get_dialect()  # the scheme's SQLAlchemy dialect and driver, loaded without connecting
+    except ArgumentError:
+        raise UserError(f"{masked(url)} is not a database URL: unknown database or driver "
+                        f"{parsed.drivername!r}; allowed: a file path (journal) or a URL of {', '.join(SCHEMES)}",
+                        key=key) from None
+    except ImportError as e:
+        raise UserError(f"{masked(url)}: the database driver is not installed ({_hide(str(e), url)}); for "
+                        "PostgreSQL: pip install 'psycopg[binary]'", key=key) from None
+
+
 def open_storage(url: str, key: str = "--storage") -> optuna.storages.BaseStorage:
     """A journal file (embedded, one machine) for a path; an RDB URL (postgresql://…) with heartbeats otherwise.
 
     A malformed URL, a missing database driver or an unreachable server is a UserError naming `key`."""
+    check_storage(url, key)
     if "://" not in url:
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(url)))
     import sqlalchemy.exc
 
-    shown = url.split("@")[-1]  # never print a password
+    shown = masked(url)  # never print a password
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -54,14 +109,14 @@ def open_storage(url: str, key: str = "--storage") -> optuna.storages.BaseStorag
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
                 engine_kwargs={"pool_pre_ping": True})
     except (ImportError, ModuleNotFoundError) as e:
-        raise UserError(f"{key}=…{shown}: the database driver is not installed ({e}); for PostgreSQL: "
+        raise UserError(f"{shown}: the database driver is not installed ({_hide(str(e), url)}); for PostgreSQL: "
                         "pip install 'psycopg[binary]'", key=key) from None
     except sqlalchemy.exc.ArgumentError as e:
-        raise UserError(f"{key}={url!r} is not a database URL ({e}); allowed: a file path (journal) or "
+        raise UserError(f"{shown} is not a database URL ({_hide(str(e), url)}); allowed: a file path (journal) or "
                         "postgresql://user[:password]@host[:port]/database", key=key) from None
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.DBAPIError) as e:
-        first = str(e.orig if getattr(e, "orig", None) else e).strip().splitlines()[0]
-        raise UserError(f"{key}=…{shown}: cannot connect ({first}); is the server running and reachable?",
+        first = _hide(str(e.orig if getattr(e, "orig", None) else e).strip().splitlines()[0], url)
+        raise UserError(f"{shown}: cannot connect ({first}); is the server running and reachable?",
                         key=key) from None
 
 

@@ -7,7 +7,6 @@ prompt templates' normalized embeddings (the CLIP paper's prompt ensembling; one
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
+from ..usertext import read_json_file
 from .base import MODEL_SOURCES
 from .hf import _transformers
 
@@ -74,7 +74,9 @@ def _check_dir(path: Path) -> dict[str, Any]:
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise UserError(f"{path} is not a transformers model folder (no config.json)")
-    cfg = json.loads(cfg_file.read_text())
+    cfg = read_json_file(cfg_file, "hf-clip: config")
+    if not isinstance(cfg, dict):
+        raise UserError(f"{cfg_file}: a transformers config is a JSON object, got {type(cfg).__name__}")
     if cfg.get("model_type") != "clip" or "text_config" not in cfg:
         raise UserError(f"{path} holds a {cfg.get('model_type') or 'model'} without a text tower (config.json "
                         "model_type must be 'clip' with a text_config); a zero-shot teacher needs image and text "
@@ -97,7 +99,8 @@ class CLIPSource:
         mean, std = OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
         pre = path / "preprocessor_config.json"
         if pre.is_file():
-            p = json.loads(pre.read_text())
+            p = read_json_file(pre, "hf-clip: preprocessor config")
+            p = p if isinstance(p, dict) else {}
             mean, std = tuple(p.get("image_mean", mean)), tuple(p.get("image_std", std))
         clip.eval()
         return CLIPZeroShot(clip, tok, mean, std, int(clip.config.vision_config.image_size))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..usertext import read_json_file
 from .base import MODEL_SOURCES
 from .heads import replace_layer
 
@@ -51,7 +51,10 @@ def _config(path: Path) -> dict[str, Any]:
     cfg = path / "config.json"
     if not cfg.is_file():
         raise UserError(f"{path} is not a transformers model folder (no config.json)")
-    return json.loads(cfg.read_text())
+    data = read_json_file(cfg, "hf: config")
+    if not isinstance(data, dict):
+        raise UserError(f"{cfg}: a transformers config is a JSON object, got {type(data).__name__}")
+    return data
 
 
 class HFSource:

@@ -13,9 +13,10 @@ from ..errors import shorten
 
 
 class Section(BaseModel):
-    """Base of every recipe section: unknown keys are errors, assignments are re-validated."""
+    """Base of every recipe section: unknown keys are errors, assignments are re-validated, and a float is finite
+    (an infinite teacher weight or budget is no setting: `.inf` and `.nan` are refused, naming the key)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def _choices_msg(value: str, allowed: list[str], what: str = "value") -> str:
@@ -44,7 +45,7 @@ def check_model_spec(v: str) -> str:
 class TermConfig(BaseModel):
     """One weighted loss term; its own parameters are checked by the method's schema."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     name: str
     weight: float = Field(1.0, ge=0, description="weight of this term in the total loss")
 

@@ -126,25 +126,26 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def format_validation_error(err: ValidationError) -> str:
-    """Name the key, the bad value and what is allowed, one line per problem."""
+def format_validation_error(err: ValidationError, section: str = "", head: str = "invalid recipe") -> str:
+    """Name the key, the bad value and what is allowed, one line per problem; `section` prefixes the keys of a
+    section validated alone (`compare.seeds`), so a flag's value reads like the recipe key it sets."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
+        loc = ".".join(str(p) for p in (*([section] if section else []), *e["loc"]))
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            section = ".".join(str(p) for p in e["loc"][:-1])
-            allowed = _allowed_keys(e["loc"][:-1])
+            where = ".".join(str(p) for p in (*([section] if section else []), *e["loc"][:-1]))
+            allowed = _allowed_keys(((section,) if section else ()) + tuple(e["loc"][:-1]))
             close = difflib.get_close_matches(str(e["loc"][-1]), allowed, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             lines.append(
-                f"{loc}: unknown key{hint} (allowed in {section or 'the recipe'}: {', '.join(allowed)})"
+                f"{loc}: unknown key{hint} (allowed in {where or 'the recipe'}: {', '.join(allowed)})"
             )
             continue
         value = e.get("input")
         shown = "" if isinstance(value, dict) else f" (got {shorten(repr(value))})"
         lines.append(f"{loc or 'recipe'}: {shorten(msg, 400)}{shown}")
-    return f"invalid recipe: {lines[0]}" if len(lines) == 1 else "invalid recipe:\n  " + "\n  ".join(lines)
+    return f"{head}: {lines[0]}" if len(lines) == 1 else f"{head}: " + "; ".join(lines)
 
 
 def _allowed_keys(loc: tuple) -> list[str]:

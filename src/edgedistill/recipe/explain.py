@@ -6,6 +6,8 @@ from pydantic import Field, model_validator
 
 from .base import Section
 
+MAX_VALUES = 16_000_000  # pseudo-sample coordinates drawn at once: 128 MB as float64
+
 
 class ExplainConfig(Section):
     """How the teacher is distilled into a shallow, statistically stable decision tree over PCA features."""
@@ -25,7 +27,7 @@ class ExplainConfig(Section):
                          "pseudo-samples are drawn from")
     max_images: int = Field(5000, ge=50, le=1_000_000, description="train images embedded to fit the PCA and "
                             "the mixture (a seeded sample when fewer)")
-    fresh: int = Field(20_000, ge=100, le=10_000_000, description="fresh pseudo-samples the tree's fidelity to "
+    fresh: int = Field(20_000, ge=100, le=1_000_000, description="fresh pseudo-samples the tree's fidelity to "
                        "the teacher is measured on")
     seed: int = Field(0, description="seed of the PCA, the mixture and the first fit (fit r uses seed + r)")
 
@@ -34,4 +36,13 @@ class ExplainConfig(Section):
         if self.batch > self.samples:
             raise ValueError(f"explain.batch={self.batch} exceeds explain.samples={self.samples}; allowed: "
                              f"50 ≤ batch ≤ samples")
+        return self
+
+    @model_validator(mode="after")
+    def _draws_fit_in_memory(self) -> ExplainConfig:
+        for key, n in (("fresh", self.fresh), ("samples", self.samples)):
+            if n * self.components > MAX_VALUES:  # float64 draws, plus the trees' copies of them
+                raise ValueError(f"explain.{key}={n:,} × explain.components={self.components} = "
+                                 f"{n * self.components:,} values; allowed: at most {MAX_VALUES:,} "
+                                 f"(about {MAX_VALUES * 8 // 10**6} MB a copy)")
         return self

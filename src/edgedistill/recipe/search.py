@@ -56,7 +56,7 @@ class SearchConfig(Section):
 
     space: SpaceConfig = Field(default_factory=SpaceConfig, description="the candidates searched")
     objectives: list[Literal["top1", "latency_ms", "size_mb", "params", "flops"]] = Field(
-        default_factory=lambda: ["top1", "latency_ms"], description="what the study optimises: top1 (flash, "
+        default_factory=lambda: ["top1", "latency_ms"], min_length=1, description="what the study optimises: top1 (flash, "
         "maximised) and cost figures (minimised); latency_ms is ORT's at deploy.threads/batch_size, int8 when "
         "compress.stages quantizes")
     flash: float = Field(0.05, gt=0, le=1, description="flash distillation budget: this share of train.epochs × "

@@ -209,4 +209,8 @@ class OutputConfig(Section):
     def _plain_name(cls, v: str) -> str:
         if not v or "/" in v or v in (".", ".."):
             raise ValueError("must be a plain folder name")
+        bad = sorted({c for c in v if ord(c) < 32 or ord(c) == 127 or c == "\\"})
+        if bad or v != v.strip() or len(v.encode()) > 200:
+            raise ValueError(f"{v!r} must be a plain folder name: no control characters ({', '.join(map(repr, bad))}"
+                             "), backslashes or surrounding spaces, at most 200 bytes; allowed: e.g. my-run")
         return v

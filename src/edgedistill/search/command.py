@@ -14,6 +14,7 @@ from rich.console import Console
 from ..atomic import atomic_write_text
 from ..errors import TrainingError, UserError
 from ..recipe import Recipe, load_recipe
+from ..writable import removed_on_user_error
 from .space import Candidate
 
 
@@ -96,6 +97,24 @@ def measure_all(search: Any, hand: Candidate, console: Console) -> dict[str, dic
     return costs
 
 
+def _prepare(folder: Path, recipe: Recipe, space: Any, class_names: list[str], n_train: int,
+             console: Console) -> tuple[Any, Candidate, Any]:
+    """What a search needs before its trials: candidate recipes checked, costs measured, the teacher ready."""
+    from .study import Search
+    from .trials import candidate_recipe, flash_budget, prepare_teacher
+
+    flash = flash_budget(recipe, n_train)
+    url = recipe.search.storage or str(folder / "study.journal")
+    search = Search(folder, recipe, space, url, f"search-{folder.name}", None, flash, len(class_names))
+    hand = Candidate(recipe.student.model, recipe.data.image_size)
+    for c in (hand, space.candidates()[0]):  # a trial's recipe that cannot be built: exit 2 before measuring
+        candidate_recipe(recipe, c, None, folder / "flash", flash)
+    measure_all(search, hand, console)
+    search.teacher = prepare_teacher(recipe, folder, console)
+    search.save()
+    return search, hand, flash
+
+
 def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = None, timeout: float | None = None,
                workers: int | None = None, storage: str | None = None, resume: bool = False, then_run: bool = False,
                console: Console | None = None) -> Path:
@@ -104,8 +123,7 @@ def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = 
     from ..jobs.runs import open_storage, run_workers
     from ..pipeline import check_recipe
     from .space import resolve_space
-    from .study import Search, counted, make_sampler, open_search_study, revive_killed, work
-    from .trials import candidate_recipe, flash_budget, prepare_teacher
+    from .study import counted, make_sampler, open_search_study, revive_killed, work
 
     console = console or Console()
     t0 = time.perf_counter()
@@ -118,17 +136,10 @@ def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = 
         open_storage(recipe.search.storage, key="search.storage")
     data = build_data(recipe.data)
     folder = _folder(recipe, resume)
-    flash = flash_budget(recipe, len(data.train))
-    url = recipe.search.storage or str(folder / "study.journal")
-    search = Search(folder, recipe, space, url, f"search-{folder.name}", None, flash, len(class_names))
-    hand = Candidate(recipe.student.model, recipe.data.image_size)
-    for c in (hand, space.candidates()[0]):  # a trial's recipe that cannot be built: exit 2 before measuring
-        candidate_recipe(recipe, c, None, folder / "flash", flash)
-    measure_all(search, hand, console)
-    search.teacher = prepare_teacher(recipe, folder, console)
-    search.save()
-    cfg = search.recipe.search
-    study = open_search_study(search)
+    with removed_on_user_error(folder, fresh=not resume):  # a late refusal leaves no search folder behind
+        search, hand, flash = _prepare(folder, recipe, space, class_names, len(data.train), console)
+        study = open_search_study(search)
+    cfg, url = search.recipe.search, search.storage
     for c in revive_killed(search, study):
         console.print(f"  trial of {c.key} was killed: enqueued again (its run folder resumes)")
     console.print(f"search folder: [bold]{folder}[/] — {len(space.candidates())} candidates, {cfg.trials} trials, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from ..errors import UserError
 from ..recipe import Recipe
 from ..recipe.base import _choices_msg
 
+MAX_CANDIDATES = 2000  # about 0.2 s each to export and time: minutes, not the 12 hours 200,000 took
 MODEL_KEY = "model"  # the knob holding a named model, or "family:NAME"
 
 
@@ -133,6 +135,12 @@ def resolve_space(recipe: Recipe) -> Space:
                     except UserError as e:
                         raise UserError(str(e), key=f"search.space.families.{fam}.{k}") from None
     sizes = list(dict.fromkeys(sp.image_size)) or [recipe.data.image_size]
+    points = sum(math.prod(len(c) for c in k.values()) for k in fams.values())
+    count = (len(set(sp.models)) + points) * len(sizes)
+    if count > MAX_CANDIDATES:  # counted before any is listed: each is timed in ONNX Runtime before training
+        raise UserError(f"the space has {count:,} candidates (({len(set(sp.models))} models + {points:,} family "
+                        f"points) × {len(sizes)} image sizes); allowed: at most {MAX_CANDIDATES:,} (each is exported "
+                        "and timed before any training): fewer knob choices or sizes", key="search.space")
     space = Space(list(dict.fromkeys(sp.models)), fams, sizes)
     if not space.models and not space.families:
         raise UserError("search.space is empty: no search.space.models and no search.space.families; allowed: "

@@ -1,0 +1,156 @@
+"""Hostile inputs to the newer commands (compare, search, audit, explain, the teachers) through the real CLI
+(issue 26): one line naming the flag or key, exit 2, no traceback, nothing written, refused before any work."""
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import cli
+
+from edgedistill.recipes import recipe_path
+
+BOMB = "{" + ", ".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9 if p else ['x'] * 9)}]"
+                       for p, c in zip(["", "a", "b", "c", "d", "e", "f"], "abcdefg")) + ", kd: {t: *g}}"
+DIGITS = ["data.max_train_samples=64", "data.max_val_samples=64", "data.workers=0"]
+F = "{d}"  # placeholder for the per-test folder
+
+
+@pytest.fixture
+def files(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "run").mkdir()  # not a finished run: the checks below must fire before it is read
+    (d / "dangling").symlink_to(d / "gone")
+    clip = d / "clip"
+    clip.mkdir()
+    (clip / "config.json").write_text("{model_type: clip,")  # not JSON
+    dup = d / "dupclip"
+    dup.mkdir()
+    (dup / "config.json").write_text('{"model_type": "clip", "text_config": {}, "model_type": "bert"}')
+    return d
+
+
+C, S = ["compare", str(recipe_path("compare-demo"))], ["search", str(recipe_path("search-demo"))]
+SWEEP = "compare.sweep={distill.terms.0.T: [" + ", ".join(str(i + 1) for i in range(100)) + "]}"
+BIG_SPACE = ("search.space.families={cifar_resnet: {blocks: [" + ", ".join(
+    f"{a}-{b}-{c}" for a in range(1, 5) for b in range(1, 5) for c in range(1, 5))
+    + "], widths: [" + ", ".join(f"16-{16 + i}-32-64" for i in range(40)) + "]}}")  # 64 × 40 = 2,560 points
+CASES = [  # (id, args, fragments the one line must hold)
+    ("arms-parse-error", [*C, "--arms", "{kd: {}, alone: {distill.terms: []"], ["--arms", "not valid YAML"]),
+    ("arms-alias-bomb", [*C, "--arms", BOMB], ["--arms", "aliases"]),
+    ("arms-duplicate", [*C, "--arms", "{alone: {distill.terms: []}, kd: {}, kd: {distill.terms.0.T: 1}}"],
+     ["--arms", "duplicate key 'kd'", "columns"]),
+    ("arms-not-mapping", [*C, "--arms", "{a: {}, b: 5}"], ["compare.arms.b", "dictionary", "got 5"]),
+    ("seeds-negative", [*C, "--seeds", "-3"], ["compare.seeds", "got -3", "greater than or equal to 1"]),
+    ("workers-0", [*C, "--workers", "0"], ["compare.workers", "got 0"]),
+    ("seeds-huge", [*C, "--seeds", "100000"], ["compare.seeds", "300,000 runs", "at most 200"]),
+    ("sweep-huge", [*C, SWEEP], ["compare.sweep", "100 sweep points", "at most 200"]),
+    ("compare-storage-no-dir", [*C, "--storage", "/nonexistent/dir/study.journal"], ["--storage", "does not exist"]),
+    ("search-storage-no-dir", [*S, "--storage", "/nonexistent/dir/study.journal"],
+     ["search.storage", "does not exist"]),
+    ("storage-bad-port", [*C, "--storage", "postgresql://x@host:notaport/db"], ["--storage", "port must be a number"]),
+    ("storage-password", [*C, "--storage", "postgres+nodriver://alice:S3CRETPW@db.example/x"],
+     ["--storage", "alice:***@db.example", "'postgres+nodriver'"]),
+    ("storage-scheme", [*C, "--storage", "redis://db.example/x"], ["--storage", "unknown database or driver 'redis'"]),
+    ("output-dangling-symlink", ["demo", f"output.dir={F}/dangling"], ["output.dir", "symbolic link", "gone"]),
+    ("compare-output-dangling", [*C, f"output.dir={F}/dangling"], ["output.dir", "symbolic link"]),
+    ("search-no-objectives", [*S, "search.objectives=[]"], ["search.objectives", "at least 1"]),
+    ("search-space-huge", [*S, BIG_SPACE], ["search.space", "2,565 candidates", "2,560 family points", "at most 2,000"]),
+    ("clip-config-not-json", ["demo", f"teacher.model=hf-clip:{F}/clip"], ["config.json", "not valid JSON"]),
+    ("clip-config-duplicate", ["demo", f"teacher.model=hf-clip:{F}/dupclip"], ["config.json", "duplicate key"]),
+    ("teacher-weight-inf", ["demo", "teachers.models=[{model: 'cifar:resnet8', weights: pretrained, weight: .inf}]"],
+     ["teachers.models.0.weight", "finite", "inf"]),
+    ("energy-budget-inf", ["demo", "deploy.budget.energy_mj=.inf"], ["deploy.budget.energy_mj", "finite"]),
+    ("term-weight-nan", ["demo", "distill.terms=[{name: kd, weight: .nan}]"], ["distill.terms.0.weight", "finite"]),
+    ("output-name-newline", ["demo", 'output.name="a\\nb"'], ["output.name", "control characters", "\\n"]),
+    ("levels-not-perturbed", ["audit", f"{F}/run", "--perturb", "blur", "--levels", "noise=0.1"],
+     ["--levels", "noise", "leaves out"]),
+    ("audit-alone-itself", ["audit", f"{F}/run", "--alone", f"{F}/run/"], ["--alone", "RUN_DIR itself"]),
+    ("explain-train-lr", ["explain", f"{F}/run", "train.lr=5"], ["train.lr", "changes nothing", "explain.*"]),
+    ("explain-fresh-huge", ["explain", f"{F}/run", "explain.fresh=10000000"], ["explain.fresh", "1000000"]),
+    ("explain-fresh-memory", ["explain", f"{F}/run", "explain.fresh=1000000", "explain.components=64"],
+     ["explain.fresh", "explain.components=64", "at most"]),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_hostile_command_input_is_one_line_exit_2_and_writes_nothing(case, files, tmp_path, capsys, monkeypatch):
+    name, args, fragments = case
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)  # recipes write to runs/ under the current folder
+    before = sorted(p.name for p in files.rglob("*"))
+    t0 = time.perf_counter()
+    got, out, err = cli(capsys, *[a.replace(F, str(files)) for a in args], *([] if args[0] != "demo" else DIGITS))
+    seconds = time.perf_counter() - t0
+    assert got == 2, out + err
+    assert "Traceback" not in out + err and "pydantic.dev" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and len(lines[0]) < 1000, err[:2000]
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    assert "S3CRETPW" not in out + err
+    assert sorted(p.name for p in files.rglob("*")) == before
+    assert not any(work.iterdir()), list(work.rglob("*"))  # no comparison, search or run folder
+    assert seconds < 10, seconds
+
+
+def test_a_sample_of_a_huge_sweep_grid_is_drawn_without_listing_the_grid():
+    from edgedistill.analysis.plan import make_plan
+    from edgedistill.recipe import load_recipe
+
+    values = "[" + ", ".join(str(i + 1) for i in range(100)) + "]"
+    sweep = f"compare.sweep={{distill.terms.0.T: {values}, distill.terms.0.weight: {values}, train.lr: {values}}}"
+    t0 = time.perf_counter()
+    plan = make_plan(load_recipe(recipe_path("compare-demo"), [sweep, "compare.sweep_samples=3"]), "alone")
+    assert time.perf_counter() - t0 < 2
+    assert len(plan.arms) == 4 and len(plan.cells) == 12
+
+
+def test_workers_beyond_the_memory_available_are_refused_before_any_folder(tmp_path, capsys, monkeypatch):
+    from edgedistill import memory
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(memory, "available_host", lambda: 2 * memory.GB)
+    got, _, err = cli(capsys, *C, "--workers", "8", *DIGITS)
+    assert got == 2 and "Traceback" not in err, err
+    assert "compare.workers" in err and "8 workers run 8 runs at once" in err and "at most 3 workers" in err, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_cuda_device_without_cuda_is_named_as_the_flag(files, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    for cmd in ("audit", "explain"):
+        got, _, err = cli(capsys, cmd, files / "run", "--device", "cuda")
+        assert got == 2 and "--device" in err and "train.device" not in err, err
+
+
+def test_duplicate_keys_in_a_one_line_flag_name_both_columns():
+    from edgedistill.errors import UserError
+    from edgedistill.usertext import parse_json, parse_mapping
+
+    with pytest.raises(UserError, match="columns 2 and 8"):
+        parse_mapping("{a: 1, a: 2}", "--arms")
+    with pytest.raises(UserError, match=r"config.json: duplicate key 'x'"):
+        parse_json('{"x": 1, "x": 2}', "config.json")
+    with pytest.raises(UserError, match="not valid JSON: Expecting value at line 1, column 1"):
+        parse_json("nope", "config.json")
+    assert parse_json('{"a": [1, {"b": 2}]}', "f") == {"a": [1, {"b": 2}]}
+
+
+def test_the_password_of_a_storage_url_is_masked_in_every_message():
+    from edgedistill.jobs.runs import _hide, masked
+
+    assert masked("postgresql://alice:S3CRET@h:5432/db") == "postgresql://alice:***@h:5432/db"
+    assert masked("postgresql://alice@h/db") == "postgresql://alice@h/db"
+    assert _hide("password S3CRET refused", "postgresql://alice:S3CRET@h/db") == "password *** refused"
+
+
+def test_output_name_keeps_ordinary_names(tmp_path):
+    from edgedistill.recipe import build_recipe
+
+    assert build_recipe({}, ["output.name=run-2 (kd, T=4)"]).output.name == "run-2 (kd, T=4)"
+    assert Path(str(tmp_path)).exists()
