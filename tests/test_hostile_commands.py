@@ -75,7 +75,7 @@ CASES = [  # (id, args, fragments the one line must hold)
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_hostile_command_input_is_one_line_exit_2_and_writes_nothing(case, files, tmp_path, capsys, monkeypatch):
-    name, args, fragments = case
+    _, args, fragments = case
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)  # recipes write to runs/ under the current folder

@@ -19,7 +19,6 @@ from .compare import analyze, collect
 from .plan import Plan, make_plan, place
 from .workers import check_compare_workers
 
-
 # What pipeline.check_recipe reads: arms equal on these sections pass or fail it together (a 100-point sweep of
 # a loss weight is checked once, not 100 times at about a second each).
 _CHECKED = {"data", "teacher", "teachers", "student", "distill", "online", "born_again"}

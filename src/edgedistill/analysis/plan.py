@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from ..errors import UserError
 from ..recipe import Recipe, build_recipe
+from ..recipe.compare import CompareConfig
 from ..recipe.core import format_validation_error
 from ..usertext import parse_mapping
-from ..recipe.compare import CompareConfig
 
 # Keys an arm may not set: compare owns them, or they change the images every arm is tested on.
 _MANAGED = ("output.", "train.seed", "train.resume", "compare.", "eval.split")

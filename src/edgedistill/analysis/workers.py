@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..memory import check_workers, estimate
+from ..memory import Estimate, check_workers, estimate
 from ..recipe import Recipe
 
 
-def run_estimate(recipe: Recipe, class_names: list[str]):  # noqa: ANN201 (memory.Estimate, imported lazily)
+def run_estimate(recipe: Recipe, class_names: list[str]) -> Estimate:
     """One cell's memory estimate, from its models built as the run would build them (no data, no training)."""
     from ..data import build_data
     from ..distill import SCHEMES
