@@ -227,6 +227,10 @@ def _comparable(stages):
         e = {k: v for k, v in e.items() if k not in varying}
         if isinstance(e.get("pcr"), dict):
             e["pcr"] = {k: v for k, v in e["pcr"].items() if k not in ("latency", "energy")}
+        if isinstance(e.get("info"), dict) and "latency_ab" in e["info"]:  # a prune stage's A/B timings
+            info = {k: v for k, v in e["info"].items() if k != "latency_ab"}
+            info["steps"] = [{k: v for k, v in s.items() if k != "latency_ab"} for s in info.get("steps", [])]
+            e["info"] = info
         out.append(e)
     return out
 

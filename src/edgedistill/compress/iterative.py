@@ -12,22 +12,27 @@ A resumed stage reloads the last finished step and continues the next one where 
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..atomic import atomic_write_text
 from ..deploy.profile import count_flops, count_params
 from ..errors import UserError
 from .job import Job, example
-from .prune import load_pruned, min_channels, prune_structured, save_pruned
+from ..models.heads import head_name
+from .prune import _prunable, _width, load_pruned, min_channels, prune_structured, save_pruned
+from .prune_ab import ab_latency, ab_text, pick_round_to
 from .recover import distill_fit, resolve_epochs, resolve_lr, val_top1
 
 STEP_FRACTION = 0.1  # step_epochs: auto = this × train.epochs per step
 STEP_JSON, PRUNED = "step.json", "pruned.safetensors"
+AUTO_TOL = 0.1  # round_to: auto skips a multiple that lands further than this share of the input from the target
 
 
 def final_target(cfg: Any, params: int, flops: int) -> tuple[str, float]:
@@ -58,6 +63,40 @@ def _calib(job: Job, cfg: Any) -> list[Any] | None:
     return [next(it) for _ in range(min(cfg.calib_batches, len(loader)))]
 
 
+def dry_run(cfg: Any, model: nn.Module, example_input: torch.Tensor, round_to: int | None, kind: str,
+            value: float, steps: int = 1) -> nn.Module:
+    """The stage's target in `steps` steps on a copy, no training (magnitude standing in for taylor, which needs
+    gradients): the dry-run check and what `round_to: auto` tries. Uniform widths do not depend on weights."""
+    m, x = copy.deepcopy(model).eval(), example_input
+    start = count_flops(m, (1, *x.shape[1:])) if kind == "flops" else count_params(m)
+    floors = min_channels(m, cfg.max_layer_ratio) if cfg.scope == "global" else None
+    for i in range(1, steps + 1):
+        prune_structured(m, x, global_pruning=cfg.scope == "global", min_channels=floors,
+                         importance="magnitude" if cfg.importance == "taylor" else cfg.importance,
+                         round_to=round_to, max_layer_ratio=cfg.max_layer_ratio, **step_kwargs(kind, value, start, i, steps))
+    return m
+
+
+def channels(model: nn.Module) -> int:
+    """Output channels of every prunable layer but the classifier: what a channel ratio is a share of."""
+    head = model.get_submodule(head_name(model))
+    return sum(_width(m) for _, m in _prunable(model) if m is not head)
+
+
+def lands(cfg: Any, model: nn.Module, example_input: torch.Tensor, round_to: int | None) -> bool:
+    """Whether the stage's steps reach its target with `round_to` and land within AUTO_TOL of it (of the input's
+    params/FLOPs, or of its channels for a ratio): uniform pruning of a narrow net in multiples of 8 can halve
+    every 16-channel layer in one tick, and no multiple of 16 fits a 97% cut of a 16-channel layer."""
+    shape = (1, *example_input.shape[1:])
+    kind, value = final_target(cfg, count_params(model), count_flops(copy.deepcopy(model), shape))
+    m = dry_run(cfg, model, example_input, round_to, kind, value, cfg.steps)
+    if kind == "ratio":  # the share of channels kept, against the share asked
+        return abs(channels(m) / channels(model) - (1 - value)) <= AUTO_TOL
+    start, reached = (count_flops(model, shape), count_flops(m, shape)) if kind == "flops" else \
+        (count_params(model), count_params(m))
+    return value - reached <= AUTO_TOL * start
+
+
 def prune_in_steps(job: Job, cfg: Any, stage_dir: Path, model: nn.Module) -> tuple[nn.Module, dict[str, Any]]:
     """Prune `model` (a copy the stage owns) in cfg.steps steps; returns it and the stage's info."""
     r = job.ctx.recipe
@@ -69,6 +108,9 @@ def prune_in_steps(job: Job, cfg: Any, stage_dir: Path, model: nn.Module) -> tup
     epochs = resolve_epochs(cfg.step_epochs, STEP_FRACTION, r.train.epochs) if k > 1 else 0
     lr = resolve_lr(cfg.lr, r.train.lr)
     meta = {**job.meta, "model": job.spec}
+    round_to, round_why = pick_round_to(cfg.round_to, r.deploy.target, lambda v: lands(
+        cfg, model, example(job, 2), v))
+    stage_input = copy.deepcopy(model)
     records: list[dict[str, Any]] = []
     if not job.resume:  # a fresh stage never inherits another attempt's steps
         for old in stage_dir.glob("step-*"):
@@ -85,15 +127,17 @@ def prune_in_steps(job: Job, cfg: Any, stage_dir: Path, model: nn.Module) -> tup
             record = dict(pruned_meta["step"])
         else:
             job.ctx.console.print(f"[cyan]prune[/] step {i}/{k}: {kwargs}")
+            before = copy.deepcopy(model)
             try:
                 prune_structured(model.eval(), example(job, 2), importance=cfg.importance,
-                                 global_pruning=cfg.scope == "global", round_to=cfg.round_to,
+                                 global_pruning=cfg.scope == "global", round_to=round_to,
                                  calib_batches=_calib(job, cfg), max_layer_ratio=cfg.max_layer_ratio,
                                  min_channels=floors, **kwargs)
             except UserError as e:
                 raise UserError(f"prune step {i}/{k}: {e}") from None
             record = {"step": i, **kwargs, "params": count_params(model), "flops": count_flops(model, (1, 3, s, s)),
-                      "top1_pruned": val_top1(job, model)}
+                      "top1_pruned": val_top1(job, model), "latency_ab": ab_latency(job, before, model.eval())}
+            job.ctx.console.print(f"[cyan]prune[/] step {i}/{k}: {ab_text(record['latency_ab'])}")
             if i < k and epochs:
                 save_pruned(d / PRUNED, model, {**meta, "stage": f"prune step {i}", "step": record})
         if i < k and epochs:
@@ -104,9 +148,11 @@ def prune_in_steps(job: Job, cfg: Any, stage_dir: Path, model: nn.Module) -> tup
             for p in ("last.pt", "best.pt"):  # the step's model replaces its optimizer state
                 (d / p).unlink(missing_ok=True)
         records.append(record)
+    overall = records[0]["latency_ab"] if k == 1 else ab_latency(job, stage_input, model.eval())
     info = {"steps": records, "target": {kind: value}, "scope": cfg.scope, "importance": cfg.importance,
             "input": {"params": params0, "flops": flops0}, "teacher": cfg.teacher if epochs else None,
-            "step_epochs": epochs}
+            "step_epochs": epochs, "round_to": {"value": round_to, "asked": cfg.round_to, "why": round_why},
+            "latency_ab": {"steps": [{"step": x["step"], **x["latency_ab"]} for x in records], "overall": overall}}
     if kind == "flops":
         info["flops_removed"] = 1 - records[-1]["flops"] / flops0
     return model.eval(), info

@@ -56,8 +56,9 @@ def check_stages(recipe: Any, model: nn.Module) -> None:
     """
     from ..deploy.profile import count_flops, count_params
     from ..recipe.compress import TARGETS
-    from .iterative import final_target, step_kwargs
-    from .prune import prune_structured
+    from .iterative import dry_run, final_target, lands
+    from .prune import check_round_to
+    from .prune_ab import pick_round_to
 
     s, pruned = recipe.data.image_size, False
     for k, cfg in enumerate(recipe.compress.stages):
@@ -70,11 +71,15 @@ def check_stages(recipe: Any, model: nn.Module) -> None:
             continue
         key = next(t for t in TARGETS if getattr(cfg, t) is not None)
         kind, value = final_target(cfg, count_params(model), count_flops(copy.deepcopy(model), (1, 3, s, s)))
+        x = torch.zeros(2, 3, s, s)
+        round_to = pick_round_to(cfg.round_to, recipe.deploy.target,
+                                 lambda v: lands(cfg, model, x, v))[0]  # noqa: B023 (called here)
         try:
-            prune_structured(copy.deepcopy(model).eval(), torch.zeros(2, 3, s, s),
-                             importance="magnitude" if cfg.importance == "taylor" else cfg.importance,
-                             global_pruning=cfg.scope == "global", round_to=cfg.round_to,
-                             max_layer_ratio=cfg.max_layer_ratio, **step_kwargs(kind, value, 0, 1, 1))
+            check_round_to(model, round_to)
+        except UserError as e:
+            raise UserError(str(e), key=f"compress.stages.{k}.round_to") from None
+        try:
+            dry_run(cfg, model, x, round_to, kind, value)
         except UserError as e:
             raise UserError(str(e), key=f"compress.stages.{k}.{key}") from None
 

@@ -53,6 +53,42 @@ def _check_widths(model: nn.Module) -> None:
             raise UserError(f"pruning left layer {name!r} with 0 channels; allowed: a smaller ratio/target")
 
 
+def rounded_keep(kept: int, current: int, round_to: int | None) -> int:
+    """Channels a layer keeps under round_to: the multiple of round_to nearest `kept`, or the layer's current
+    width when that is nearer (ties keep more); never 0.
+
+    Torch-Pruning rounds the kept count down, so a small cut of a 16-channel layer at round_to 16 asks to
+    empty it and a params/FLOPs target overshoots by a whole multiple per layer; nearest keeps the share asked.
+    """
+    if not round_to or kept >= current:
+        return min(kept, current)
+    lo = kept // round_to * round_to
+    hi = min(lo + round_to, current)
+    return hi if lo < 1 or hi - kept <= kept - lo else lo
+
+
+class _Pruner(tp.pruner.BasePruner):
+    """BasePruner whose round_to keeps the nearest multiple (rounded_keep), not the next one down."""
+
+    def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
+        return current_channels - rounded_keep(current_channels - n_pruned, current_channels, round_to)
+
+
+def check_round_to(model: nn.Module, round_to: int | None) -> None:
+    """round_to must be a positive integer below the widest prunable layer, or nothing could ever be pruned."""
+    if round_to is None:
+        return
+    if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
+        raise UserError(f"round_to {round_to!r} is not a positive channel count; allowed: an integer >= 1 "
+                        "(8 or 16 match CPU vector widths), or none")
+    head = model.get_submodule(head_name(model))
+    widths = [_width(m) for _, m in _prunable(model) if m is not head]
+    if widths and round_to >= max(widths):
+        raise UserError(f"round_to {round_to} leaves no layer prunable: every layer has at most {max(widths)} "
+                        f"channels and keeps at least one multiple of round_to; allowed: round_to < {max(widths)} "
+                        "(8 or 16 match CPU vector widths), or none")
+
+
 def _check_ratio(pruner: tp.pruner.BasePruner, model: nn.Module, ratio: float, round_to: int | None) -> None:
     """Torch-Pruning silently skips a layer the ratio would empty; refuse instead, naming the layer."""
     names = {m: n for n, m in model.named_modules()}
@@ -60,9 +96,7 @@ def _check_ratio(pruner: tp.pruner.BasePruner, model: nn.Module, ratio: float, r
                                           root_module_types=pruner.root_module_types):
         layer = group[0].dep.target.module
         channels = pruner.DG.get_out_channels(layer) or 0
-        kept = int(channels * (1 - ratio))
-        if round_to:
-            kept -= kept % round_to
+        kept = rounded_keep(int(channels * (1 - ratio)), channels, round_to)
         if channels and kept < 1:
             raise UserError(f"pruning ratio {ratio} would remove every channel of layer {names.get(layer, '?')!r} "
                             f"({channels} channels); allowed: a ratio below {1 - 1 / channels:.3f}")
@@ -76,7 +110,7 @@ class _KeepFloor(tp.importance.Importance):
     """
 
     def __init__(self, base: tp.importance.Importance, floors: dict[nn.Module, int]) -> None:
-        self.base, self.floors, self.kept = base, floors, {}
+        self.base, self.floors, self.kept, self.scores = base, floors, {}, {}
 
     def __call__(self, group: Any) -> torch.Tensor | None:
         imp = self.base(group)
@@ -86,7 +120,7 @@ class _KeepFloor(tp.importance.Importance):
         top = torch.topk(imp, min(self.floors.get(root, 1), len(imp))).indices
         imp = imp.clone()
         imp[top] = float("inf")
-        self.kept[root] = set(top.tolist())
+        self.kept[root], self.scores[root] = set(top.tolist()), imp
         return imp
 
 
@@ -106,13 +140,19 @@ def min_channels(model: nn.Module, max_layer_ratio: float) -> dict[str, int]:
 
 
 def _step(pruner: tp.pruner.BasePruner, guard: _KeepFloor | None) -> None:
-    """One Torch-Pruning step; under global ranking each group's protected channels are dropped from its cut."""
+    """One Torch-Pruning step; under global ranking each group's protected channels are dropped from its cut,
+    and with round_to the most important of the cut are spared too, so the kept width stays a multiple."""
     for group in pruner.step(interactive=True):
-        kept = guard.kept.get(group[0].dep.target.module) if guard is not None else None
+        root = group[0].dep.target.module
+        kept = guard.kept.get(root) if guard is not None else None
         if kept:
             idxs = [int(getattr(i, "idx", i)) for i in group[0].idxs]
             cut = [i for i in idxs if i not in kept]
             if len(cut) < len(idxs):
+                current = pruner.DG.get_out_channels(root) or 0
+                if pruner.round_to and cut:
+                    spare = rounded_keep(current - len(cut), current, pruner.round_to) - (current - len(cut))
+                    cut = sorted(cut, key=lambda i: float(guard.scores[root][i]))[:max(0, len(cut) - spare)]
                 if cut:
                     group.prune(idxs=cut)
                 continue
@@ -162,12 +202,13 @@ def prune_structured(model: nn.Module, example_input: torch.Tensor, ratio: float
     target = target_params if target_params is not None else target_flops
     if targeted and (target is None or target <= 0):
         raise UserError(f"pruning target must be a positive count, got {target}")
+    check_round_to(model, round_to)
     was_training = model.training
     model.eval()
     guard = _KeepFloor(_importance(importance), _floors(model, max_layer_ratio, min_channels)) \
         if global_pruning else None
     top = min(MAX_TARGET_RATIO, max_layer_ratio) if global_pruning else MAX_TARGET_RATIO
-    pruner = tp.pruner.BasePruner(
+    pruner = _Pruner(
         model, example_input, importance=guard or _importance(importance), global_pruning=global_pruning,
         pruning_ratio=top if targeted else ratio, iterative_steps=TARGET_TICKS if targeted else 1,
         ignored_layers=[head], round_to=round_to)
@@ -176,9 +217,14 @@ def prune_structured(model: nn.Module, example_input: torch.Tensor, ratio: float
     flops = target_flops is not None
     per_image = example_input[:1]
     before = _cost(model, per_image, False)
+    seen: tuple[int, int] | None = None  # (params, cost) at the last count: a tick that cut nothing is not recounted
     for _ in range(pruner.iterative_steps):
-        if targeted and _cost(model, per_image, flops) <= target:
-            break
+        if targeted:
+            params = _cost(model, per_image, False)
+            if seen is None or seen[0] != params:
+                seen = (params, _cost(model, per_image, True) if flops else params)
+            if seen[1] <= target:
+                break
         if importance == "taylor":
             _accumulate_grads(model, batches)
         _step(pruner, guard)
@@ -186,12 +232,15 @@ def prune_structured(model: nn.Module, example_input: torch.Tensor, ratio: float
     model.zero_grad(set_to_none=True)
     if ratio and _cost(model, per_image, False) == before:
         raise UserError(f"pruning at ratio {ratio} removed no channels (tied importance scores, or every "
-                        "layer would be emptied); allowed: another importance or a smaller ratio")
+                        "layer would be emptied" + (f", or every cut rounded away by round_to {round_to}" if round_to else "")
+                        + "); allowed: another importance or a larger ratio" + (" or a smaller round_to" if round_to else ""))
     if targeted and (reached := _cost(model, per_image, flops)) > target:
         what = "FLOPs" if flops else "params"
         cap = f"{top:.0%} of channels" + (f", at most {max_layer_ratio:.0%} of any layer" if global_pruning else "")
         raise UserError(f"pruning cannot reach {target} {what} (stopped at {reached} after removing up to "
-                        f"{cap}); allowed: a larger target" + (" or a larger max_layer_ratio" if global_pruning else ""))
+                        f"{cap}" + (f", widths kept multiples of round_to {round_to}" if round_to else "")
+                        + "); allowed: a larger target" + (" or a larger max_layer_ratio" if global_pruning else "")
+                        + (" or a smaller round_to" if round_to else ""))
     return model.train(was_training)
 
 

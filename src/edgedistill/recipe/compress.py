@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import Section, TermConfig
 
@@ -30,7 +30,10 @@ class PruneStage(Section):
     scope: Literal["uniform", "global"] = Field("uniform", description="same ratio per layer, or ranked across layers")
     max_layer_ratio: float = Field(0.9, gt=0, lt=1, description="global scope: most of any layer's channels "
                                    "removed (of the stage input's width; one channel is always kept)")
-    round_to: int | None = Field(None, gt=0, description="keep channel counts multiples of this")
+    round_to: Annotated[int, Field(gt=0)] | Literal["auto", "off"] | None = Field("auto", description=(
+        "keep every pruned layer's channel count a multiple of this (the nearest; a layer no multiple fits stays "
+        "as it is); auto: ONNX Runtime's NCHWc block on deploy.target (16 with AVX-512, 8 with AVX2), else 8, else "
+        "off, whichever first lands the target (at most 10% of the input's count under it); off/null: none"))
     calib_batches: int = Field(4, gt=0, description="train batches whose gradients feed taylor importance")
     steps: int = Field(1, ge=1, le=20, description="prune in this many steps (k), each 1/k of the way to the "
                        "target; steps before the last are followed by distillation")
@@ -39,6 +42,15 @@ class PruneStage(Section):
     lr: Annotated[float, Field(gt=0)] | Literal["auto"] = Field("auto", description="peak lr between steps (cosine); auto = train.lr / 10")
     teacher: TEACHER = Field("unpruned", description="who teaches between steps (see finetune)")
     terms: list[TermConfig] | None = Field(None, description="loss terms between steps (default: distill.terms)")
+
+    @field_validator("round_to", mode="before")
+    @classmethod
+    def _round_to(cls, v: object) -> object:
+        ok = v is None or v in ("auto", "off") or (isinstance(v, int) and not isinstance(v, bool) and v > 0)
+        if not ok:
+            raise ValueError(f"round_to {v!r} is not a channel multiple; allowed: a positive integer (8 or 16 match "
+                             "CPU vector widths), auto, off")
+        return v
 
     @model_validator(mode="after")
     def _one_target(self) -> PruneStage:
