@@ -154,3 +154,19 @@ def test_output_name_keeps_ordinary_names(tmp_path):
 
     assert build_recipe({}, ["output.name=run-2 (kd, T=4)"]).output.name == "run-2 (kd, T=4)"
     assert Path(str(tmp_path)).exists()
+
+
+def test_two_seeds_with_equal_differences_read_not_enough_seeds_and_stay_quiet(recwarn):
+    """Issue 26: 2 seeds, both +8.33: scipy's t says p = 0 (and warns); the verdict must not be "better"."""
+    from edgedistill.analysis import stats
+
+    r = stats.paired([90.0, 91.66666666666667], [81.66666666666667, 83.33333333333334])
+    assert r["t_p"] is None and r["diff_ci"] == [None, None] and r["test"] == "Wilcoxon"
+    assert r["p"] == pytest.approx(0.5) and r["p"] != 0
+    assert stats.verdict(r["diff"], r["p"], 0.05, n=r["n"], test=r["test"]) == "not enough seeds"
+    assert not [w for w in recwarn.list if issubclass(w.category, RuntimeWarning)]
+    six = stats.paired([2.0] * 6, [1.0] * 6)  # six equal differences: Wilcoxon's exact p 0.031 decides
+    assert six["t_p"] is None and stats.verdict(six["diff"], six["p"], 0.05, n=6, test=six["test"]) == "better"
+    three = stats.paired([2.0, 3.0, 4.5], [1.0, 1.5, 2.0])
+    assert stats.verdict(three["diff"], 0.01, 0.05, n=3, test=three["test"]) == "better"
+    assert stats.verdict(1.0, 0.01, 0.05, n=2) == "not enough seeds"  # 1 degree of freedom: never a verdict

@@ -68,7 +68,7 @@ def test_verdict_strings():
     assert stats.verdict(-0.5, 0.01, 0.05) == "worse"
     assert stats.verdict(0.5, 0.2, 0.05) == "no evidence"
     assert stats.verdict(-0.5, 0.01, 0.05, higher_is_better=False) == "better"  # e.g. a lower ECE
-    assert set(stats.VERDICTS) == {"better", "no evidence", "worse"}
+    assert set(stats.VERDICTS) == {"better", "no evidence", "worse", "not enough seeds"}
 
 
 def test_churn_by_hand():

@@ -84,18 +84,19 @@ def analyze(plan: Plan, results: dict[str, dict[tuple[int, int], dict[str, Any]]
             cb = np.concatenate([results[b][u]["pred"] == results[b][u]["labels"] for u in units])
             c["mcnemar"] = stats.mcnemar(ca, cb)
         comps.append(c)
-    for key, get in (("t_p", lambda c: c["t_p"]), ("wilcoxon_p", lambda c: c["wilcoxon_p"]),
+    for key, get in (("p", lambda c: c["p"]), ("t_p", lambda c: c["t_p"]), ("wilcoxon_p", lambda c: c["wilcoxon_p"]),
                      ("mcnemar_p", lambda c: c.get("mcnemar", {}).get("p"))):
         ps = [get(c) for c in comps]
         if all(p is not None for p in ps):
             for c, p in zip(comps, stats.correct(ps, cfg.correction, cfg.alpha), strict=True):
                 c[f"{key}_adj"] = p
     for c in comps:
-        c["verdict"] = stats.verdict(c["diff"], c["t_p_adj"], cfg.alpha, higher)
+        c["verdict"] = stats.verdict(c["diff"], c.get("p_adj"), cfg.alpha, higher, n=c["n"], test=c["test"])
     return {
         "metric": cfg.metric, "higher_is_better": higher, "alpha": cfg.alpha, "correction": cfg.correction,
         "baseline": plan.baseline, "seeds": cfg.seeds, "splits": cfg.splits, "units": [list(u) for u in units],
-        "test": "paired t over seeds × splits decides the verdict; Wilcoxon and McNemar are reported beside it",
+        "test": "paired t over seeds × splits decides the verdict (Wilcoxon where every difference is the same; "
+                f"'not enough seeds' under {stats.MIN_PAIRS} pairs); Wilcoxon and McNemar are reported beside it",
         "arms": arms, "comparisons": comps, "notes": plan.notes,
         "split": plan.cells[0].recipe.eval.split,
         **({"sweep": {"keys": list(plan.cfg.sweep), "points": {a: p for a, p in plan.sweep.items()}}}

@@ -7,6 +7,7 @@ size dz, the probability of improvement over pairs, the verdict rule and per-ima
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,8 @@ from scipy import stats as st
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 from statsmodels.stats.multitest import multipletests
 
-VERDICTS = ("better", "no evidence", "worse")
+VERDICTS = ("better", "no evidence", "worse", "not enough seeds")
+MIN_PAIRS = 3  # a paired t test over 2 pairs has 1 degree of freedom: no verdict rests on it
 _METHODS = {"holm": "holm", "bh": "fdr_bh"}
 
 
@@ -73,20 +75,38 @@ def prob_improvement(diffs: Sequence[float]) -> float:
     return float(((d > 0).sum() + 0.5 * (d == 0).sum()) / len(d))
 
 
+def _constant(d: np.ndarray) -> bool:
+    """Every paired difference equal (to rounding): the t statistic is undefined, not infinite."""
+    return bool(np.ptp(d) <= 1e-9 * max(1.0, float(np.abs(d).max())))
+
+
+def min_wilcoxon_p(n: int) -> float:
+    """The smallest two-sided p the exact Wilcoxon signed-rank test can give over n pairs: all signs alike."""
+    return min(1.0, 2.0 ** (1 - n))
+
+
 def paired(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict[str, Any]:
-    """Paired comparison of a vs b over the same seeds/splits: difference, its t interval, paired t and Wilcoxon."""
+    """Paired comparison of a vs b over the same seeds/splits: difference, its t interval, paired t and Wilcoxon.
+
+    `p` is what the verdict rests on: the paired t test, or the Wilcoxon test when every difference is the same
+    (sd 0 leaves t undefined; scipy would say p = 0 or NaN, and warn of catastrophic cancellation)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     if a.shape != b.shape or len(a) < 2:
         raise ValueError(f"a paired test needs two equal-length samples of ≥ 2 runs, got {len(a)} and {len(b)}")
     d = a - b
+    lo, hi = t_interval(d, level)
     if np.all(d == 0):  # scipy returns NaN (t) or raises (Wilcoxon) on identical samples: no evidence either way
         t_p, w_p = 1.0, 1.0
     else:
-        t_p = float(st.ttest_rel(a, b).pvalue)
-        t_p = 0.0 if math.isnan(t_p) else t_p  # constant non-zero difference: sd 0, the difference is certain
-        w_p = float(st.wilcoxon(a, b, zero_method="wilcox").pvalue) if np.any(d != 0) else 1.0
-    lo, hi = t_interval(d, level)
+        with warnings.catch_warnings():  # precision-loss warnings would reach the console: the numbers say it
+            warnings.simplefilter("ignore", RuntimeWarning)
+            w_p = float(st.wilcoxon(a, b, zero_method="wilcox").pvalue)
+            if _constant(d):
+                t_p, lo, hi = None, None, None
+            else:
+                t_p = _f(st.ttest_rel(a, b).pvalue)
     return {"n": len(d), "diff": float(d.mean()), "diff_ci": [lo, hi], "t_p": t_p, "wilcoxon_p": _f(w_p),
+            "p": t_p if t_p is not None else _f(w_p), "test": "paired t" if t_p is not None else "Wilcoxon",
             "dz": cohen_dz(d), "p_improve": prob_improvement(d)}
 
 
@@ -107,9 +127,14 @@ def correct(pvalues: Sequence[float], method: str = "holm", alpha: float = 0.05)
     return [float(p) for p in multipletests(list(pvalues), alpha=alpha, method=_METHODS[method])[1]]
 
 
-def verdict(diff: float, p_adjusted: float, alpha: float, higher_is_better: bool = True) -> str:
-    """"better" / "worse" when the corrected p is below α (direction from the mean difference), else "no evidence"."""
-    if p_adjusted >= alpha or diff == 0:
+def verdict(diff: float, p_adjusted: float | None, alpha: float, higher_is_better: bool = True, n: int | None = None,
+            test: str = "paired t") -> str:
+    """"better" / "worse" when the corrected p is below α (direction from the mean difference), else "no evidence";
+    "not enough seeds" when n pairs are too few for any verdict (fewer than MIN_PAIRS, or a Wilcoxon decision
+    that cannot reach α however the runs fall)."""
+    if n is not None and (n < MIN_PAIRS or (test == "Wilcoxon" and min_wilcoxon_p(n) >= alpha)):
+        return "not enough seeds"
+    if p_adjusted is None or p_adjusted >= alpha or diff == 0:
         return "no evidence"
     return "better" if (diff > 0) == higher_is_better else "worse"
 

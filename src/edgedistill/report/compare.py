@@ -14,7 +14,7 @@ from .sweep import sweep_chart
 from .tables import markdown_table
 
 _CORR = {"holm": "Holm", "bh": "Benjamini–Hochberg"}
-_COLORS = {"better": "#2a7d2a", "worse": "#b22222", "no evidence": "#666666"}
+_COLORS = {"better": "#2a7d2a", "worse": "#b22222", "no evidence": "#666666", "not enough seeds": "#b8860b"}
 
 
 def _n(v: float | None, fmt: str = ".2f") -> str:
@@ -32,9 +32,9 @@ def _ci(lo_hi: list[float | None]) -> str:
 
 def verdict_rows(res: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     m, corr = res["metric"], _CORR[res["correction"]]
-    head = ["arm", "vs", f"Δ {m}", "95% CI", "p (t)", f"p {corr}", "Wilcoxon p", "McNemar p", "dz",
+    head = ["arm", "vs", f"Δ {m}", "95% CI", "p (t)", f"p {corr} (verdict's test)", "Wilcoxon p", "McNemar p", "dz",
             "P(improve)", f"verdict (α={res['alpha']})"]
-    rows = [[c["arm"], c["vs"], f"{c['diff']:+.2f}", _ci(c["diff_ci"]), _p(c["t_p"]), _p(c["t_p_adj"]),
+    rows = [[c["arm"], c["vs"], f"{c['diff']:+.2f}", _ci(c["diff_ci"]), _p(c["t_p"]), _p(c.get("p_adj", c.get("t_p_adj"))),
              _p(c["wilcoxon_p"]), _p(c.get("mcnemar", {}).get("p")), _n(c["dz"]), _n(c["p_improve"]), c["verdict"]]
             for c in res["comparisons"]]
     return head, rows
