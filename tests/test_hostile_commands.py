@@ -170,3 +170,23 @@ def test_two_seeds_with_equal_differences_read_not_enough_seeds_and_stay_quiet(r
     three = stats.paired([2.0, 3.0, 4.5], [1.0, 1.5, 2.0])
     assert stats.verdict(three["diff"], 0.01, 0.05, n=3, test=three["test"]) == "better"
     assert stats.verdict(1.0, 0.01, 0.05, n=2) == "not enough seeds"  # 1 degree of freedom: never a verdict
+
+
+def test_a_corrupt_image_among_unlabeled_ones_stops_the_run_naming_it(tmp_path, capsys, monkeypatch):
+    """data.bad_images=fail (the default) holds for unlabeled images as for labelled ones; skip still skips."""
+    from PIL import Image
+
+    from edgedistill.data.unlabeled import UnlabeledImages
+
+    folder = tmp_path / "unlabeled"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(folder / f"ok{i}.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    monkeypatch.chdir(tmp_path)
+    got, _, err = cli(capsys, "demo", f"data.unlabeled={folder}", *DIGITS)
+    assert got == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "data.unlabeled" in err and "broken.png" in err and "data.bad_images=skip" in err, err
+    assert not (tmp_path / "runs").exists()
+    skipping = UnlabeledImages(folder, bad_images="skip")
+    assert len(skipping) == 3 and skipping.skipped == 1

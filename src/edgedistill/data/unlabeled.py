@@ -34,12 +34,18 @@ NO_LABEL = -100  # F.cross_entropy's default ignore_index: a row with it adds no
 class UnlabeledImages(Dataset):
     """Every readable image under a folder tree (any layout, folder names ignored), as (image, NO_LABEL)."""
 
-    def __init__(self, root: Path | str, key: str = "data.unlabeled"):
+    def __init__(self, root: Path | str, key: str = "data.unlabeled", bad_images: str = "fail"):
         root = Path(root).expanduser()
         files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root, followlinks=True)
                        for f in fs if f.lower().endswith(IMG_EXTENSIONS))
-        self.files = [f for f in files if _readable(f) is None]
-        self.skipped = len(files) - len(self.files)
+        reasons = [_readable(f) for f in files]
+        bad = [(f, r) for f, r in zip(files, reasons, strict=True) if r is not None]
+        if bad and len(bad) < len(files) and bad_images == "fail":  # as for labelled images: never silently
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise UserError(f"unreadable image {bad[0][0]} ({bad[0][1]}){more} under {key}={root}; allowed: "
+                            "readable images, or data.bad_images=skip to skip such files", key=key)
+        self.files = [f for f, r in zip(files, reasons, strict=True) if r is None]
+        self.skipped = len(bad)
         if not self.files:
             found = f"{len(files)} image file(s), none readable" if files else "no image files"
             raise UserError(f"{key}={root} holds {found} ({', '.join(IMG_EXTENSIONS)}); allowed: a folder tree "
@@ -99,7 +105,7 @@ def open_unlabeled(cfg: DataConfig) -> Dataset:
         key = "data.unlabeled_column" if cfg.unlabeled_column is not None else "data.unlabeled_split"
         raise UserError(f"{key} applies to a dataset saved with save_to_disk, but data.unlabeled={root} is a "
                         "folder of image files; allowed: null", key=key)
-    return UnlabeledImages(root)
+    return UnlabeledImages(root, bad_images=cfg.bad_images)
 
 
 def strong_transform(cfg: DataConfig) -> v2.Compose:
