@@ -190,3 +190,16 @@ def test_a_corrupt_image_among_unlabeled_ones_stops_the_run_naming_it(tmp_path, 
     assert not (tmp_path / "runs").exists()
     skipping = UnlabeledImages(folder, bad_images="skip")
     assert len(skipping) == 3 and skipping.skipped == 1
+
+
+def test_a_tracker_that_cannot_start_leaves_no_run_folder(tmp_path, capsys):
+    import socket
+
+    pytest.importorskip("mlflow")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    got, _, err = cli(capsys, "demo", f"output.dir={tmp_path}/runs", "track.tensorboard=false", "track.mlflow=true",
+                      f"track.mlflow_uri=http://127.0.0.1:{port}", *DIGITS)
+    assert got == 2 and "track.mlflow_uri" in err and "Traceback" not in err, err
+    assert not any((tmp_path / "runs").iterdir())  # the folder made for the run is gone again

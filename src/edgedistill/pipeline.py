@@ -50,7 +50,7 @@ from .teachers import (
     teacher_rows,
 )
 from .track import Trackers, check_trackers
-from .writable import check_output_dir
+from .writable import check_output_dir, removed_on_user_error
 
 STAGES = ("teacher", "student_alone", "student")
 
@@ -289,18 +289,19 @@ def _run(recipe: Recipe, console: Console, tracks: Trackers) -> Path:
     check_parallel(recipe, len(data.train), ddp.world_size())
     check_memory(recipe, teacher, student_init, len(data.train), device, ddp.world_size())
     run_dir = ddp.broadcast_object(make_run_dir(recipe, resume) if ddp.is_main() else None)
-    if resume:  # before anything is written; every rank checks, so none waits on one that refused
-        for line in check_resume(recipe, run_dir):
-            console.print(f"[dim]resuming with a changed setting that does not change results: {line}[/]")
-    console.print(f"run folder: [bold]{run_dir}[/]" + (f" ({ddp.world_size()} processes)" if ddp.is_distributed()
-                                                      else ""))
-    if resume and recipe.compress.stages:  # every rank: a rank that raised alone would leave the rest waiting
-        from .compress.pipeline import check_plan
+    with removed_on_user_error(run_dir, fresh=not resume and ddp.is_main()):  # a tracker refused: no folder left
+        if resume:  # before anything is written; every rank checks, so none waits on one that refused
+            for line in check_resume(recipe, run_dir):
+                console.print(f"[dim]resuming with a changed setting that does not change results: {line}[/]")
+        console.print(f"run folder: [bold]{run_dir}[/]" + (f" ({ddp.world_size()} processes)"
+                                                          if ddp.is_distributed() else ""))
+        if resume and recipe.compress.stages:  # every rank: a rank that raised alone would leave the rest waiting
+            from .compress.pipeline import check_plan
 
-        check_plan(run_dir / "compress", recipe)  # a changed stage list fails now, not after training
-    if ddp.is_main():
-        atomic_write_text(run_dir / "recipe.yaml", recipe.to_yaml())
-        tracks.open(recipe, run_dir)
+            check_plan(run_dir / "compress", recipe)  # a changed stage list fails now, not after training
+        if ddp.is_main():
+            atomic_write_text(run_dir / "recipe.yaml", recipe.to_yaml())
+            tracks.open(recipe, run_dir)
     if data.skipped:
         console.print(f"[yellow]skipped {data.skipped} unreadable image(s) (data.bad_images=skip): "
                       f"{', '.join(data.skipped_files[:5])}{' …' if data.skipped > 5 else ''}[/]")
