@@ -103,6 +103,10 @@ def test_iterative_prune_reaches_the_flops_share_then_finetune_auto(tmp_path, ca
     assert steps[0]["flops"] > steps[1]["flops"] > steps[2]["flops"]
     assert [("top1_recovered" in s, s.get("epochs")) for s in steps] == [(True, 1), (True, 1), (False, None)]
     assert prune["info"]["flops_removed"] >= 0.5 and prune["info"]["teacher"] == "unpruned"
+    ab = prune["info"]["latency_ab"]  # every step timed against the network it was cut from, and the stage overall
+    assert [a["step"] for a in ab["steps"]] == [1, 2, 3] and all(a["runtime"] == "onnxruntime" for a in ab["steps"])
+    assert {"before_ms", "after_ms", "speedup", "speedup_min", "speedup_max"} <= set(ab["overall"])
+    assert ab["steps"][0]["after_ms"] == steps[0]["latency_ab"]["after_ms"] and prune["info"]["round_to"]["asked"] == "auto"
     for i in (1, 2):  # each finished step keeps its network, not its optimizer state
         d = run / "1-prune" / f"step-{i}"
         assert (d / "model.safetensors").is_file() and (d / "step.json").is_file() and not (d / "last.pt").exists()
