@@ -203,3 +203,20 @@ def test_a_tracker_that_cannot_start_leaves_no_run_folder(tmp_path, capsys):
                       f"track.mlflow_uri=http://127.0.0.1:{port}", *DIGITS)
     assert got == 2 and "track.mlflow_uri" in err and "Traceback" not in err, err
     assert not any((tmp_path / "runs").iterdir())  # the folder made for the run is gone again
+
+
+def test_a_resumed_comparison_with_a_changed_recipe_key_blames_the_key_not_an_arm(tmp_path):
+    from edgedistill.analysis.command import _write_cells
+    from edgedistill.analysis.plan import make_plan, place
+    from edgedistill.errors import UserError
+    from edgedistill.recipe import load_recipe
+
+    folder = tmp_path / "cmp"
+    plan = make_plan(load_recipe(recipe_path("compare-demo"), []))
+    place(plan, folder)
+    _write_cells(plan, folder, resume=False)
+    changed = make_plan(load_recipe(recipe_path("compare-demo"), ["train.epochs=7"]))
+    place(changed, folder)
+    with pytest.raises(UserError, match=r"^train.epochs: the recipe differs .* train.epochs changed") as e:
+        _write_cells(changed, folder, resume=True)
+    assert "compare.arms" not in str(e.value)

@@ -16,7 +16,7 @@ from ..pipeline import check_recipe, make_run_dir
 from ..recipe import load_recipe
 from ..writable import removed_on_user_error
 from .compare import analyze, collect
-from .plan import Plan, make_plan, place
+from .plan import Plan, flatten_overrides, make_plan, place
 from .workers import check_compare_workers
 
 # What pipeline.check_recipe reads: arms equal on these sections pass or fail it together (a 100-point sweep of
@@ -36,16 +36,33 @@ def _settings(text: str) -> dict:
     return data
 
 
+def _changed(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two recipes (the first place a resumed comparison differs)."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}")
+    return out
+
+
 def _write_cells(plan: Plan, folder: Path, resume: bool) -> list[Job]:
     """cells/NAME.yaml per cell; on --resume a cell whose recipe changed since it was written is refused."""
     jobs = []
     for c in plan.cells:
         path = folder / "cells" / f"{c.name}.yaml"
         text = c.recipe.to_yaml()
-        if path.exists() and _settings(path.read_text()) != _settings(text):
-            raise UserError(f"arm {c.arm!r} differs from the one this comparison started with ({path}); "
-                            "allowed: the same recipe and arms with --resume, or a new comparison without --resume",
-                            key=f"compare.arms.{c.arm}")
+        old = _settings(path.read_text()) if path.exists() else None
+        if old is not None and old != _settings(text):
+            keys = _changed(old, _settings(text))
+            arm_keys = set(flatten_overrides(plan.cfg.arms.get(c.arm, {})))
+            blame = next((k for k in keys if k in arm_keys), None)
+            what = f"arm {c.arm!r}" if blame else "the recipe"
+            raise UserError(f"{what} differs from the one this comparison started with ({path}): "
+                            f"{', '.join(keys[:3])} changed; allowed: the same recipe and arms with --resume, or a "
+                            "new comparison without --resume", key=f"compare.arms.{c.arm}" if blame else keys[0])
         if not path.exists():
             atomic_write_text(path, text)
         jobs.append(Job(c.name, path, plan.cfg.metric))

@@ -46,13 +46,13 @@ class Plan:
         return sorted({(c.seed, c.split) for c in self.cells})
 
 
-def _flatten(over: dict[str, Any]) -> dict[str, Any]:
+def flatten_overrides(over: dict[str, Any]) -> dict[str, Any]:
     """{train: {lr: 0.1}} → {train.lr: 0.1}; dotted keys stay as they are."""
     out: dict[str, Any] = {}
     for k, v in over.items():
         k = str(k)
         if isinstance(v, dict) and "." not in k:
-            out.update({f"{k}.{kk}": vv for kk, vv in _flatten(v).items()})
+            out.update({f"{k}.{kk}": vv for kk, vv in flatten_overrides(v).items()})
         else:
             out[k] = v
     return out
@@ -61,7 +61,7 @@ def _flatten(over: dict[str, Any]) -> dict[str, Any]:
 def arm_overrides(name: str, over: dict[str, Any]) -> list[str]:
     """An arm's overrides as `key=value` strings (values as JSON, which YAML reads back unchanged)."""
     out = []
-    for k, v in _flatten(over).items():
+    for k, v in flatten_overrides(over).items():
         if (k.startswith("data.") and k not in _DATA_OK) or k.startswith(_MANAGED) or k in ("data", "output"):
             what = "the data and validation images" if k.startswith(("data", "eval.split")) else "what compare sets"
             raise UserError(f"arm {name!r} sets {k}={v!r}, but arms must share {what}; allowed in an arm: any key "
