@@ -220,3 +220,14 @@ def test_a_resumed_comparison_with_a_changed_recipe_key_blames_the_key_not_an_ar
     with pytest.raises(UserError, match=r"^train.epochs: the recipe differs .* train.epochs changed") as e:
         _write_cells(changed, folder, resume=True)
     assert "compare.arms" not in str(e.value)
+
+
+def test_search_summary_counts_repeats_apart_and_eta_never_guesses():
+    from edgedistill.search.command import eta_text, summary_line
+
+    rows = [{"state": "trained", "error": ""}, {"state": "trained", "error": "repeat: its finished run reused"},
+            {"state": "infeasible", "error": ""}]
+    assert summary_line(rows) == "3 trials: 1 trained, 1 repeated (run reused), 1 infeasible"
+    assert eta_text(6, 6, 6, 10.0) == "done"  # a resumed finished search
+    assert eta_text(6, 3, 3, 1e6) == "ETA –"  # nothing counted this session yet
+    assert eta_text(6, 4, 2, 120.0) == "ETA 2.0 min"

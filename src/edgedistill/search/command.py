@@ -56,6 +56,26 @@ def _stable(text: str) -> str:
     return json.dumps(data, sort_keys=True)
 
 
+def eta_text(total: int, done: int, start: int, elapsed: float) -> str:
+    """'ETA 1.5 min' from the trials this session counted; none yet (a repeat, a resumed finished search): no
+    guess rather than a figure divided by zero trials."""
+    if done >= total:
+        return "done"
+    if done <= start:
+        return "ETA –"
+    return f"ETA {(total - done) * elapsed / (done - start) / 60:.1f} min"
+
+
+def summary_line(rows: list[dict[str, Any]]) -> str:
+    """'6 trials: 4 trained, 1 repeated, 1 infeasible': a repeat reused a finished run, it trained nothing."""
+    repeats = sum(r["state"] == "trained" and str(r.get("error", "")).startswith("repeat") for r in rows)
+    states = {s: sum(r["state"] == s for r in rows) for s in ("trained", "infeasible", "failed", "killed")}
+    states["trained"] -= repeats
+    states = {"trained": states["trained"], "repeated (run reused)": repeats,
+              **{k: v for k, v in states.items() if k != "trained"}}
+    return f"{len(rows)} trials: " + ", ".join(f"{v} {k}" for k, v in states.items() if v)
+
+
 class TrialLog:
     """A progress bar over the search's trials on a terminal, and one line per finished trial with an ETA."""
 
@@ -72,15 +92,14 @@ class TrialLog:
 
         done = len(counted(study))
         self.bar.update(self.task, completed=done)
-        per = (time.perf_counter() - self.t0) / max(1, done - self.start)  # per counted trial of this session
-        eta = max(0, self.total - done) * per
+        eta = eta_text(self.total, done, self.start, time.perf_counter() - self.t0)
         a = trial.user_attrs
         what = a.get("status", trial.state.name.lower())
         fig = (f"flash top-1 {a['flash_top1']:.2f}, " if "flash_top1" in a else "") + \
             (f"{a['cost']['latency_ms']:.3g} ms" if "cost" in a else "")
         err = f" — {a['error']}" if a.get("error") else ""
         self.console.print(f"  trial {done}/{self.total} ({what}) {a.get('spec')} @ {a.get('image_size')} px: {fig}"
-                           f"{err}  [dim]ETA {eta / 60:.1f} min[/]", highlight=False)
+                           f"{err}  [dim]{eta}[/]", highlight=False)
 
 
 def measure_all(search: Any, hand: Candidate, console: Console) -> dict[str, dict[str, Any]]:
@@ -210,8 +229,7 @@ def finish(search: Any, hand: Candidate, console: Console, seconds: float) -> Pa
         atomic_write_text(best_path, best_recipe(search.recipe, best["spec"], int(best["image_size"]),
                                                         search.teacher))
     md = write_report(folder, rows, search.recipe, best, hand_row, trust, search.flash, seconds)
-    states = {s: sum(r["state"] == s for r in rows) for s in ("trained", "infeasible", "failed", "killed")}
-    console.print(f"\n{len(rows)} trials: " + ", ".join(f"{v} {k}" for k, v in states.items() if v))
+    console.print(f"\n{summary_line(rows)}")
     for r in front:
         console.print(f"  Pareto: {r['spec']} @ {r['image_size']} px — flash top-1 {r['flash_top1']:.2f}, "
                       f"{r['latency_ms']:.3g} ms, {r['params']} params", highlight=False)
