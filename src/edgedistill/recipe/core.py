@@ -145,7 +145,7 @@ def format_validation_error(err: ValidationError, section: str = "", head: str =
         value = e.get("input")
         shown = "" if isinstance(value, dict) else f" (got {shorten(repr(value))})"
         lines.append(f"{loc or 'recipe'}: {shorten(msg, 400)}{shown}")
-    return f"{head}: {lines[0]}" if len(lines) == 1 else f"{head}: " + "; ".join(lines)
+    return f"{head}: {lines[0]}" if len(lines) == 1 else f"{head}:\n  " + "\n  ".join(lines)
 
 
 def _allowed_keys(loc: tuple) -> list[str]:
