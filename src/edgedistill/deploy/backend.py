@@ -7,6 +7,7 @@ images to logits. Heavy libraries are imported inside the methods, so a missing 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .capture import captured_output
 
 if TYPE_CHECKING:
     from torch import nn
@@ -100,6 +103,11 @@ class Backend:
     def files(self, path: Path) -> list[Path]:
         """Every file the artifact consists of (its size is their sum)."""
         return [path]
+
+
+def quiet() -> contextlib.AbstractContextManager[None]:
+    """Keep a runtime's C/C++ log lines (delegate notes, thread pools, op counts) off the console."""
+    return captured_output([])
 
 
 def predict_batches(run: Runner, images: np.ndarray, batch_size: int = 32) -> np.ndarray:

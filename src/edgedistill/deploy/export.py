@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import os
-import sys
-import tempfile
-from collections.abc import Iterator
 import json
 import re
 import warnings
@@ -21,31 +16,10 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from .capture import captured_output as _captured_output
 
 INPUT, OUTPUT = "input", "logits"
 _OP_RE = re.compile(r"(aten|prim|onnx)::[A-Za-z0-9_.]+")
-
-
-@contextlib.contextmanager
-def _captured_output(sink: list[str]) -> Iterator[None]:
-    """Collect what C++ and Python write to fds 1 and 2 (the exporter dumps its graph there on failure)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    with tempfile.TemporaryFile(mode="w+") as f:
-        try:
-            os.dup2(f.fileno(), 1)
-            os.dup2(f.fileno(), 2)
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
-            f.seek(0)
-            sink.append(f.read())
 
 
 def _module_of(message: str, op: str) -> str | None:

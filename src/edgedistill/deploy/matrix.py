@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .ab_latency import interleaved_rounds
-from .backend import Source, failure_reason, predict_batches
+from .backend import Source, failure_reason, predict_batches, quiet
 from .profile import all_threads
 from .rss_probe import measure_peak_rss_mb
 from .runtimes import RUNTIMES
@@ -68,7 +68,8 @@ def build_row(source: Source, runtime: str, precision: str, images: np.ndarray, 
     row["version"] = backend.version()
     t0 = time.perf_counter()
     try:
-        path, info = backend.build(source, precision, out / runtime)
+        with quiet():  # converters print op counts, progress bars and C++ logs; the row holds what matters
+            path, info = backend.build(source, precision, out / runtime)
         row["build_s"] = time.perf_counter() - t0
         logits = predict_batches(backend.runner(path, all_threads()), images)
     except Exception as e:  # noqa: BLE001 — an op the runtime lacks is that row's finding; the others still run
@@ -95,7 +96,7 @@ def time_rows(rows: list[dict[str, Any]], images: np.ndarray, cfg: MatrixConfig,
             try:  # a runtime may refuse a setting (a batch over its planned maximum): that cell says why
                 run = RUNTIMES[r["runtime"]].runner(Path(r["path"]), threads)
                 run(x)
-                calls[r["id"]] = lambda run=run: run(x)
+                calls[r["id"]] = lambda run=run, x=x: run(x)
             except Exception as e:  # noqa: BLE001
                 r.setdefault("latency", {})[key] = {"error": failure_reason(e)}
         runs = cfg.runs if batch == 1 else max(3, cfg.runs // 8)

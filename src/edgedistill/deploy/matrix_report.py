@@ -73,13 +73,13 @@ def matrix_markdown(result: dict[str, Any]) -> str:
     """matrix.md: how it was measured, the table, the recommendation."""
     settings = result["settings"]
     head = [*HEADER, *map(_setting_header, settings)]
-    lines = ["# edgedistill deploy matrix", "",
-             f"Student `{result.get('model', '?')}` on {result.get('cpu', 'this CPU')}; agreement and max |Δlogit| "
+    intro = (f"Student `{result.get('model', '?')}` on {result.get('cpu', 'this CPU')}; agreement and max |Δlogit| "
              f"against the PyTorch student on {result['images']} {result.get('images_from', 'held-out')} images. "
              "Latency: median of round medians in ms, every row timed in the same interleaved rounds, "
-             "`bN TT` = batch N with T threads; (×) is the per-round speed-up over ONNX Runtime fp32. "
+             "`ms bN TT` = batch N with T threads; (×) is the per-round speed-up over ONNX Runtime fp32. "
              f"RSS: peak memory a fresh process adds to load and run the file at the deploy setting "
-             f"({result['deploy_setting']}). All numbers: [matrix.json](matrix.json).", "",
+             f"({result['deploy_setting']}). All numbers: [matrix.json](matrix.json).")
+    lines = ["# edgedistill deploy matrix", "", intro, "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in result["rows"]:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row_cells(row, settings)) + " |")

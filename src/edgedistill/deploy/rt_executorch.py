@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, Runner, Source
+from .backend import Backend, Runner, Source, quiet
 
 MAX_BATCH = 64
 EXAMPLE_BATCH = 32
@@ -65,10 +65,7 @@ class ExecuTorch(Backend):
         from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
         from executorch.runtime import Runtime
 
-        from .export import _captured_output
-
-        log: list[str] = []
-        with _captured_output(log):  # the runtime's C++ log lines (thread pool, cpuinfo) would flood the console
+        with quiet():  # the runtime's C++ log lines (thread pool, cpuinfo) would flood the console
             _unsafe_reset_threadpool(int(threads))
             method = Runtime.get().load_program(str(path)).load_method("forward")
         if method is None:

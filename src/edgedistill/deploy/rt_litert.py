@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, Runner, Source
+from .backend import Backend, Runner, Source, quiet
 
 
 class LiteRt(Backend):
@@ -38,7 +38,7 @@ class LiteRt(Backend):
         if precision == "int8":
             from litert_torch.quantize import pt2e_quantizer
             from litert_torch.quantize.quant_config import QuantConfig
-            from torchao.quantization.pt2e import quantize_pt2e
+            from torchao.quantization.pt2e import move_exported_model_to_eval, quantize_pt2e
 
             quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
                 pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
@@ -46,7 +46,7 @@ class LiteRt(Backend):
             with torch.no_grad():  # the graph is exported at batch 1, so calibration feeds one image at a time
                 for i in range(len(source.calib)):
                     graph(torch.from_numpy(source.calib[i:i + 1]).float())
-            model = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
+            model = move_exported_model_to_eval(quantize_pt2e.convert_pt2e(graph, fold_quantize=False))
             kwargs["quant_config"] = QuantConfig(pt2e_quantizer=quantizer)
             info.update(quantizer="litert-torch PT2EQuantizer symmetric per-channel", calib_images=len(source.calib))
         folder.mkdir(parents=True, exist_ok=True)
@@ -66,8 +66,9 @@ class LiteRt(Backend):
 
         def run(x: np.ndarray) -> np.ndarray:
             if list(x.shape) != shape:
-                it.resize_tensor_input(inp["index"], list(x.shape))
-                it.allocate_tensors()
+                with quiet():  # the XNNPACK delegate is applied here and announces itself once per process
+                    it.resize_tensor_input(inp["index"], list(x.shape))
+                    it.allocate_tensors()
                 shape[:] = list(x.shape)
             if info is not None:
                 x = np.clip(np.round(x / in_scale) + in_zero, info.min, info.max).astype(inp["dtype"])
