@@ -6,7 +6,9 @@ import contextlib
 import inspect
 import io
 import json
+import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -62,6 +64,20 @@ def _copy_metadata(src: onnx.ModelProto, out_path: Path, extra: dict[str, str] |
     onnx.save(proto, str(out_path))
 
 
+@contextlib.contextmanager
+def _quiet_root_log() -> Iterator[None]:
+    """ORT's quantizer logs advice on the root logger ("Please use QuantFormat.QDQ for … QInt8"): the s8s8
+    QOperator candidate is built on purpose (it does not saturate without VNNI) and timed, so the console
+    would only carry noise."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def quantize_static_onnx(fp32_path: str | Path, out_path: str | Path, calib_images: torch.Tensor | np.ndarray,
                          method: Method = "minmax", per_channel: bool = True, batch_size: int = 32,
                          fmt: str = "u8s8", fp32_nodes: list[str] | None = None,
@@ -95,7 +111,7 @@ def quantize_static_onnx(fp32_path: str | Path, out_path: str | Path, calib_imag
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)  # fold, infer shapes: better QDQ placement
-        with contextlib.redirect_stdout(io.StringIO()):  # entropy/percentile calibrators print progress
+        with contextlib.redirect_stdout(io.StringIO()), _quiet_root_log():  # calibrators print progress
             quantize_static(str(pre), str(out), _Batches(proto.graph.input[0].name, images, batch_size),
                             quant_format=GRAPHS[graph], per_channel=per_channel, reduce_range=reduce_range,
                             activation_type=act, weight_type=weight, calibrate_method=_METHODS[method],
