@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from collections.abc import Callable
 from pathlib import Path
@@ -104,7 +105,16 @@ def _cpu_line() -> str:
 
     cpu = detect_cpu()
     flags = ", ".join(sorted(cpu.flags)) or "flags unknown"
-    return f"{platform.processor() or cpu.machine} ({target_of(cpu.machine, cpu.flags)}: {flags})"
+    name = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
+                 if line.startswith("model name")), platform.processor() or cpu.machine)
+    return f"{name}, {os.cpu_count()} CPUs ({target_of(cpu.machine, cpu.flags)}: {flags})"
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _source(model: Any, meta: dict[str, Any], calib: np.ndarray, check: np.ndarray, out: Path,

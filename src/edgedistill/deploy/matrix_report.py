@@ -80,7 +80,7 @@ def matrix_markdown(result: dict[str, Any]) -> str:
              f"RSS: peak memory a fresh process adds to load and run the file at the deploy setting "
              f"({result['deploy_setting']}). All numbers: [matrix.json](matrix.json).")
     lines = ["# edgedistill deploy matrix", "", intro, "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+             "| " + " | ".join(h.replace("|", "\\|") for h in head) + " |", "|" + "---|" * len(head)]
     for row in result["rows"]:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row_cells(row, settings)) + " |")
     lines += ["", *[f"- {line}" for line in notes(result)]]
