@@ -118,3 +118,17 @@ def test_bad_options_exit_2_naming_the_option_and_allowed_values(capsys, tmp_pat
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     for text in named:
         assert text in err
+
+
+def test_image_files_given_instead_of_the_split(student, capsys, tmp_path):
+    from PIL import Image
+
+    for i in range(5):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    code, out, err = cli(capsys, "deploy", student, "--runtimes", "onnxruntime", "--precisions", "fp32", "--image-dir",
+                         tmp_path, "--rounds", "1", "--runs", "2", "--no-memory", "--out", tmp_path / "d")
+    assert code == 0, err
+    result = json.loads((tmp_path / "d" / "matrix.json").read_text())
+    assert result["images"] == 5 and result["images_from"].startswith("files from")
+    assert result["rows"][0]["status"] == "pass" and result["recommendation"]["id"] == "onnxruntime-fp32"
+    assert "no row beats ONNX Runtime fp32" in result["recommendation"]["line"]
