@@ -125,7 +125,7 @@ def test_image_files_given_instead_of_the_split(student, capsys, tmp_path):
 
     for i in range(5):
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
-    code, out, err = cli(capsys, "deploy", student, "--runtimes", "onnxruntime", "--precisions", "fp32", "--image-dir",
+    code, _, err = cli(capsys, "deploy", student, "--runtimes", "onnxruntime", "--precisions", "fp32", "--image-dir",
                          tmp_path, "--rounds", "1", "--runs", "2", "--no-memory", "--out", tmp_path / "d")
     assert code == 0, err
     result = json.loads((tmp_path / "d" / "matrix.json").read_text())
