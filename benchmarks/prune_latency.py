@@ -35,6 +35,7 @@ from edgedistill.deploy.ab_latency import interleaved_latency
 from edgedistill.deploy.export import export_onnx
 from edgedistill.deploy.onnx_runtime import ort_latency
 from edgedistill.deploy.profile import count_flops, count_params
+from edgedistill.errors import UserError
 from edgedistill.models import create_model
 from edgedistill.models.heads import head_name
 
@@ -61,8 +62,10 @@ def widths(model: torch.nn.Module) -> list[int]:
     return [_width(m) for _, m in _prunable(model) if m is not head]
 
 
-def build(spec: str, size: int, out: Path, flops_ratio: float) -> dict[str, dict[str, Any]]:
-    """Export the unpruned model and every pruned variant; returns name → facts (file included)."""
+def build(spec: str, size: int, out: Path, flops_ratio: float, unreachable: dict[str, str]
+          ) -> dict[str, dict[str, Any]]:
+    """Export the unpruned model and every pruned variant; returns name → facts (file included); a variant
+    whose target is out of reach goes into `unreachable` with the refusal."""
     files: dict[str, dict[str, Any]] = {}
     torch.manual_seed(0)
     base = create_model(spec, 10).eval()
@@ -72,8 +75,12 @@ def build(spec: str, size: int, out: Path, flops_ratio: float) -> dict[str, dict
         torch.manual_seed(0)
         m = create_model(spec, 10).eval()
         t0 = time.perf_counter()
-        prune_structured(m, torch.zeros(2, 3, size, size), target_flops=int(f0 * (1 - flops_ratio)),
-                         global_pruning=scope == "global", round_to=r)
+        try:
+            prune_structured(m, torch.zeros(2, 3, size, size), target_flops=int(f0 * (1 - flops_ratio)),
+                             global_pruning=scope == "global", round_to=r)
+        except UserError as e:  # e.g. a 16-channel ResNet cannot lose half its FLOPs in multiples of 16
+            unreachable[f"{scope} round_to={r or '-'}"] = str(e)
+            continue
         variants.append((f"{scope} round_to={r or '-'}", m.eval(), {"scope": scope, "round_to": r,
                                                                     "prune_s": time.perf_counter() - t0}))
     for name, m, extra in variants:
@@ -109,7 +116,8 @@ def bench(model: str, rounds: int, budget_ms: float, flops_ratio: float, console
     spec, size = model.rsplit("@", 1)
     s = int(size)
     with tempfile.TemporaryDirectory() as tmp:
-        files = build(spec, s, Path(tmp), flops_ratio)
+        unreachable: dict[str, str] = {}
+        files = build(spec, s, Path(tmp), flops_ratio, unreachable)
         for v in files.values():
             v["nchwc_convs"], v["convs"] = nchwc_convs(v["file"], Path(tmp))
         shape = (1, 3, s, s)
@@ -126,7 +134,7 @@ def bench(model: str, rounds: int, budget_ms: float, flops_ratio: float, console
                    **({"speedup": sp["median"], "speedup_min": sp["min"], "speedup_max": sp["max"],
                        "faster_in_rounds": sp["faster_in_rounds"]} if sp else {})}
     return {"model": spec, "image_size": s, "rounds": rounds, "runs_per_round": runs, "threads": 1, "batch": 1,
-            "variants": rows}
+            "variants": rows, "unreachable": unreachable}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -149,6 +157,9 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {b['model']} | {b['image_size']} | {k} | {v['flops_kept']:.3f} | {v['params']:,} | "
                          f"{v['size_mb']:.2f} | {v['median_ms']:.3f} ({v['min_ms']:.3f}–{v['max_ms']:.3f}) | {sp} | "
                          f"{won} | {mult} | {v['nchwc_convs']}/{v['convs']} |")
+        for k, why in b.get("unreachable", {}).items():
+            lines.append(f"| {b['model']} | {b['image_size']} | {k} | out of reach: {why.split(' (')[0]} "
+                         "| | | | | | | |")
     lines += ["", f"{result['rounds']} rounds; runs per round chosen so one block of the unpruned file lasts "
               f"about {result['block_ms']:.0f} ms. Command: `{result['command']}`.", ""]
     return "\n".join(lines)
