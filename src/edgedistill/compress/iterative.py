@@ -148,11 +148,14 @@ def prune_in_steps(job: Job, cfg: Any, stage_dir: Path, model: nn.Module) -> tup
             for p in ("last.pt", "best.pt"):  # the step's model replaces its optimizer state
                 (d / p).unlink(missing_ok=True)
         records.append(record)
-    overall = records[0]["latency_ab"] if k == 1 else ab_latency(job, stage_input, model.eval())
+    # (a step resumed from a folder written before steps were timed has no record: the overall A/B still runs)
+    overall = records[0].get("latency_ab") if k == 1 else None
+    overall = overall or ab_latency(job, stage_input, model.eval())
     info = {"steps": records, "target": {kind: value}, "scope": cfg.scope, "importance": cfg.importance,
             "input": {"params": params0, "flops": flops0}, "teacher": cfg.teacher if epochs else None,
             "step_epochs": epochs, "round_to": {"value": round_to, "asked": cfg.round_to, "why": round_why},
-            "latency_ab": {"steps": [{"step": x["step"], **x["latency_ab"]} for x in records], "overall": overall}}
+            "latency_ab": {"steps": [{"step": x["step"], **x["latency_ab"]} for x in records if x.get("latency_ab")],
+                           "overall": overall}}
     if kind == "flops":
         info["flops_removed"] = 1 - records[-1]["flops"] / flops0
     return model.eval(), info
