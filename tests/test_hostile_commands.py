@@ -15,8 +15,16 @@ DIGITS = ["data.max_train_samples=64", "data.max_val_samples=64", "data.workers=
 F = "{d}"  # placeholder for the per-test folder
 
 
+@pytest.fixture(scope="module")
+def warm():
+    """Imports paid once, outside the timed refusals (a subprocess would pay them every time)."""
+    import edgedistill.analysis.command  # noqa: F401
+    import edgedistill.pipeline  # noqa: F401
+    import edgedistill.search.command  # noqa: F401
+
+
 @pytest.fixture
-def files(tmp_path):
+def files(tmp_path, warm):
     d = tmp_path / "in"
     d.mkdir()
     (d / "run").mkdir()  # not a finished run: the checks below must fire before it is read
@@ -107,14 +115,15 @@ def test_a_sample_of_a_huge_sweep_grid_is_drawn_without_listing_the_grid():
     assert len(plan.arms) == 4 and len(plan.cells) == 12
 
 
-def test_workers_beyond_the_memory_available_are_refused_before_any_folder(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("cmd", ["compare", "search"])
+def test_workers_beyond_the_memory_available_are_refused_before_any_folder(cmd, tmp_path, capsys, monkeypatch):
     from edgedistill import memory
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(memory, "available_host", lambda: 2 * memory.GB)
-    got, _, err = cli(capsys, *C, "--workers", "8", *DIGITS)
+    got, _, err = cli(capsys, *(C if cmd == "compare" else S), "--workers", "8", *DIGITS)
     assert got == 2 and "Traceback" not in err, err
-    assert "compare.workers" in err and "8 workers run 8 runs at once" in err and "at most 3 workers" in err, err
+    assert f"{cmd}.workers" in err and "8 workers run" in err and "at most 3 workers" in err, err
     assert not any(tmp_path.iterdir())
 
 

@@ -17,7 +17,7 @@ from ..recipe import load_recipe
 from ..writable import removed_on_user_error
 from .compare import analyze, collect
 from .plan import Plan, flatten_overrides, make_plan, place
-from .workers import check_compare_workers
+from .workers import check_parallel_workers
 
 # What pipeline.check_recipe reads: arms equal on these sections pass or fail it together (a 100-point sweep of
 # a loss weight is checked once, not 100 times at about a second each).
@@ -84,7 +84,7 @@ def run_compare(recipe_file: Path, overrides: list[str], *, arms: str | None = N
         key = json.dumps(r.model_dump(mode="json", include=_CHECKED), sort_keys=True)
         if key not in checked:
             checked[key] = (r, check_recipe(r))
-    check_compare_workers(list(checked.values()), plan.cfg.workers, len(plan.cells))
+    check_parallel_workers(list(checked.values()), plan.cfg.workers, len(plan.cells), key="compare.workers")
     folder = make_run_dir(recipe, resume=resume)
     with removed_on_user_error(folder, fresh=not resume):
         place(plan, folder)

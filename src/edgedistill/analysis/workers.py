@@ -1,4 +1,4 @@
-"""How many run processes a comparison may start: no more than its runs, none that the memory cannot hold."""
+"""How many run processes compare or search may start: none that the memory cannot hold."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ def run_estimate(recipe: Recipe, class_names: list[str]) -> Estimate:
     return estimate(recipe, teacher, student, n_train, on_cuda=False)
 
 
-def check_compare_workers(recipes: list[tuple[Recipe, list[str]]], workers: int, runs: int) -> None:
-    """compare.workers × the heaviest arm's estimate must fit in host RAM; checked only when workers > 1 (one
-    worker is one run, which checks itself)."""
+def check_parallel_workers(recipes: list[tuple[Recipe, list[str]]], workers: int, runs: int, key: str) -> None:
+    """`key` (compare.workers, search.workers) × the heaviest recipe's estimate must fit in host RAM; checked
+    only when workers > 1 (one worker is one run, which checks itself)."""
     if workers <= 1 or runs <= 1:
         return
     heaviest = max((run_estimate(r, names) for r, names in recipes), key=lambda e: e.host)
-    check_workers(heaviest, workers, runs, key="compare.workers")
+    check_workers(heaviest, workers, runs, key=key)

@@ -140,6 +140,7 @@ def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = 
     """Run (or resume) a search; returns its folder."""
     from ..data import build_data
     from ..jobs.runs import open_storage, run_workers
+    from ..analysis.workers import check_parallel_workers
     from ..pipeline import check_recipe
     from .space import resolve_space
     from .study import counted, make_sampler, open_search_study, revive_killed, work
@@ -151,6 +152,8 @@ def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = 
     space = resolve_space(recipe)
     make_sampler(recipe, False)  # botorch without its packages: exit 2 now
     class_names = check_recipe(recipe)
+    check_parallel_workers([(recipe, class_names)], recipe.search.workers, recipe.search.trials,
+                           key="search.workers")  # the recipe's student and teacher stand for a trial's
     if recipe.search.storage:
         open_storage(recipe.search.storage, key="search.storage")
     data = build_data(recipe.data)
