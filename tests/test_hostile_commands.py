@@ -18,8 +18,8 @@ F = "{d}"  # placeholder for the per-test folder
 @pytest.fixture(scope="module")
 def warm():
     """Imports paid once, outside the timed refusals (a subprocess would pay them every time)."""
-    import edgedistill.analysis.command  # noqa: F401
-    import edgedistill.pipeline  # noqa: F401
+    import edgedistill.analysis.command
+    import edgedistill.pipeline
     import edgedistill.search.command  # noqa: F401
 
 

@@ -138,9 +138,9 @@ def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = 
                workers: int | None = None, storage: str | None = None, resume: bool = False, then_run: bool = False,
                console: Console | None = None) -> Path:
     """Run (or resume) a search; returns its folder."""
+    from ..analysis.workers import check_parallel_workers
     from ..data import build_data
     from ..jobs.runs import open_storage, run_workers
-    from ..analysis.workers import check_parallel_workers
     from ..pipeline import check_recipe
     from .space import resolve_space
     from .study import counted, make_sampler, open_search_study, revive_killed, work
