@@ -164,13 +164,15 @@ def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = 
     cfg, url = search.recipe.search, search.storage
     for c in revive_killed(search, study):
         console.print(f"  trial of {c.key} was killed: enqueued again (its run folder resumes)")
+    left = max(0, cfg.trials - len(counted(study)))
+    workers = max(1, min(cfg.workers, left))  # a process per trial still to count, at most; a finished search: 1
     console.print(f"search folder: [bold]{folder}[/] — {len(space.candidates())} candidates, {cfg.trials} trials, "
-                  f"flash {flash.steps} steps each ({flash.full_steps} in full), {cfg.workers} worker(s), "
+                  f"flash {flash.steps} steps each ({flash.full_steps} in full), {workers} worker(s), "
                   f"sampler {cfg.sampler}")
     log = TrialLog(console, cfg.trials, start=len(counted(study)))
     child = ["edgedistill.search.worker", str(folder)] + (["--timeout", str(cfg.timeout)] if cfg.timeout else [])
     with log.bar:
-        run_workers(url, search.study_name, cfg.workers, folder / "logs", child=child,
+        run_workers(url, search.study_name, workers, folder / "logs", child=child,
                     body=lambda: work(search, 0, cfg.timeout, on_trial=log))
     best = finish(search, hand, console, time.perf_counter() - t0)
     if then_run and best is not None:
