@@ -66,8 +66,6 @@ CASES = [  # (id, args, fragments the one line must hold)
     ("search-space-huge", [*S, BIG_SPACE], ["search.space", "2,565 candidates", "2,560 family points", "at most 2,000"]),
     ("clip-config-not-json", ["demo", f"teacher.model=hf-clip:{F}/clip"], ["config.json", "not valid JSON"]),
     ("clip-config-duplicate", ["demo", f"teacher.model=hf-clip:{F}/dupclip"], ["config.json", "duplicate key"]),
-    ("teacher-weight-inf", ["demo", "teachers.models=[{model: 'cifar:resnet8', weights: pretrained, weight: .inf}]"],
-     ["teachers.models.0.weight", "finite", "inf"]),
     ("energy-budget-inf", ["demo", "deploy.budget.energy_mj=.inf"], ["deploy.budget.energy_mj", "finite"]),
     ("term-weight-nan", ["demo", "distill.terms=[{name: kd, weight: .nan}]"], ["distill.terms.0.weight", "finite"]),
     ("output-name-newline", ["demo", 'output.name="a\\nb"'], ["output.name", "control characters", "\\n"]),
@@ -240,3 +238,25 @@ def test_search_summary_counts_repeats_apart_and_eta_never_guesses():
     assert eta_text(6, 6, 6, 10.0) == "done"  # a resumed finished search
     assert eta_text(6, 3, 3, 1e6) == "ETA –"  # nothing counted this session yet
     assert eta_text(6, 4, 2, 120.0) == "ETA 2.0 min"
+
+
+def test_an_infinite_teacher_weight_is_refused_naming_it(tmp_path, capsys, monkeypatch):
+    """Two real trained-teacher files: before the check, weight .inf trained and silently became teacher 0."""
+    import yaml
+
+    from edgedistill.models import create_model, save_model
+
+    meta = {"model": "cifar:resnet8", "num_classes": 10, "class_names": [str(i) for i in range(10)],
+            "image_size": 16, "mean": [0.5] * 3, "std": [0.25] * 3}
+    members = []
+    for i, weight in enumerate([".inf", "1.0"]):
+        path = save_model(tmp_path / f"t{i}.safetensors", create_model("cifar:resnet8", 10), meta)
+        members.append({"model": f"file:{path}", "weight": weight})
+    recipe = tmp_path / "teachers.yaml"
+    text = yaml.safe_dump({"data": {"source": "digits", "image_size": 16}, "teachers": {"models": members},
+                           "train": {"epochs": 1}, "output": {"dir": str(tmp_path / "runs")}})
+    recipe.write_text(text.replace("'.inf'", ".inf").replace("'1.0'", "1.0"))
+    got, _, err = cli(capsys, "run", recipe, *DIGITS)
+    assert got == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "teachers.models.0.weight" in err and "finite" in err and "inf" in err, err
+    assert not (tmp_path / "runs").exists()
