@@ -99,7 +99,7 @@ def _write_images(folder, n=12, size=10, bad=0):
 
 
 def test_unlabeled_loader_never_yields_a_label_into_the_loss(tmp_path):
-    ds = UnlabeledImages(_write_images(tmp_path / "u", bad=1))
+    ds = UnlabeledImages(_write_images(tmp_path / "u", bad=1), bad_images="skip")  # fail is the default (issue 26)
     assert len(ds) == 12 and ds.skipped == 1
     assert {ds[i][1] for i in range(len(ds))} == {NO_LABEL}
     labelled = [(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 1]))] * 3
