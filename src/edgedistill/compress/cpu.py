@@ -137,3 +137,19 @@ def not_measurable_reason(deploy_target: str, cpu: Cpu) -> str | None:
     if deploy_target in ("auto", host):
         return None
     return f"deploy.target {deploy_target} is not this CPU ({host}, {cpu.machine})"
+
+
+def in_format(resolved: dict[str, object], fmt: str, **extra: object) -> dict[str, object]:
+    """`resolved` for another int8 format (reduce_range follows it), plus extra keys such as the graph."""
+    return {**resolved, "format": fmt, "reduce_range": fmt == "u8s8_reduce_range", **extra}
+
+
+def dynamic_resolved(resolved: dict[str, object]) -> dict[str, object]:
+    """`resolved` for dynamic quantization: ONNX Runtime quantizes dynamic activations to uint8 only, so s8s8
+    becomes u8s8 on arm64 (no saturation there) and u8u8 elsewhere (correct on any CPU)."""
+    if resolved["format"] != "s8s8":
+        return resolved
+    arm = resolved["target"] == "arm64"
+    reason = ("dynamic quantization has no int8 activations in ONNX Runtime; "
+              + ("arm64 runs u8s8 without saturation" if arm else "u8u8 is correct on any CPU"))
+    return in_format(resolved, "u8s8" if arm else "u8u8", format_reason=reason)

@@ -54,9 +54,10 @@ def _latency(path: Path, shape: tuple[int, ...], threads: int, runs: int) -> flo
 
 def build_int8(fp32: Path, out: Path, calib: np.ndarray, select: np.ndarray, cfg: Any, resolved: dict[str, Any],
                gate: float, key: str, deploy: tuple[int, int], latency_runs: int, console: Any,
-               cache: Path | None = None) -> dict[str, Any]:
+               cache: Path | None = None, ref: np.ndarray | None = None) -> dict[str, Any]:
     """Write `out` in resolved['format'] and resolved['graph'] (fp32 layers forced by cfg.fp32_layers, or found
-    by sensitivity). cache: a calibration-range file shared by several builds of the same fp32 file.
+    by sensitivity). cache: a calibration-range file shared by several builds of the same fp32 file; ref:
+    fp32's top-1 on `select` when the caller already has it.
 
     Returns the stage info: format facts, agreement on the selection images and, when layers stay fp32,
     which ones, their sensitivity and the latency of all-int8 vs mixed at the deploy batch and threads.
@@ -64,7 +65,7 @@ def build_int8(fp32: Path, out: Path, calib: np.ndarray, select: np.ndarray, cfg
     nodes = quantizable_nodes(fp32)
     forced = resolve_layers(list(cfg.fp32_layers), nodes, key)
     exact = not resolved["measurable_here"]  # the target's kernels are not this CPU's: score exact int8
-    ref = predictions(fp32, select, exact=False)
+    ref = predictions(fp32, select, exact=False) if ref is None else ref
 
     def agree(path: Path) -> float:
         return float(np.mean(predictions(path, select, exact) == ref))

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..deploy.ab_latency import interleaved_latency
-from .cpu import correct_int8
-from .int8 import build_int8
+from .cpu import correct_int8, in_format
+from .int8 import build_int8, predictions
 
 GRAPH_NAMES = ("qdq", "qoperator")
 QOPERATOR_MARGIN = 0.03  # a QOperator file (ORT's com.microsoft ops, unreadable by OpenVINO) must be 3% faster
@@ -66,14 +66,15 @@ def choose_int8(fp32: Path, out: Path, calib: np.ndarray, select: np.ndarray, cf
     batch, threads = deploy
     rounds = int(getattr(cfg, "choice_rounds", 5))
     tried: dict[str, dict[str, Any]] = {}
+    ref = predictions(fp32, select, exact=False)  # fp32's top-1 on the selection, once for every candidate
     with tempfile.TemporaryDirectory() as tmp:
         t, cache = Path(tmp), Path(tmp) / "calibration.json"
         quiet = _with(cfg, mixed_precision="off") if len(pairs) > 1 else cfg
         for fmt, graph in pairs:
-            res = {**resolved, "format": fmt, "reduce_range": fmt == "u8s8_reduce_range", "graph": graph}
             path = t / f"{fmt}-{graph}.onnx"
             try:
-                info = build_int8(fp32, path, calib, select, quiet, res, gate, key, deploy, latency_runs, console, cache)
+                info = build_int8(fp32, path, calib, select, quiet, in_format(resolved, fmt, graph=graph), gate, key,
+                                  deploy, latency_runs, console, cache, ref)
             except Exception as e:  # noqa: BLE001 — one format the runtime cannot build must not stop the others
                 tried[_name(fmt, graph)] = {"format": fmt, "graph": graph, "error": str(e).splitlines()[0][:200]}
                 continue
@@ -84,13 +85,11 @@ def choose_int8(fp32: Path, out: Path, calib: np.ndarray, select: np.ndarray, cf
         if not built:
             first = next(iter(tried.values()))
             raise RuntimeError(f"no int8 format could be built: {first['error']}")
-        passing = {k: v for k, v in built.items() if v["passed"]}
-        if not passing and len(pairs) > 1 and cfg.mixed_precision == "auto":  # mixed precision on the best one
-            best = max(built.values(), key=lambda v: v["agreement"])
-            res = {**resolved, "format": best["format"], "reduce_range": best["format"] == "u8s8_reduce_range",
-                   "graph": best["graph"]}
+        if not any(v["passed"] for v in built.values()) and len(pairs) > 1 and cfg.mixed_precision == "auto":
+            best = max(built.values(), key=lambda v: v["agreement"])  # mixed precision on the most faithful one
             path = t / "mixed.onnx"
-            info = build_int8(fp32, path, calib, select, cfg, res, gate, key, deploy, latency_runs, console, cache)
+            info = build_int8(fp32, path, calib, select, cfg, in_format(resolved, best["format"], graph=best["graph"]),
+                              gate, key, deploy, latency_runs, console, cache, ref)
             best.update(path=path, info=info, agreement=info["mixed_precision"]["agreement"],
                         passed=info["mixed_precision"]["passed_on_selection"], mixed=True)
         pool = {k: v for k, v in built.items() if v["passed"]} or built

@@ -89,12 +89,11 @@ def qat_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
     import onnx
 
     from ..deploy.onnx_runtime import ort_predict, ort_session
-    from .cpu import detect_cpu, target_of
+    from .cpu import detect_cpu, resolve
     from .qat import convert, export_qat_onnx, prepare_qat, qat_format
 
     r = job.ctx.recipe
-    cpu = detect_cpu()
-    target = target_of(cpu.machine, cpu.flags) if r.deploy.target == "auto" else r.deploy.target
+    target = str(resolve("auto", r.deploy.target, detect_cpu())["target"])
     fmt = qat_format(cfg.format, target)
     qat = prepare_qat(copy.deepcopy(_need_torch(job, "qat")), example(job, 2), fmt)
     terms = distill_fit(job, qat, cfg, stage_dir, logits_only=True)
@@ -143,7 +142,7 @@ def export_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
 
 @STAGES.register("quantize", description="int8 ONNX with ONNX Runtime: static (calibrated QDQ) or dynamic")
 def quantize_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
-    from .cpu import detect_cpu, not_measurable_reason, resolve
+    from .cpu import detect_cpu, dynamic_resolved, not_measurable_reason, resolve
     from .int8_choice import choose_int8
     from .quantize import quant_metadata
 
@@ -174,13 +173,7 @@ def quantize_stage(job: Job, cfg: Any, stage_dir: Path) -> Artifact:
                                 job.ctx.console))
         info.update(calibration=cfg.calibration, calib_samples=len(calib), per_channel=cfg.per_channel)
     else:
-        res = resolve(cfg.format, r.deploy.target, cpu)
-        if res["format"] == "s8s8":  # ORT's dynamic activations are uint8; ARM's u8s8 kernels do not saturate
-            res.update(format="u8s8" if res["target"] == "arm64" else "u8u8",
-                       format_reason="dynamic quantization has no int8 activations in ONNX Runtime; "
-                                     + ("arm64 runs u8s8 without saturation" if res["target"] == "arm64"
-                                        else "u8u8 is correct on any CPU"))
-        res["reduce_range"] = res["format"] == "u8s8_reduce_range"
+        res = dynamic_resolved(resolve(cfg.format, r.deploy.target, cpu))
         quantize_dynamic_onnx(fp32, out, str(res["format"]), quant_metadata(res, []))
         info.update({k: res[k] for k in ("format", "reduce_range", "format_reason", "target", "host",
                                          "measurable_here")})

@@ -39,7 +39,7 @@ def candidate_files(cand: Candidate, recipe: Recipe, num_classes: int, folder: P
     the recipe quantizes, its int8 file (static: this CPU's format, random calibration), written in `folder`."""
     import torch
 
-    from ..compress.cpu import detect_cpu, resolve
+    from ..compress.cpu import detect_cpu, dynamic_resolved, resolve
     from ..compress.quantize import quantize_dynamic_onnx, quantize_static_onnx
     from ..deploy.export import export_onnx
     from ..models import create_model
@@ -54,9 +54,10 @@ def candidate_files(cand: Candidate, recipe: Recipe, num_classes: int, folder: P
         return model, fp32, None
     int8 = Path(folder) / "model.int8.onnx"
     stage = next((st for st in recipe.compress.stages if st.name == "quantize"), None)
-    fmt = resolve(getattr(stage, "format", "auto"), recipe.deploy.target, detect_cpu())["format"]
+    resolved = resolve(getattr(stage, "format", "auto"), recipe.deploy.target, detect_cpu())
+    fmt = resolved["format"]
     if mode == "dynamic":
-        quantize_dynamic_onnx(fp32, int8, "u8u8" if fmt == "s8s8" else str(fmt))
+        quantize_dynamic_onnx(fp32, int8, str(dynamic_resolved(resolved)["format"]))
     else:
         calib = np.random.default_rng(0).standard_normal((16, 3, s, s)).astype(np.float32)
         quantize_static_onnx(fp32, int8, calib, fmt=str(fmt), per_channel=getattr(stage, "per_channel", True))
