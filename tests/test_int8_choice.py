@@ -3,11 +3,6 @@ file ships, or fp32 when nothing beats it; QAT and dynamic quantization in the t
 without VNNI emulated (qemu-x86_64 -cpu Haswell) so the formats chosen for it are checked on any x86 machine."""
 
 import json
-import os
-import platform
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +10,7 @@ import onnx
 import pytest
 import torch
 from conftest import cli as _cli
-from int8_nets import Net
+from int8_nets import Net, logits_on_haswell
 from onnx import numpy_helper
 from test_int8 import FAST, _cfg, _Quiet
 
@@ -158,45 +153,6 @@ def test_dynamic_quantization_honours_the_format(net, tmp_path):
 
 # --- an x86 CPU without VNNI, emulated: the formats chosen for it must not saturate there ------------------------
 
-_RUN_ORT = """
-import sys, numpy as np, onnxruntime as ort
-x = np.load(sys.argv[1]); out = {}
-for p in sys.argv[3:]:
-    s = ort.InferenceSession(p, providers=["CPUExecutionProvider"])
-    out[p] = s.run(None, {s.get_inputs()[0].name: x})[0]
-np.savez(sys.argv[2], *[out[p] for p in sys.argv[3:]])
-"""
-
-
-def _qemu() -> str:
-    """qemu-x86_64 (Debian's qemu-user), installed when missing and we are root; else the test is skipped."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        pytest.skip("AVX2 emulation checks run on x86-64 hosts")
-    found = shutil.which("qemu-x86_64")
-    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        try:
-            subprocess.run(["apt-get", "install", "-y", "-q", "qemu-user"], env=env, check=False, timeout=300,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            pytest.skip("apt-get install qemu-user did not finish in 300 s")
-        found = shutil.which("qemu-x86_64")
-    if not found:
-        pytest.skip("qemu-x86_64 (Debian: qemu-user) is not installed and could not be installed")
-    return found
-
-
-def _logits_on_haswell(tmp_path: Path, x: np.ndarray, files: list[Path]) -> list[np.ndarray]:
-    """Run ONNX files in ONNX Runtime on an emulated Haswell (AVX2, FMA; no AVX-512, no VNNI)."""
-    qemu = _qemu()
-    (tmp_path / "run_ort.py").write_text(_RUN_ORT)
-    np.save(tmp_path / "x.npy", x)
-    subprocess.run([qemu, "-cpu", "Haswell", sys.executable, str(tmp_path / "run_ort.py"), str(tmp_path / "x.npy"),
-                    str(tmp_path / "y.npz"), *map(str, files)], check=True, timeout=600, capture_output=True)
-    got = np.load(tmp_path / "y.npz")
-    return [got[f"arr_{i}"] for i in range(len(files))]
-
-
 def test_pairs_chosen_for_avx2_compute_the_same_on_an_emulated_avx2_cpu(net, tmp_path):
     """A pair is correct on x86-avx2 when Haswell computes what a VNNI (or any non-saturating) CPU computes.
     u8s8 QDQ is the control that shows the check can fail: it saturates there (agreement 86.7% on this data)."""
@@ -209,7 +165,7 @@ def test_pairs_chosen_for_avx2_compute_the_same_on_an_emulated_avx2_cpu(net, tmp
     pairs = [*CORRECT_INT8["x86-avx2"], ("u8s8", "qdq")]
     files = [quantize_static_onnx(path, tmp_path / f"{f}-{g}.onnx", calib, fmt=f, graph=g) for f, g in pairs]
     exact = [predictions(p, x.numpy(), exact=True) for p in files]  # graph optimizations off: no fused kernels
-    there = _logits_on_haswell(tmp_path, x.numpy(), files)
+    there = logits_on_haswell(tmp_path, x.numpy(), files)
     same = {f"{f}/{g}": float(np.mean(y.argmax(1) == e)) for (f, g), y, e in zip(pairs, there, exact)}
     agree = {f"{f}/{g}": 100 * float(np.mean(y.argmax(1) == ref)) for (f, g), y in zip(pairs, there)}
     assert all(same[f"{f}/{g}"] == 1.0 for f, g in CORRECT_INT8["x86-avx2"]), same
@@ -226,5 +182,5 @@ def test_qat_file_for_avx2_computes_the_same_on_an_emulated_avx2_cpu(tmp_path):
     path = export_qat_onnx(convert(q), tmp_path / "qat.onnx", x[:2], 18)
     from edgedistill.deploy.onnx_runtime import ort_predict, ort_session
     here = ort_predict(ort_session(path), x.numpy())
-    (there,) = _logits_on_haswell(tmp_path, x.numpy(), [path])
+    (there,) = logits_on_haswell(tmp_path, x.numpy(), [path])
     np.testing.assert_allclose(there, here, atol=1e-5)  # 7-bit weights: no saturation, the same int8 sums

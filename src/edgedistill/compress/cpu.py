@@ -18,8 +18,9 @@ Which formats are *correct* on a target is a property of its kernels; which one 
 table: the quantize stage builds every correct format (QDQ and QOperator graphs), gates each on agreement and
 times them against fp32 on this CPU (compress/int8_choice.py). Without VNNI, correctness depends on the graph
 too (CORRECT_INT8): the test network of tests/test_int8.py under `qemu-x86_64 -cpu Haswell` agreed with fp32
-on 86.7% of images as u8s8 and as s8s8 QDQ, 97.7% as reduce_range and 99.2% as u8u8 QDQ, while its u8u8
-QOperator file differed from the same file run on a VNNI CPU on 12% of images.
+on 86.7% of images as u8s8 and as s8s8 QDQ (97.7% on a VNNI CPU), 96.9% as reduce_range and 97.7% as u8u8 QDQ
+(the same as on VNNI), while its u8u8 QOperator file's top-1 differed from the same file run on a VNNI CPU on
+11.7% of images (`python benchmarks/int8_emulated.py`).
 
 Detection is a thin reader of /proc/cpuinfo (Linux) plus platform.machine(); elsewhere it says "unknown"
 and the choice falls back to the format that is correct on any CPU of that architecture.
