@@ -10,7 +10,8 @@ import torch
 from edgedistill.compress.iterative import step_kwargs
 from edgedistill.compress.pipeline import check_stages
 from edgedistill.compress.prune import _prunable, _width, prune_structured, rounded_keep
-from edgedistill.compress.prune_ab import ab_latency, ab_text, auto_round_to, pick_round_to
+from edgedistill.compress.prune_ab import ab_latency, auto_round_to, pick_round_to
+from edgedistill.deploy.ab_latency import ab_text
 from edgedistill.deploy.profile import count_flops
 from edgedistill.errors import UserError
 from edgedistill.models import create_model
@@ -128,3 +129,14 @@ def test_prune_step_ab_record_has_its_keys():
     assert (ab["runtime"], ab["batch"], ab["threads"], ab["runs"]) == ("onnxruntime", 1, 1, 20)  # at least 20
     assert ab["before_ms"] > 0 and ab["after_ms"] > 0 and ab["speedup_min"] <= ab["speedup"] <= ab["speedup_max"]
     assert 0 <= ab["faster_in_rounds"] <= ab["rounds"] and "→" in ab_text(ab)
+    # the report says what the step did to latency, and says "slower" only when the pruned file is slower
+    from edgedistill.report.stages import prune_notes
+
+    entry = {"index": 1, "stage": "prune", "info": {"round_to": {"value": 8, "asked": 8, "why": "recipe"},
+                                                     "latency_ab": {"steps": [], "overall": ab}}}
+    notes = "\n".join(prune_notes(entry))
+    assert "multiples of 8" in notes and ab_text(ab) in notes
+    assert ("slower than its input" in notes) == (ab["speedup"] < 1)
+    slow = {**ab, "speedup": 0.8, "speedup_min": 0.7, "speedup_max": 0.9}
+    assert "slower than its input" in "\n".join(prune_notes({**entry, "info": {**entry["info"], "latency_ab": {
+        "steps": [], "overall": slow}}}))

@@ -22,12 +22,13 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_write_text
+from ..deploy.ab_latency import ab_text
 from ..deploy.profile import count_flops, count_params
 from ..errors import UserError
-from .job import Job, example
 from ..models.heads import head_name
+from .job import Job, example
 from .prune import _prunable, _width, load_pruned, min_channels, prune_structured, save_pruned
-from .prune_ab import ab_latency, ab_text, pick_round_to
+from .prune_ab import ab_latency, pick_round_to
 from .recover import distill_fit, resolve_epochs, resolve_lr, val_top1
 
 STEP_FRACTION = 0.1  # step_epochs: auto = this × train.epochs per step

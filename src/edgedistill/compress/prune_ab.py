@@ -95,10 +95,3 @@ def ab_latency(job: Job, before: nn.Module, after: nn.Module) -> dict[str, Any]:
             "after_ms": y["median_ms"], "after_min_ms": y["min_ms"], "after_max_ms": y["max_ms"],
             "speedup": sp["median"], "speedup_min": sp["min"], "speedup_max": sp["max"],
             "faster_in_rounds": sp["faster_in_rounds"]}
-
-
-def ab_text(ab: dict[str, Any]) -> str:
-    """One line for the console and the report: 'ORT b1 1t 0.465 → 0.275 ms, 1.69× (1.60–1.72, 5/5 rounds)'."""
-    return (f"ORT b{ab['batch']} {ab['threads']}t {ab['before_ms']:.3f} → {ab['after_ms']:.3f} ms, "
-            f"{ab['speedup']:.2f}× ({ab['speedup_min']:.2f}–{ab['speedup_max']:.2f}, "
-            f"faster in {ab['faster_in_rounds']}/{ab['rounds']} rounds)")

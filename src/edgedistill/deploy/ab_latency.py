@@ -62,3 +62,10 @@ def interleaved_latency(files: dict[str, str | Path], shape: tuple[int, ...], ro
             "min": min(a / b for a, b in zip(per[base], per[k])), "max": max(a / b for a, b in zip(per[base], per[k])),
             "faster_in_rounds": sum(b < a for a, b in zip(per[base], per[k]))} for k in names[1:]}
     return out
+
+
+def ab_text(ab: dict[str, Any]) -> str:
+    """One line for the console and the report: 'ORT b1 1t 0.465 → 0.275 ms, 1.69× (1.60–1.72, 5/5 rounds)'."""
+    return (f"ORT b{ab['batch']} {ab['threads']}t {ab['before_ms']:.3f} → {ab['after_ms']:.3f} ms, "
+            f"{ab['speedup']:.2f}× ({ab['speedup_min']:.2f}–{ab['speedup_max']:.2f}, "
+            f"faster in {ab['faster_in_rounds']}/{ab['rounds']} rounds)")

@@ -8,16 +8,17 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from ..compress.budget import verdict  # noqa: E402
+from ..deploy.ab_latency import ab_text  # noqa: E402
 from ..deploy.energy import NOT_MEASURABLE, energy_text  # noqa: E402
 from ..deploy.openvino_runtime import openvino_summary  # noqa: E402
-from .int8 import int8_notes  # noqa: E402
 from .energy import ENERGY_NOTE, energy_chart, pcr_lines, stage_points  # noqa: E402
+from .int8 import int8_notes  # noqa: E402
 from .tables import _human, _num, markdown_table  # noqa: E402
 from .tables import stage_label as _label  # noqa: E402
 
@@ -47,6 +48,23 @@ def stage_rows(result: dict[str, Any], all_threads: int) -> tuple[list[str], lis
                      _lat(e, "torch_b32_t1"), "–" if ort1 is None else f"{ort1['throughput_ips']:.0f}",
                      _energy(e), openvino_summary(e.get("runtimes")), "yes" if e["reported"] else "no (failed check)"])
     return header, body
+
+
+def prune_notes(e: dict[str, Any]) -> list[str]:
+    """A prune stage's channel rounding and its latency against its input, per step and overall (< 1×: slower)."""
+    info = e.get("info") or {}
+    ab, rt = info.get("latency_ab"), info.get("round_to") or {}
+    if not ab:
+        return []
+    out = [f"- {_label(e)}: channels in multiples of {rt.get('value') or 'none'} (round_to {rt.get('asked')}"
+           + (f": {rt['why']})" if rt.get("why") else ")")]
+    if len(ab.get("steps", [])) > 1:
+        out += [f"  - step {s['step']}: {ab_text(s)}" for s in ab["steps"]]
+    if ab.get("overall"):
+        o = ab["overall"]
+        slower = " — **slower than its input**" if o["speedup"] < 1 else ""
+        out.append(f"  - pruned vs its input: {ab_text(o)}{slower}")
+    return out
 
 
 def _runtime_notes(e: dict[str, Any]) -> list[str]:
@@ -126,7 +144,7 @@ def stages_markdown(result: dict[str, Any], out_dir: Path, link_prefix: str = ""
         if e["precision"] == "int8" and "agreement_fp32" in e:
             lines.append(f"- {_label(e)}: top-1 agreement with its fp32 source {e['agreement_fp32']:.1f}%"
                          + (" (QAT retrains, so this is not its check)" if "qat_parity" in e.get("info", {}) else ""))
-        lines += int8_notes(e)
+        lines += int8_notes(e) + prune_notes(e)
         qp = e.get("info", {}).get("qat_parity")
         if qp:
             lines.append(f"- {_label(e)}: int8 ONNX vs the converted PyTorch int8 graph: top-1 agreement "
