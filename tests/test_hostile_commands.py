@@ -260,3 +260,31 @@ def test_an_infinite_teacher_weight_is_refused_naming_it(tmp_path, capsys, monke
     assert got == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "teachers.models.0.weight" in err and "finite" in err and "inf" in err, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_strict_never_passes_a_budget_nothing_here_measured(tmp_path, capsys, monkeypatch):
+    """deploy.target=arm64 on x86: latency (and an energy budget with no figure) are not measurable; the table must not
+    read pass and --strict must not exit 0 (it cannot prove the budgets)."""
+    import json
+
+    import edgedistill.pipeline
+    from edgedistill.compress.budget import STRICT_EXIT_CODE, check_budgets, overall, strict_failure
+    from edgedistill.recipe.compress import BudgetConfig, DeployConfig
+
+    deploy = DeployConfig(target="arm64", budget=BudgetConfig(latency_ms=5, energy_mj=1, energy_estimates="fail"))
+    final = {"deploy_latency_ms": 1.0, "top1": 90.0}  # measured on this x86 host, not on the target
+    rows = check_budgets(deploy.budget, final, {"top1": 91.0}, deploy, latency_elsewhere="arm64 is not this CPU")
+    assert [r["passed"] for r in rows] == [None, None] and overall(rows) == "not measurable here"
+    assert strict_failure({"budgets": rows, "budgets_passed": True}) == \
+        "budget not measurable here: latency_ms, energy_mj"
+    rows += check_budgets(BudgetConfig(max_accuracy_drop=2), final, {"top1": 91.0}, deploy)
+    assert overall(rows) == "pass (2 not measurable)"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text(json.dumps({"compress": {"budgets": rows, "budgets_passed": True}}))
+    monkeypatch.setattr(edgedistill.pipeline, "run", lambda recipe, console: run_dir)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data: {source: digits}\n")
+    code, out, err = cli(capsys, "run", str(recipe), "--strict")
+    assert code == STRICT_EXIT_CODE and "not measurable here: latency_ms, energy_mj" in err + out
+    assert cli(capsys, "run", str(recipe))[0] == 0

@@ -24,27 +24,27 @@ console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True, soft_wrap=True)  # error lines stay whole, greppable
 
 Overrides = Annotated[list[str] | None, typer.Argument(help="recipe overrides as section.key=value", show_default=False)]
-Strict = Annotated[bool, typer.Option("--strict", help="exit with code 3 when a deploy.budget fails")]
+Strict = Annotated[bool, typer.Option("--strict", help="exit with code 3 when a deploy.budget fails or cannot be measured here")]
 
 
-def _strict_exit(strict: bool, passed: bool) -> None:
+def _strict_exit(strict: bool, failure: str | None) -> None:
     from .compress.budget import STRICT_EXIT_CODE
 
-    if strict and not passed:
-        err_console.print("[bold red]budget failed[/] (--strict)")
+    if strict and failure:
+        err_console.print(f"[bold red]{failure}[/] (--strict)")
         raise typer.Exit(STRICT_EXIT_CODE)
 
 
 @app.command()
 def demo(overrides: Overrides = None, strict: Strict = False) -> None:
     """Offline demo: teacher, student alone and distilled student on scikit-learn's digits (~2 min on 2 CPUs)."""
-    from .compress.budget import run_budgets_passed
+    from .compress.budget import run_strict_failure
     from .pipeline import run
     from .recipe import load_recipe
     from .recipes import recipe_path
 
     run_dir = run(load_recipe(recipe_path("demo"), overrides or []), console)
-    _strict_exit(strict, run_budgets_passed(run_dir))
+    _strict_exit(strict, run_strict_failure(run_dir))
 
 
 @app.command("run")
@@ -55,13 +55,13 @@ def run_cmd(
     strict: Strict = False,
 ) -> None:
     """Run a recipe: RECIPE.yaml plus section.key=value overrides."""
-    from .compress.budget import run_budgets_passed
+    from .compress.budget import run_strict_failure
     from .pipeline import run
     from .recipe import load_recipe
 
     extra = ["train.resume=true"] if resume else []
     run_dir = run(load_recipe(recipe, (overrides or []) + extra), console)
-    _strict_exit(strict, run_budgets_passed(run_dir))
+    _strict_exit(strict, run_strict_failure(run_dir))
 
 
 @app.command("eval")
@@ -103,8 +103,10 @@ def compress(
     """Prune, fine-tune, quantize and export a trained model through compress.stages; measure every stage."""
     from .commands.compress import compress_target
 
+    from .compress.budget import strict_failure
+
     result = compress_target(target, overrides or [], console, resume=resume)
-    _strict_exit(strict, result["budgets_passed"])
+    _strict_exit(strict, strict_failure(result))
 
 
 @app.command()

@@ -76,6 +76,22 @@ def budgets_passed(rows: list[dict[str, Any]]) -> bool:
     return all(r["passed"] is not False for r in rows if r.get("counts", True))
 
 
+def unmeasured(rows: list[dict[str, Any]]) -> list[str]:
+    """The counted budgets nothing here could measure: `--strict` cannot call them kept."""
+    return [r["budget"] for r in rows if r["passed"] is None and r.get("counts", True)]
+
+
+def overall(rows: list[dict[str, Any]]) -> str:
+    """One word for the budget table's title: FAIL, pass, or not measurable (never pass when nothing was measured)."""
+    if not budgets_passed(rows):
+        return "FAIL"
+    missing = unmeasured(rows)
+    counted = [r for r in rows if r.get("counts", True)]
+    if missing and len(missing) == len(counted):
+        return NOT_MEASURABLE
+    return "pass" + (f" ({len(missing)} not measurable)" if missing else "")
+
+
 def verdict(row: dict[str, Any]) -> str:
     """pass / FAIL / not measurable here, with `(estimated)` or `(estimated, not counted)` for an estimate."""
     v = {True: "pass", False: "FAIL", None: NOT_MEASURABLE}[row["passed"]]
@@ -84,10 +100,17 @@ def verdict(row: dict[str, Any]) -> str:
     return v
 
 
-def run_budgets_passed(run_dir: Path) -> bool:
-    """A finished run's verdict: True unless its compression stages measured a budget over its limit."""
+def strict_failure(result: dict[str, Any]) -> str | None:
+    """Why `--strict` ends with STRICT_EXIT_CODE: a budget failed, or a set budget could not be measured here."""
+    if not result.get("budgets_passed", True):
+        return "budget failed"
+    missing = unmeasured(result.get("budgets") or [])
+    return f"budget not measurable here: {', '.join(missing)}" if missing else None
+
+
+def run_strict_failure(run_dir: Path) -> str | None:
+    """A finished run's `--strict` verdict from its metrics.json (see strict_failure)."""
     path = Path(run_dir) / "metrics.json"
     if not path.exists():  # a non-zero torchrun rank: rank 0 writes the metrics and gives the verdict
-        return True
-    metrics = json.loads(path.read_text())
-    return bool(metrics.get("compress", {}).get("budgets_passed", True))
+        return None
+    return strict_failure(json.loads(path.read_text()).get("compress", {}))

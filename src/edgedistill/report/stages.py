@@ -13,7 +13,7 @@ import matplotlib.ticker  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from ..compress.budget import verdict  # noqa: E402
+from ..compress.budget import overall, verdict  # noqa: E402
 from ..deploy.ab_latency import ab_text  # noqa: E402
 from ..deploy.energy import NOT_MEASURABLE, energy_text  # noqa: E402
 from ..deploy.openvino_runtime import openvino_summary  # noqa: E402
@@ -166,7 +166,7 @@ def stages_markdown(result: dict[str, Any], out_dir: Path, link_prefix: str = ""
         d = result["deploy"]
         shipped = f" ({result['shipped_note']})" if result.get("shipped_note") else ""
         lines += ["## Budgets", "", f"Final artifact: `{result['final']}`{shipped}; target: batch {d['batch_size']}, "
-                  f"{d['threads']} thread(s). Overall: **{'pass' if result['budgets_passed'] else 'FAIL'}**.", "",
+                  f"{d['threads']} thread(s). Overall: **{overall(result['budgets'])}**.", "",
                   markdown_table(["budget", "limit", "measured", "verdict", "note"], budget_rows(result)), ""]
     return lines
 
@@ -196,7 +196,7 @@ def print_stages(result: dict[str, Any], console: Console, all_threads: int = 2)
     if not all(e["reported"] for e in result["stages"]):
         console.print("[dim](…) refused: the row's file failed its check; measured for inspection, not reported[/]")
     if result["budgets"]:
-        t = Table(title=f"budgets — {'pass' if result['budgets_passed'] else 'FAIL'}")
+        t = Table(title=f"budgets — {overall(result['budgets'])}")
         for h in ("budget", "limit", "measured", "verdict", "note"):
             t.add_column(h)
         for row in budget_rows(result):
