@@ -1,6 +1,7 @@
 """Hostile inputs to the newer commands (compare, search, audit, explain, the teachers) through the real CLI
 (issue 26): one line naming the flag or key, exit 2, no traceback, nothing written, refused before any work."""
 
+import json
 import time
 from pathlib import Path
 
@@ -179,6 +180,7 @@ def test_two_seeds_with_equal_differences_read_not_enough_seeds_and_stay_quiet(r
     assert stats.verdict(1.0, 0.01, 0.05, n=2) == "not enough seeds"  # 1 degree of freedom: never a verdict
 
 
+@pytest.mark.slow
 def test_a_corrupt_image_among_unlabeled_ones_stops_the_run_naming_it(tmp_path, capsys, monkeypatch):
     """data.bad_images=fail (the default) holds for unlabeled images as for labelled ones; skip still skips."""
     from PIL import Image
@@ -197,6 +199,14 @@ def test_a_corrupt_image_among_unlabeled_ones_stops_the_run_naming_it(tmp_path, 
     assert not (tmp_path / "runs").exists()
     skipping = UnlabeledImages(folder, bad_images="skip")
     assert len(skipping) == 3 and skipping.skipped == 1
+    # skip: the run goes on, and metrics.json and the console count and name the skipped unlabeled file
+    got, out, err = cli(capsys, "demo", f"data.unlabeled={folder}", "data.bad_images=skip", *DIGITS,
+                        "data.image_size=8", "train.epochs=1", "teacher.epochs=1", "eval.latency_runs=2", "eval.warmup_runs=0",
+                        "eval.baseline=false")
+    assert got == 0, err
+    metrics = json.loads(next((tmp_path / "runs").glob("*/metrics.json")).read_text())
+    assert metrics["skipped_images"] == {"count": 1, "files": [str(folder / "broken.png")]}
+    assert "skipped 1 unreadable image(s)" in out and "broken.png" in out
 
 
 def test_a_tracker_that_cannot_start_leaves_no_run_folder(tmp_path, capsys):

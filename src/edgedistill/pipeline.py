@@ -22,6 +22,7 @@ from . import __version__
 from .atomic import atomic_write_text
 from .data import DataBundle, build_data, class_names_of, make_loader
 from .data.device_loader import DeviceLoader
+from .data.unlabeled import skipped_unlabeled
 from .deploy import profile_model
 from .deploy.energy import torch_energy
 from .distill import SCHEMES, Distiller, SchemeJob
@@ -286,6 +287,8 @@ def _run(recipe: Recipe, console: Console, tracks: Trackers) -> Path:
     if recipe.train.threads:
         torch.set_num_threads(recipe.train.threads)
     data = build_data(recipe.data)  # every split checked, and the memory estimate, before a folder is made
+    unlabeled_bad = skipped_unlabeled(recipe.data)  # data.bad_images=skip: counted and reported like labelled ones
+    data.skipped, data.skipped_files = data.skipped + len(unlabeled_bad), [*data.skipped_files, *unlabeled_bad]
     check_parallel(recipe, len(data.train), ddp.world_size())
     check_memory(recipe, teacher, student_init, len(data.train), device, ddp.world_size())
     run_dir = ddp.broadcast_object(make_run_dir(recipe, resume) if ddp.is_main() else None)

@@ -8,6 +8,7 @@ the terms alone, on exactly the view the teacher saw.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import Iterator
@@ -36,16 +37,14 @@ class UnlabeledImages(Dataset):
 
     def __init__(self, root: Path | str, key: str = "data.unlabeled", bad_images: str = "fail"):
         root = Path(root).expanduser()
-        files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root, followlinks=True)
-                       for f in fs if f.lower().endswith(IMG_EXTENSIONS))
-        reasons = [_readable(f) for f in files]
+        files, reasons = _scan(str(root))
         bad = [(f, r) for f, r in zip(files, reasons, strict=True) if r is not None]
         if bad and len(bad) < len(files) and bad_images == "fail":  # as for labelled images: never silently
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
             raise UserError(f"unreadable image {bad[0][0]} ({bad[0][1]}){more} under {key}={root}; allowed: "
                             "readable images, or data.bad_images=skip to skip such files", key=key)
         self.files = [f for f, r in zip(files, reasons, strict=True) if r is None]
-        self.skipped = len(bad)
+        self.skipped, self.skipped_files = len(bad), [f for f, _ in bad]
         if not self.files:
             found = f"{len(files)} image file(s), none readable" if files else "no image files"
             raise UserError(f"{key}={root} holds {found} ({', '.join(IMG_EXTENSIONS)}); allowed: a folder tree "
@@ -58,6 +57,22 @@ class UnlabeledImages(Dataset):
         with Image.open(self.files[i]) as im:
             im.load()
             return to_rgb(im), NO_LABEL
+
+
+@functools.lru_cache(maxsize=4)
+def _scan(root: str) -> tuple[list[str], list[str | None]]:
+    """Every image file under root and why it cannot be read (None = readable); cached, as the recipe check,
+    the loader and the skipped-images count all read the same tree in one run."""
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root, followlinks=True)
+                   for f in fs if f.lower().endswith(IMG_EXTENSIONS))
+    return files, [_readable(f) for f in files]
+
+
+def skipped_unlabeled(cfg: DataConfig) -> list[str]:
+    """The unreadable data.unlabeled files skipped under data.bad_images=skip, for metrics.json and the console."""
+    if cfg.unlabeled is None:
+        return []
+    return list(getattr(open_unlabeled(cfg), "skipped_files", []))
 
 
 class HFUnlabeled(Dataset):
