@@ -28,8 +28,8 @@ from typing import Any
 from portable import portable
 from rich.console import Console
 
-from edgedistill.analysis.audit_command import run_audit
-from edgedistill.analysis.explain_command import run_explain
+from edgedistill.commands.audit import run_audit
+from edgedistill.commands.explain import run_explain
 from edgedistill.pipeline import run
 from edgedistill.recipe import load_recipe
 from edgedistill.recipes import recipe_path

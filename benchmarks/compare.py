@@ -20,7 +20,7 @@ import yaml
 from portable import portable
 from rich.console import Console
 
-from edgedistill.analysis.command import run_compare
+from edgedistill.commands.compare import run_compare
 
 ARMS = {
     "alone": {"distill.terms": []},

@@ -29,7 +29,7 @@ from typing import Any
 from rich.console import Console
 
 from edgedistill.atomic import atomic_write_text
-from edgedistill.compress.command import compress_target
+from edgedistill.commands.compress import compress_target
 from edgedistill.compress.measure import all_threads
 from edgedistill.deploy.ab_latency import interleaved_latency
 from edgedistill.pipeline import run

@@ -21,7 +21,7 @@ from portable import portable
 from rich.console import Console
 
 from edgedistill.atomic import atomic_write_text
-from edgedistill.compress.command import compress_target
+from edgedistill.commands.compress import compress_target
 
 METHODS = ("minmax", "percentile", "entropy")
 

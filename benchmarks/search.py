@@ -27,7 +27,7 @@ from rich.console import Console
 
 from edgedistill.pipeline import run
 from edgedistill.recipe import build_recipe, load_recipe
-from edgedistill.search.command import run_search
+from edgedistill.commands.search import run_search
 from edgedistill.search.cost import candidate_files, measure_candidate
 from edgedistill.search.space import Candidate
 

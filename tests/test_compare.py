@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import kill_once_written
 
-from edgedistill.analysis.command import _write_cells
+from edgedistill.commands.compare import _write_cells
 from edgedistill.analysis.plan import make_plan, place
 from edgedistill.errors import UserError
 from edgedistill.recipe import build_recipe

@@ -145,7 +145,7 @@ def test_cart_structure_reads_sklearn_trees_in_the_same_notation():
 
 
 def test_lossless_pca_reproduces_the_teachers_predictions():
-    from edgedistill.analysis.explain_command import classifier_head, embed, fit_features
+    from edgedistill.analysis.embedding import classifier_head, embed, fit_features
     from edgedistill.models import create_model
 
     torch.manual_seed(0)

@@ -19,9 +19,9 @@ F = "{d}"  # placeholder for the per-test folder
 @pytest.fixture(scope="module")
 def warm():
     """Imports paid once, outside the timed refusals (a subprocess would pay them every time)."""
-    import edgedistill.analysis.command
-    import edgedistill.pipeline
-    import edgedistill.search.command  # noqa: F401
+    import edgedistill.commands.compare
+    import edgedistill.commands.search
+    import edgedistill.pipeline  # noqa: F401
 
 
 @pytest.fixture
@@ -223,7 +223,7 @@ def test_a_tracker_that_cannot_start_leaves_no_run_folder(tmp_path, capsys):
 
 
 def test_a_resumed_comparison_with_a_changed_recipe_key_blames_the_key_not_an_arm(tmp_path):
-    from edgedistill.analysis.command import _write_cells
+    from edgedistill.commands.compare import _write_cells
     from edgedistill.analysis.plan import make_plan, place
     from edgedistill.errors import UserError
     from edgedistill.recipe import load_recipe
@@ -240,7 +240,7 @@ def test_a_resumed_comparison_with_a_changed_recipe_key_blames_the_key_not_an_ar
 
 
 def test_search_summary_counts_repeats_apart_and_eta_never_guesses():
-    from edgedistill.search.command import eta_text, summary_line
+    from edgedistill.commands.search import eta_text, summary_line
 
     rows = [{"state": "trained", "error": ""}, {"state": "trained", "error": "repeat: its finished run reused"},
             {"state": "infeasible", "error": ""}]

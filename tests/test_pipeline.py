@@ -11,7 +11,7 @@ from rich.console import Console
 from edgedistill.pipeline import run
 from edgedistill.recipe import load_recipe
 from edgedistill.recipes import recipe_path
-from edgedistill.tools import evaluate_checkpoint
+from edgedistill.commands.evaluate import evaluate_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -160,7 +160,7 @@ def test_online_through_the_cli(tmp_path, capsys):
     assert "peer3" in (run_dir / "report.md").read_text()
     # two peers starting from different weights disagree, so each learns from the other
     assert row["dml.peer1"] > 0
-    from edgedistill.tools import resolve_checkpoint
+    from edgedistill.run.reader import resolve_checkpoint
 
     assert resolve_checkpoint(str(run_dir)) == run_dir / "peer1" / "model.safetensors"
 

@@ -72,7 +72,7 @@ def eval_cmd(
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the metrics to this file")] = None,
 ) -> None:
     """Evaluate a checkpoint on its data (from the checkpoint, or data.key=value overrides)."""
-    from .tools import evaluate_checkpoint
+    from .commands.evaluate import evaluate_checkpoint
 
     evaluate_checkpoint(checkpoint, overrides or [], split, json_out, console)
 
@@ -87,7 +87,7 @@ def profile(
     num_classes: Annotated[int, typer.Option(help="classes, for a bare model spec")] = 1000,
 ) -> None:
     """Parameters, FLOPs, size, CPU latency (median, p90) and peak memory of a model."""
-    from .tools import profile_checkpoint
+    from .commands.profile import profile_checkpoint
 
     profile_checkpoint(model, image_size, threads, runs, batch_size, num_classes, console)
 
@@ -166,7 +166,7 @@ def compare_cmd(
                                          "finished runs are reused, interrupted ones resume")] = False,
 ) -> None:
     """Compare arms (recipe variants) over seeds and splits: intervals, corrected paired tests, verdicts."""
-    from .analysis.command import run_compare
+    from .commands.compare import run_compare
 
     run_compare(recipe, overrides or [], arms=arms, seeds=seeds, splits=splits, workers=workers, storage=storage,
                 resume=resume, console=console)
@@ -186,7 +186,7 @@ def search_cmd(
     then_run: Annotated[bool, typer.Option("--then-run", help="then run best.yaml with its compress stages")] = False,
 ) -> None:
     """Hardware-aware student search: cost measured first, flash distillation, a multi-objective Optuna study."""
-    from .search.command import run_search
+    from .commands.search import run_search
 
     run_search(recipe, overrides or [], trials=trials, timeout=timeout, workers=workers, storage=storage,
                resume=resume, then_run=then_run, console=console)
@@ -207,7 +207,7 @@ def audit(
                                                     "e.g. the alone arm of the same compare seed")] = None,
 ) -> None:
     """Fidelity audit: agreement, KL/JS, inherited errors, CKA, calibration and perturbations vs the teacher."""
-    from .analysis.audit_command import run_audit
+    from .commands.audit import run_audit
 
     run_audit(run_dir, max_images=max_images, batch_size=batch_size, perturb=perturb, levels=levels, split=split,
               device=device, alone=alone, console=console)
@@ -224,7 +224,7 @@ def explain(
     device: Annotated[str, typer.Option(help="cpu, auto, cuda or cuda:N (for the teacher's embeddings)")] = "cpu",
 ) -> None:
     """Approximation tree of the teacher (stable splits on pseudo-samples) and its stability vs scikit-learn's CART."""
-    from .analysis.explain_command import run_explain
+    from .commands.explain import run_explain
 
     run_explain(run_dir, overrides or [], depth=depth, samples=samples, repeats=repeats, device=device,
                 console=console)
@@ -243,7 +243,7 @@ def list_cmd(
     source: Annotated[str | None, typer.Option(help="only this model source (timm, torchvision, cifar, …)")] = None,
 ) -> None:
     """Show what recipes can name: model sources and names, dataset sources, distillation methods."""
-    from .tools import list_registered
+    from .commands.listing import list_registered
 
     list_registered(what.value, pattern, source, console)
 

@@ -70,7 +70,7 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
     from ..pipeline import Context, make_run_dir
     from ..recipe import build_recipe, load_yaml
     from ..report.stages import print_stages, stages_markdown
-    from ..tools import resolve_checkpoint
+    from ..run.reader import resolve_checkpoint
 
     ckpt = resolve_checkpoint(target)
     meta = read_meta(ckpt)

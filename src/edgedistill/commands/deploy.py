@@ -148,7 +148,7 @@ def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], conso
     from ..deploy.matrix_report import matrix_markdown, print_matrix
     from ..models import read_meta
     from ..recipe import build_recipe, load_yaml
-    from ..tools import resolve_checkpoint
+    from ..run.reader import resolve_checkpoint
     from ..writable import check_output_dir
 
     runtimes, precisions = check_options(opts)

@@ -8,10 +8,10 @@ from typing import Any
 
 from rich.console import Console
 
+from ..analysis.audit import analyse, check_args, collect, load_inputs, summary
 from ..atomic import atomic_write_text
 from ..engine import resolve_device
 from ..errors import UserError
-from .audit import analyse, check_args, collect, load_inputs, summary
 
 
 def run_audit(run_dir: Path, *, max_images: int = 1000, batch_size: int = 128, perturb: str | None = None,

@@ -8,6 +8,9 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
+from ..analysis.compare import analyze, collect
+from ..analysis.plan import Plan, flatten_overrides, make_plan, place
+from ..analysis.workers import check_parallel_workers
 from ..atomic import atomic_write_text
 from ..errors import UserError
 from ..jobs import Job, open_study, run_workers, schedule
@@ -15,9 +18,6 @@ from ..jobs.runs import open_storage
 from ..pipeline import check_recipe, make_run_dir
 from ..recipe import load_recipe
 from ..writable import removed_on_user_error
-from .compare import analyze, collect
-from .plan import Plan, flatten_overrides, make_plan, place
-from .workers import check_parallel_workers
 
 # What pipeline.check_recipe reads: arms equal on these sections pass or fail it together (a 100-point sweep of
 # a loss weight is checked once, not 100 times at about a second each).

@@ -14,8 +14,8 @@ from rich.console import Console
 from ..atomic import atomic_write_text
 from ..errors import TrainingError, UserError
 from ..recipe import Recipe, load_recipe
+from ..search.space import Candidate
 from ..writable import removed_on_user_error
-from .space import Candidate
 
 
 def _resolve(recipe_file: Path, overrides: list[str], opts: dict[str, Any]) -> Recipe:
@@ -88,7 +88,7 @@ class TrialLog:
         self.task = self.bar.add_task("trials", total=total)
 
     def __call__(self, study: Any, trial: Any) -> None:
-        from .study import counted
+        from ..search.study import counted
 
         done = len(counted(study))
         self.bar.update(self.task, completed=done)
@@ -104,7 +104,7 @@ class TrialLog:
 
 def measure_all(search: Any, hand: Candidate, console: Console) -> dict[str, dict[str, Any]]:
     """Every candidate's cost (cached), then the feasibility check: exit 2 when nothing fits the budget."""
-    from .cost import check_feasible
+    from ..search.cost import check_feasible
 
     cands = search.space.candidates()
     console.print(f"measuring {len(cands)} candidate(s) with ONNX Runtime (deploy.threads={search.recipe.deploy.threads}, "
@@ -119,8 +119,8 @@ def measure_all(search: Any, hand: Candidate, console: Console) -> dict[str, dic
 def _prepare(folder: Path, recipe: Recipe, space: Any, class_names: list[str], n_train: int,
              console: Console) -> tuple[Any, Candidate, Any]:
     """What a search needs before its trials: candidate recipes checked, costs measured, the teacher ready."""
-    from .study import Search
-    from .trials import candidate_recipe, flash_budget, prepare_teacher
+    from ..search.study import Search
+    from ..search.trials import candidate_recipe, flash_budget, prepare_teacher
 
     flash = flash_budget(recipe, n_train)
     url = recipe.search.storage or str(folder / "study.journal")
@@ -142,8 +142,8 @@ def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = 
     from ..data import build_data
     from ..jobs.runs import open_storage, run_workers
     from ..pipeline import check_recipe
-    from .space import resolve_space
-    from .study import counted, make_sampler, open_search_study, revive_killed, work
+    from ..search.space import resolve_space
+    from ..search.study import counted, make_sampler, open_search_study, revive_killed, work
 
     console = console or Console()
     t0 = time.perf_counter()
@@ -185,10 +185,10 @@ def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = 
 
 def finish(search: Any, hand: Candidate, console: Console, seconds: float) -> Path | None:
     """Pareto front, hand-picked reference, proxy trust, and every output file; returns best.yaml."""
-    from .report import best_recipe, pareto_chart, trial_rows, write_csv, write_report
-    from .study import open_search_study
-    from .trials import run_candidate
-    from .trust import correlate, finished_full, pick, run_full
+    from ..search.report import best_recipe, pareto_chart, trial_rows, write_csv, write_report
+    from ..search.study import open_search_study
+    from ..search.trials import run_candidate
+    from ..search.trust import correlate, finished_full, pick, run_full
 
     study = open_search_study(search)
     cfg, folder = search.recipe.search, search.folder
