@@ -41,7 +41,7 @@ from PIL import Image
 from portable import portable
 
 from edgedistill.data import DATA_SOURCES
-from edgedistill.data.build import _first
+from edgedistill.data.build import first_samples
 from edgedistill.pipeline import run
 from edgedistill.recipe import load_recipe
 
@@ -107,7 +107,7 @@ def unlabeled_folder(args: argparse.Namespace, ov: list[str], folder: Path) -> P
         return folder
     cfg = load_recipe(None, ov).data
     train = DATA_SOURCES.get(cfg.source)(cfg).train
-    kept = set(getattr(_first(train, args.labelled, cfg.split_seed), "indices", range(len(train))))
+    kept = set(getattr(first_samples(train, args.labelled, cfg.split_seed), "indices", range(len(train))))
     rest = [i for i in range(len(train)) if i not in kept][: args.unlabeled]
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent))

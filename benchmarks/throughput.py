@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 
 from edgedistill.data import build_data, build_transform, make_loader
 from edgedistill.data.device_loader import DeviceLoader
-from edgedistill.data.teacher_cache import open_or_build
+from edgedistill.teachers.output_cache import open_or_build
 from edgedistill.distill import Distiller, build_terms
 from edgedistill.engine import fit
 from edgedistill.losses import kd_loss

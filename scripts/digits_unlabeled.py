@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgedistill.data.build import _first
+from edgedistill.data.build import first_samples
 from edgedistill.data.digits import digits_source
 from edgedistill.recipe import DataConfig
 
@@ -26,7 +26,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = DataConfig(source="digits", max_train_samples=args.labelled)
     train = digits_source(cfg).train
-    kept = set(getattr(_first(train, cfg.max_train_samples, cfg.split_seed), "indices", range(len(train))))
+    kept = set(getattr(first_samples(train, cfg.max_train_samples, cfg.split_seed), "indices", range(len(train))))
     args.out.mkdir(parents=True, exist_ok=True)
     n = 0
     for i in range(len(train)):

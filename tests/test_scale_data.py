@@ -8,7 +8,7 @@ import torch
 
 from edgedistill.data import build_data, make_loader
 from edgedistill.data.device_loader import DeviceLoader
-from edgedistill.data.teacher_cache import open_or_build
+from edgedistill.teachers.output_cache import open_or_build
 from edgedistill.distill import Distiller, build_terms
 from edgedistill.errors import UserError
 from edgedistill.models import create_model

@@ -21,6 +21,7 @@ from torch.func import functional_call
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .errors import UserError
+from .teachers.rule import trains_teacher
 
 GB = 1024**3
 
@@ -100,8 +101,7 @@ def estimate(recipe: Any, teacher: nn.Module | None, student: nn.Module, n_train
         acts = activation_bytes(teacher, d.image_size) or (0, 0)
         frozen = weight_bytes(teacher) + 2 * batch * 2 * acts[1]  # no_grad; the cache builds at 2 × batch
         student_step += frozen
-        used_as_is = recipe.teachers.models or getattr(teacher, "zero_shot", False)  # never trained here
-        if recipe.teacher.weights is None and not recipe.teacher.model.startswith("file:") and not used_as_is:
+        if trains_teacher(recipe) and not recipe.teacher.probe:  # a probe trains its head alone
             teacher_step = trained(teacher)
     training = max(student_step, teacher_step)
     parts = {"input batches": prefetched, "training step": training, "device-resident data": resident}

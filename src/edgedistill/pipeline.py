@@ -10,7 +10,6 @@ import json
 import platform
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,7 @@ from torch import nn
 
 from . import __version__
 from .atomic import atomic_write_text
-from .data import DataBundle, build_data, class_names_of, make_loader
-from .data.device_loader import DeviceLoader
+from .data import build_data, class_names_of
 from .data.unlabeled import skipped_unlabeled
 from .deploy import profile_model
 from .deploy.energy import torch_energy
@@ -39,48 +37,15 @@ from .recipe import ModelConfig, Recipe
 from .report import print_summary, write_report
 from .report.markdown import read_history
 from .resume import check_resume, make_run_dir, settings_tag, store_teacher, teacher_key
-from .teachers import (
-    build_teacher,
-    check_teachers,
-    check_unlabeled,
-    fit_ensemble,
-    mixes_unlabeled,
-    needs_training,
-    student_loader,
-    teacher_cache,
-    teacher_rows,
-)
+from .run.context import Context
+from .teachers.build import build_teacher, fit_ensemble, freeze_all_but_head, teacher_cache, teacher_rows
+from .teachers.checks import check_teachers, check_unlabeled
+from .teachers.rule import trains_teacher
+from .teachers.student_loader import mixes_unlabeled, student_loader
 from .track import Trackers, check_trackers
 from .writable import check_output_dir, removed_on_user_error
 
 STAGES = ("teacher", "student_alone", "student")
-
-
-@dataclass
-class Context:
-    """What every stage needs: the recipe, the run folder, data, loaders and where to compute."""
-
-    recipe: Recipe
-    run_dir: Path
-    data: DataBundle
-    device: torch.device
-    console: Console
-    resume: bool
-    tracks: Trackers = field(default_factory=Trackers)  # the run's experiment trackers (none until opened)
-    _device_loader: Any = field(default=None, repr=False)
-
-    def loader(self, split: str, keys: bool = False) -> Any:
-        """Under torchrun each rank loads its shard; train.batch_size stays the global batch."""
-        cfg, world = self.recipe, ddp.world_size()
-        batch = cfg.train.batch_size // world
-        if split == "train" and cfg.data.device_resident:
-            if self._device_loader is None:  # decoded once, shared by every stage
-                self._device_loader = DeviceLoader(self.data.train, cfg.data, batch, self.device,
-                                                   seed=cfg.train.seed, num_replicas=world, rank=ddp.rank())
-            return self._device_loader
-        ds = self.data.train if split == "train" else self.data.held_out(split)
-        return make_loader(ds, batch, train=split == "train", workers=cfg.data.workers, seed=cfg.train.seed,
-                           device_type=self.device.type, num_replicas=world, rank=ddp.rank(), keys=keys)
 
 
 def check_recipe(recipe: Recipe) -> list[str]:
@@ -169,8 +134,10 @@ def train_module(
 def get_teacher(ctx: Context, model: nn.Module) -> nn.Module:
     """Use the teacher's weights, or train it once and cache it for later runs with the same settings."""
     r, tc = ctx.recipe, ctx.recipe.teacher
-    if not needs_training(r, model):
+    if not trains_teacher(r):
         return model
+    if tc.probe:  # a linear probe: the features stay frozen
+        freeze_all_but_head(model)
     key = teacher_key(r)
     cached = r.output.dir / "teachers" / key / "model.safetensors"
     final = ctx.run_dir / "teacher" / "model.safetensors"

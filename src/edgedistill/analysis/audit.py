@@ -20,9 +20,10 @@ from torch.utils.data import DataLoader, Subset
 
 from ..errors import UserError
 from ..evaluate import classification_metrics, fidelity
-from ..models import create_model, load_model
+from ..models import load_model
 from ..models.features import default_feature_layer, to_spatial
 from ..models.taps import FeatureTaps
+from ..teachers.loader import load_run_teacher
 from .cka import linear_cka
 from .inherit import error_similarity, inherited_errors
 from .perturb import PERTURBATIONS, Pixels, fgsm_pixels, parse_levels, perturb
@@ -62,20 +63,6 @@ def check_args(max_images: int, batch_size: int, perturb_names: str | None, leve
     return parse_levels(perturb_names, levels)
 
 
-def _teacher(run_dir: Path, recipe: Any, num_classes: int) -> nn.Module | None:
-    """The teacher this run distilled from: trained here, a file: spec, or given weights; None when it had none."""
-    trained = run_dir / "teacher" / "model.safetensors"
-    if trained.is_file():
-        return load_model(trained)[0]
-    tc = recipe.teacher
-    if tc.model.startswith("file:"):
-        return load_model(Path(tc.model[5:]).expanduser())[0]
-    if tc.weights is not None:
-        torch.manual_seed(recipe.train.seed)
-        return create_model(tc.model, num_classes, weights=tc.weights, resize_head=tc.resize_head, key="teacher.model")
-    return None
-
-
 def _finished_run(run_dir: Path, overrides: list[str] | None = None) -> tuple[Path, Any, dict[str, Any]]:
     """The run folder, its recipe (plus overrides) and metrics; a folder that is not a finished run: exit 2."""
     from ..recipe import load_recipe
@@ -94,7 +81,7 @@ def _run_teacher(run_dir: Path, recipe: Any, metrics: dict[str, Any], needs: str
     if "teacher" not in metrics.get("models", {}):
         raise UserError(f"{run_dir} has no teacher (scheme {metrics.get('scheme')!r} ran without one); {needs} "
                         "needs the teacher the student was distilled from", key="RUN_DIR")
-    teacher = _teacher(run_dir, recipe, len(metrics["class_names"]))
+    teacher = load_run_teacher(run_dir, recipe, len(metrics["class_names"]))
     if teacher is None:
         raise UserError(f"{run_dir} has no teacher model (teacher/model.safetensors is missing and the recipe names "
                         f"no teacher weights); {needs} needs the teacher", key="RUN_DIR")

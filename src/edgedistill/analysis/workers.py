@@ -11,7 +11,7 @@ def run_estimate(recipe: Recipe, class_names: list[str]) -> Estimate:
     from ..data import build_data
     from ..distill import SCHEMES
     from ..models import create_model
-    from ..teachers import build_teacher
+    from ..teachers.build import build_teacher
 
     sc = recipe.student
     teacher = build_teacher(recipe, class_names) if SCHEMES.get(recipe.distill.scheme).needs_teacher(recipe) else None

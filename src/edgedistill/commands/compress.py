@@ -43,18 +43,6 @@ def _resume_dir(run_dir: Path | None, recipe: Any, ckpt: Path) -> Path | None:
     return mine[-1] if mine else None
 
 
-def _teacher(run_dir: Path | None, recipe: Any, num_classes: int) -> Any:
-    """The run's trained teacher, or the recipe's when it names weights or a file; None when there is none."""
-    from ..models import create_model, load_model
-
-    if run_dir is not None and (run_dir / "teacher" / "model.safetensors").exists():
-        return load_model(run_dir / "teacher" / "model.safetensors")[0]
-    tc = recipe.teacher
-    if tc.weights is not None or tc.model.startswith("file:"):
-        return create_model(tc.model, num_classes, weights=tc.weights, resize_head=tc.resize_head, key="teacher.model")
-    return None
-
-
 def compress_target(target: str, overrides: list[str], console: Console, resume: bool = False
                     ) -> dict[str, Any]:
     """Compress a run folder's student (teacher from the run) or a model file; returns the stage result.
@@ -67,10 +55,12 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
     from ..data import build_data
     from ..engine import resolve_device
     from ..models import read_meta
-    from ..pipeline import Context, make_run_dir
+    from ..pipeline import make_run_dir
+    from ..run.context import Context
     from ..recipe import build_recipe, load_yaml
     from ..report.stages import print_stages, stages_markdown
     from ..run.reader import resolve_checkpoint
+    from ..teachers.loader import load_run_teacher
 
     ckpt = resolve_checkpoint(target)
     meta = read_meta(ckpt)
@@ -96,7 +86,7 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
     if data.class_names != meta["class_names"]:
         raise UserError(f"the data's classes {data.class_names[:5]}… differ from the model's "
                         f"{meta['class_names'][:5]}…", key="data.root")
-    teacher = _teacher(run_dir, recipe, data.num_classes)
+    teacher = load_run_teacher(run_dir, recipe, data.num_classes)
     check_teacher_stages(recipe, teacher is not None)
     if out is None:
         out = make_run_dir(recipe, False) if own_out else _free_dir(run_dir / "compress")

@@ -51,7 +51,7 @@ def class_names_of(cfg: DataConfig) -> list[str]:
     return list(DATA_SOURCES.entry(cfg.source, key="data.source").meta["class_names"](cfg))
 
 
-def _first(ds: Dataset, n: int | None, seed: int) -> Dataset:
+def first_samples(ds: Dataset, n: int | None, seed: int) -> Dataset:
     """First n images after a seeded shuffle, so a small budget still mixes all classes."""
     if n is None or n >= len(ds):  # type: ignore[arg-type]
         return ds
@@ -70,10 +70,10 @@ def build_data(cfg: DataConfig) -> DataBundle:
             raise UserError(f"the {split} split ({where}) holds no images", key="data.root")
     train_tf, eval_tf = build_transform(cfg, train=True), build_transform(cfg, train=False)
     held = cfg.max_val_samples
-    test = None if raw.test is None else TransformedDataset(_first(raw.test, held, cfg.split_seed), eval_tf)
+    test = None if raw.test is None else TransformedDataset(first_samples(raw.test, held, cfg.split_seed), eval_tf)
     return DataBundle(
-        train=TransformedDataset(_first(raw.train, cfg.max_train_samples, cfg.split_seed), train_tf),
-        val=TransformedDataset(_first(raw.val, held, cfg.split_seed), eval_tf),
+        train=TransformedDataset(first_samples(raw.train, cfg.max_train_samples, cfg.split_seed), train_tf),
+        val=TransformedDataset(first_samples(raw.val, held, cfg.split_seed), eval_tf),
         test=test,
         class_names=raw.class_names,
         image_size=cfg.image_size,

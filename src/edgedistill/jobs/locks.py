@@ -16,11 +16,10 @@ if TYPE_CHECKING:
 def teacher_lock(recipe: Recipe) -> Iterator[None]:
     """Held through a whole run when its teacher is not trained yet, so parallel runs of the same seed wait
     for that one teacher instead of each training (and half-copying) their own."""
-    from ..distill import SCHEMES
     from ..resume import teacher_key
+    from ..teachers.rule import trains_teacher
 
-    tc = recipe.teacher
-    if tc.weights is not None or tc.model.startswith("file:") or not SCHEMES.get(recipe.distill.scheme).needs_teacher(recipe):
+    if not trains_teacher(recipe):
         yield
         return
     key = teacher_key(recipe)

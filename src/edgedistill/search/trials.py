@@ -45,10 +45,9 @@ def flash_budget(recipe: Recipe, n_train: int) -> Flash:
 def prepare_teacher(recipe: Recipe, folder: Path, console: Console) -> str | None:
     """Train the recipe's teacher once in `folder/teacher` (or reuse it); its weights file, or None when the
     recipe gives weights or needs no teacher."""
-    from ..distill import SCHEMES
+    from ..teachers.rule import trains_teacher
 
-    tc = recipe.teacher
-    if tc.weights is not None or tc.model.startswith("file:") or not SCHEMES.get(recipe.distill.scheme).needs_teacher(recipe):
+    if not trains_teacher(recipe):
         return None
     final = folder / "teacher" / "teacher" / "model.safetensors"
     with flock(folder / "teacher.lock"):  # another machine or process of this search trains it: wait for it
@@ -62,7 +61,8 @@ def _train_teacher(recipe: Recipe, folder: Path, console: Console) -> None:
     from ..engine import resolve_device
     from ..engine.checkpoint import seed_everything
     from ..models import create_model
-    from ..pipeline import Context, check_recipe, get_teacher
+    from ..pipeline import check_recipe, get_teacher
+    from ..run.context import Context
 
     tc = recipe.teacher
     r = build_recipe(trial_base(recipe), [f"output.dir={json.dumps(str(folder))}", "output.name=teacher"])
