@@ -139,7 +139,7 @@ def test_epoch_sampler_shards_cover_the_single_process_batches():
 
 def test_more_processes_than_the_data_can_feed_or_an_uneven_batch_is_refused():
     from edgedistill.errors import UserError
-    from edgedistill.pipeline import check_parallel
+    from edgedistill.preflight import check_parallel
     from edgedistill.recipe import build_recipe
 
     r = build_recipe({}, ["train.batch_size=64"])

@@ -22,7 +22,7 @@ from edgedistill.memory import activation_bytes, check_memory
 from edgedistill.models import create_model
 from edgedistill.recipe import build_recipe, load_recipe
 from edgedistill.recipes import recipe_path
-from edgedistill.resume import check_resume, store_teacher, teacher_key
+from edgedistill.run.identity import check_resume, store_teacher, teacher_key
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helpers of the neighbouring test files
 from conftest import kill_once_written
@@ -225,7 +225,7 @@ def test_a_key_added_by_a_later_version_at_its_default_keeps_the_settings_tag():
     from pydantic import Field
 
     from edgedistill.recipe import Recipe, TrainConfig
-    from edgedistill.resume import settings_tag, teacher_key
+    from edgedistill.run.identity import settings_tag, teacher_key
 
     class LaterTrain(TrainConfig):
         new_knob: float = 0.0

@@ -19,53 +19,29 @@ from torch import nn
 
 from . import __version__
 from .atomic import atomic_write_text
-from .data import build_data, class_names_of
-from .data.unlabeled import skipped_unlabeled
 from .deploy import profile_model
 from .deploy.energy import torch_energy
-from .distill import SCHEMES, Distiller, SchemeJob
+from .distill import Distiller, SchemeJob
 from .engine import distributed as ddp
-from .engine import epoch_tags, fit, resolve_device
-from .engine.checkpoint import seed_everything
-from .errors import UserError
+from .engine import epoch_tags, fit
 from .evaluate import classification_metrics, fidelity, predict
 from .evaluate.pcr import pcr_all
 from .evaluate.predictions import held_out_id, save_predictions
-from .memory import check_memory
-from .models import create_model, load_model, save_model, weights_class_count
-from .recipe import ModelConfig, Recipe
+from .models import load_model, save_model
+from .recipe import Recipe
 from .report import print_summary, write_report
 from .report.markdown import read_history
-from .resume import check_resume, make_run_dir, settings_tag, store_teacher, teacher_key
+from .run.identity import check_resume, settings_tag, store_teacher, teacher_key
+from .preflight import preflight
 from .run.context import Context
-from .teachers.build import build_teacher, fit_ensemble, freeze_all_but_head, teacher_cache, teacher_rows
-from .teachers.checks import check_teachers, check_unlabeled
+from .run.folder import make_run_dir
+from .teachers.build import fit_ensemble, freeze_all_but_head, teacher_cache, teacher_rows
 from .teachers.rule import trains_teacher
 from .teachers.student_loader import mixes_unlabeled, student_loader
-from .track import Trackers, check_trackers
-from .writable import check_output_dir, removed_on_user_error
+from .track import Trackers
+from .writable import removed_on_user_error
 
 STAGES = ("teacher", "student_alone", "student")
-
-
-def check_recipe(recipe: Recipe) -> list[str]:
-    """Checks that need the data's classes or the weights' shapes; all before any work starts."""
-    class_names = class_names_of(recipe.data)
-    roles = ("teacher", "student") if SCHEMES.get(recipe.distill.scheme).needs_teacher(recipe) else ("student",)
-    check_teachers(recipe, class_names)  # several teachers: each by itself (teachers.models.i.weights); zero-shot
-    if recipe.teachers.models:
-        roles = ("student",)
-    check_unlabeled(recipe)
-    for role in roles:
-        mc: ModelConfig = getattr(recipe, role)
-        n = weights_class_count(mc.model, mc.weights, key=f"{role}.weights" if mc.weights else f"{role}.model")
-        if n is not None and n != len(class_names) and not mc.resize_head:
-            raise UserError(
-                f"{mc.model} ({mc.weights or 'checkpoint'}) has {n} classes but the data has {len(class_names)}; "
-                f"allowed: {role}.resize_head=true (replace the classifier), or weights for {len(class_names)} classes",
-                key=f"{role}.resize_head",
-            )
-    return class_names
 
 
 def _model_meta(ctx: Context, spec: str, stage: str) -> dict[str, Any]:
@@ -216,48 +192,12 @@ def run(recipe: Recipe, console: Console | None = None) -> Path:
             ddp.shutdown()
 
 
-def check_parallel(recipe: Recipe, n_train: int, world: int) -> None:
-    """Before any work: the global batch splits evenly and every rank gets at least one full batch."""
-    batch = recipe.train.batch_size
-    if world == 1:
-        return
-    if batch % world:
-        raise UserError(f"train.batch_size={batch} is the global batch and must divide by the {world} processes; "
-                        f"allowed: a multiple of {world}", key="train.batch_size")
-    if n_train // world < batch // world:
-        raise UserError(f"{world} processes × {batch // world} images per step need ≥ {batch} train images but the "
-                        f"train split has {n_train}; use fewer processes (--nproc_per_node) or a smaller "
-                        "train.batch_size", key="train.batch_size")
-
-
 def _run(recipe: Recipe, console: Console, tracks: Trackers) -> Path:
     t0 = time.perf_counter()
-    check_trackers(recipe.track)  # a tracker's missing library fails now, naming track.X
-    check_output_dir(recipe.output.dir)  # before any work; make_run_dir asks again once models are built
-    class_names = check_recipe(recipe)
-    # Build both models before any work, so a bad name or head fails in seconds, not after training.
-    sc = recipe.student
-    scheme = SCHEMES.get(recipe.distill.scheme, key="distill.scheme")
-    needs_teacher = scheme.needs_teacher(recipe)
-    seed_everything(recipe.train.seed)  # initial weights depend on the seed only, not on what ran before
-    teacher = build_teacher(recipe, class_names) if needs_teacher else None
-    student_init = create_model(sc.model, len(class_names), weights=sc.weights, resize_head=sc.resize_head,
-                                key="student.model")
-    scheme.prepare(recipe, len(class_names))
-    if recipe.compress.stages:
-        from .compress.pipeline import check_stages, check_teacher_stages
-
-        check_stages(recipe, student_init)
-        check_teacher_stages(recipe, teacher is not None)
-    resume = recipe.train.resume
-    device = resolve_device(recipe.train.device)
-    if recipe.train.threads:
-        torch.set_num_threads(recipe.train.threads)
-    data = build_data(recipe.data)  # every split checked, and the memory estimate, before a folder is made
-    unlabeled_bad = skipped_unlabeled(recipe.data)  # data.bad_images=skip: counted and reported like labelled ones
-    data.skipped, data.skipped_files = data.skipped + len(unlabeled_bad), [*data.skipped_files, *unlabeled_bad]
-    check_parallel(recipe, len(data.train), ddp.world_size())
-    check_memory(recipe, teacher, student_init, len(data.train), device, ddp.world_size())
+    ready = preflight(recipe)  # every check before any work: nothing is trained or written before it passes
+    class_names, teacher, student_init, data, device = (ready.class_names, ready.teacher, ready.student_init,
+                                                        ready.data, ready.device)
+    sc, scheme, resume = recipe.student, ready.scheme, recipe.train.resume
     run_dir = ddp.broadcast_object(make_run_dir(recipe, resume) if ddp.is_main() else None)
     with removed_on_user_error(run_dir, fresh=not resume and ddp.is_main()):  # a tracker refused: no folder left
         if resume:  # before anything is written; every rank checks, so none waits on one that refused
@@ -353,4 +293,4 @@ def environment(device: torch.device) -> dict[str, Any]:
             "threads": torch.get_num_threads(), "processes": ddp.world_size()}
 
 
-__all__ = ["STAGES", "check_recipe", "run"]
+__all__ = ["STAGES", "run"]

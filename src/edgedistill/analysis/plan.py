@@ -174,7 +174,7 @@ def sweep_arms(cfg: CompareConfig) -> dict[str, dict[str, Any]]:
 def _teacher_notes(cells: list[Cell]) -> list[str]:
     """Arms whose settings give a seed another teacher than the baseline's (the store keys teachers by them)."""
     from ..distill import SCHEMES
-    from ..resume import teacher_key
+    from ..run.identity import teacher_key
 
     keys: dict[tuple[int, int], dict[str, str]] = {}
     for c in cells:

@@ -15,11 +15,12 @@ from ..atomic import atomic_write_text
 from ..errors import UserError
 from ..jobs import Job, open_study, run_workers, schedule
 from ..jobs.runs import open_storage
-from ..pipeline import check_recipe, make_run_dir
+from ..preflight import check_recipe
 from ..recipe import load_recipe
+from ..run.folder import make_run_dir
 from ..writable import removed_on_user_error
 
-# What pipeline.check_recipe reads: arms equal on these sections pass or fail it together (a 100-point sweep of
+# What preflight.check_recipe reads: arms equal on these sections pass or fail it together (a 100-point sweep of
 # a loss weight is checked once, not 100 times at about a second each).
 _CHECKED = {"data", "teacher", "teachers", "student", "distill", "online", "born_again"}
 

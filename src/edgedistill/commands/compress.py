@@ -55,7 +55,7 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
     from ..data import build_data
     from ..engine import resolve_device
     from ..models import read_meta
-    from ..pipeline import make_run_dir
+    from ..run.folder import make_run_dir
     from ..run.context import Context
     from ..recipe import build_recipe, load_yaml
     from ..report.stages import print_stages, stages_markdown

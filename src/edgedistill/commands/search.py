@@ -25,7 +25,7 @@ def _resolve(recipe_file: Path, overrides: list[str], opts: dict[str, Any]) -> R
 
 def _folder(recipe: Recipe, resume: bool) -> Path:
     """The search folder; on --resume the latest one, refused when its recipe changed."""
-    from ..resume import make_run_dir
+    from ..run.folder import make_run_dir
 
     folder = make_run_dir(recipe, resume)
     saved = folder / "recipe.yaml"
@@ -141,7 +141,7 @@ def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = 
     from ..analysis.workers import check_parallel_workers
     from ..data import build_data
     from ..jobs.runs import open_storage, run_workers
-    from ..pipeline import check_recipe
+    from ..preflight import check_recipe
     from ..search.space import resolve_space
     from ..search.study import counted, make_sampler, open_search_study, revive_killed, work
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def teacher_lock(recipe: Recipe) -> Iterator[None]:
     """Held through a whole run when its teacher is not trained yet, so parallel runs of the same seed wait
     for that one teacher instead of each training (and half-copying) their own."""
-    from ..resume import teacher_key
+    from ..run.identity import teacher_key
     from ..teachers.rule import trains_teacher
 
     if not trains_teacher(recipe):

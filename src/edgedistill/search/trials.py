@@ -61,7 +61,8 @@ def _train_teacher(recipe: Recipe, folder: Path, console: Console) -> None:
     from ..engine import resolve_device
     from ..engine.checkpoint import seed_everything
     from ..models import create_model
-    from ..pipeline import check_recipe, get_teacher
+    from ..pipeline import get_teacher
+    from ..preflight import check_recipe
     from ..run.context import Context
 
     tc = recipe.teacher

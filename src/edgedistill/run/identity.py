@@ -1,5 +1,5 @@
-"""The run folder's identity: where a run lives, whether a resume may continue it, and which teacher may be
-reused by later runs. A resume never mixes two settings: it continues under the recipe it started with."""
+"""The run folder's identity: whether a resume may continue it (settings tag) and which teacher may be
+reused by later runs (teacher key). A resume never mixes two settings: it continues under the recipe it started with."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from .atomic import atomic_path
-from .errors import UserError
-from .recipe import Recipe, build_recipe
+from ..atomic import atomic_path
+from ..errors import UserError
+from ..recipe import Recipe, build_recipe
 
 # Keys that change where or how fast a run computes, or what it measures afterwards, never its weights:
 # a resume may change them (they are listed). train.device and train.threads change float rounding only;
@@ -122,23 +122,3 @@ def store_teacher(final: Path, stored: Path, tags: list[str | None], key: str, e
     with atomic_path(stored) as tmp:
         shutil.copyfile(final, tmp)
     return True
-
-
-def make_run_dir(recipe: Recipe, resume: bool) -> Path:
-    """output.dir/output.name, or name-2, -3 … when taken; resuming picks the latest existing one."""
-    from .writable import check_output_dir
-
-    base, name = recipe.output.dir, recipe.output.name
-    check_output_dir(base)
-    taken = [base / name] + sorted(base.glob(f"{name}-*"), key=lambda p: int(p.name.rsplit("-", 1)[1])
-                                   if p.name.rsplit("-", 1)[1].isdigit() else 0)
-    taken = [p for p in taken if p.is_dir() and (p == base / name or p.name.rsplit("-", 1)[1].isdigit())]
-    if resume:
-        if not taken:
-            raise UserError(f"nothing to resume in {base / name}", key="train.resume")
-        return taken[-1]
-    run_dir, k = base / name, 2
-    while run_dir.exists():
-        run_dir, k = base / f"{name}-{k}", k + 1
-    run_dir.mkdir(parents=True)
-    return run_dir
