@@ -9,7 +9,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from edgedistill.memory import activation_bytes, weight_bytes
+from edgedistill.memory_estimate import activation_bytes, weight_bytes
 from edgedistill.models import create_model
 
 spec, size, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

@@ -30,7 +30,7 @@ from rich.console import Console
 
 from edgedistill.atomic import atomic_write_text
 from edgedistill.compress.cpu import detect_cpu
-from edgedistill.compress.prune import _prunable, _width, prune_structured
+from edgedistill.compress.prune import prunable_layers, layer_width, prune_structured
 from edgedistill.deploy.ab_latency import interleaved_latency
 from edgedistill.deploy.export import export_onnx
 from edgedistill.deploy.onnx_runtime import ort_latency
@@ -59,7 +59,7 @@ def cpu_name() -> str:
 def widths(model: torch.nn.Module) -> list[int]:
     """Output widths of every prunable layer but the classifier."""
     head = model.get_submodule(head_name(model))
-    return [_width(m) for _, m in _prunable(model) if m is not head]
+    return [layer_width(m) for _, m in prunable_layers(model) if m is not head]
 
 
 def build(spec: str, size: int, out: Path, flops_ratio: float, unreachable: dict[str, str]

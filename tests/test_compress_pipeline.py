@@ -10,8 +10,8 @@ import torch
 from conftest import cli
 from PIL import Image
 
-from edgedistill.compress.budget import STRICT_EXIT_CODE, check_budgets
-from edgedistill.compress.pipeline import check_stages
+from edgedistill.compress.chain import check_stages
+from edgedistill.deploy.budget import STRICT_EXIT_CODE, check_budgets
 from edgedistill.deploy.export import export_onnx
 from edgedistill.errors import UserError
 from edgedistill.models import create_model

@@ -18,7 +18,7 @@ import pytest
 import torch
 from conftest import invoke
 
-from edgedistill.compress.budget import STRICT_EXIT_CODE
+from edgedistill.deploy.budget import STRICT_EXIT_CODE
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import time
 import pytest
 from conftest import cli
 
-from edgedistill.compress.budget import STRICT_EXIT_CODE, budgets_passed, check_budgets, verdict
+from edgedistill.deploy.budget import STRICT_EXIT_CODE, budgets_passed, check_budgets, verdict
 from edgedistill.deploy.energy import energy_meter, energy_per_image, energy_text
 from edgedistill.errors import UserError
 from edgedistill.evaluate.pcr import PCR_VARIANTS, pcr, pcr_all

@@ -116,7 +116,7 @@ def test_predict_images_without_torch(resnet20, tmp_path):
         images.append(str(p))
     code = (
         "import json, sys\n"
-        "from edgedistill.deploy.predict import predict_images\n"
+        "from edgedistill.deploy.onnx_classify import predict_images\n"
         f"out = predict_images({str(path)!r}, {images!r}, top_k=3)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print(json.dumps(out))\n")
@@ -132,7 +132,7 @@ def test_predict_images_without_torch(resnet20, tmp_path):
 
 def test_predict_preprocessing_matches_eval_transform(tmp_path):
     from edgedistill.data.transforms import _eval_resize
-    from edgedistill.deploy.predict import preprocess
+    from edgedistill.deploy.onnx_classify import preprocess
     from torchvision.transforms import v2
 
     img = Image.fromarray(np.random.randint(0, 255, (90, 120, 3), dtype=np.uint8))

@@ -116,7 +116,7 @@ def test_a_sample_of_a_huge_sweep_grid_is_drawn_without_listing_the_grid():
 
 @pytest.mark.parametrize("cmd", ["compare", "search"])
 def test_workers_beyond_the_memory_available_are_refused_before_any_folder(cmd, tmp_path, capsys, monkeypatch):
-    from edgedistill import memory
+    from edgedistill import memory_estimate as memory
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(memory, "available_host", lambda: 2 * memory.GB)
@@ -223,8 +223,8 @@ def test_a_tracker_that_cannot_start_leaves_no_run_folder(tmp_path, capsys):
 
 
 def test_a_resumed_comparison_with_a_changed_recipe_key_blames_the_key_not_an_arm(tmp_path):
-    from edgedistill.commands.compare import _write_cells
     from edgedistill.analysis.plan import make_plan, place
+    from edgedistill.commands.compare import _write_cells
     from edgedistill.errors import UserError
     from edgedistill.recipe import load_recipe
 
@@ -278,7 +278,7 @@ def test_strict_never_passes_a_budget_nothing_here_measured(tmp_path, capsys, mo
     import json
 
     import edgedistill.pipeline
-    from edgedistill.compress.budget import STRICT_EXIT_CODE, check_budgets, overall, strict_failure
+    from edgedistill.deploy.budget import STRICT_EXIT_CODE, check_budgets, overall, strict_failure
     from edgedistill.recipe.compress import BudgetConfig, DeployConfig
 
     deploy = DeployConfig(target="arm64", budget=BudgetConfig(latency_ms=5, energy_mj=1, energy_estimates="fail"))

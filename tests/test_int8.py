@@ -22,9 +22,9 @@ from edgedistill.compress.cpu import (
     resolve,
     target_of,
 )
+from edgedistill.compress.chain import int8_gate
 from edgedistill.compress.int8 import build_int8, module_of, predictions, resolve_layers
 from edgedistill.compress.measure import agreement, measure
-from edgedistill.compress.pipeline import int8_gate
 from edgedistill.compress.quantize import quantize_static_onnx, read_quant_meta
 from edgedistill.deploy.export import export_onnx
 from edgedistill.errors import UserError

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from edgedistill.compress.chain import check_stages
 from edgedistill.compress.iterative import step_kwargs
-from edgedistill.compress.pipeline import check_stages
-from edgedistill.compress.prune import _prunable, _width, prune_structured, rounded_keep
+from edgedistill.compress.prune import prunable_layers, layer_width, prune_structured, rounded_keep
 from edgedistill.compress.prune_ab import ab_latency, auto_round_to, pick_round_to
 from edgedistill.deploy.ab_latency import ab_text
 from edgedistill.deploy.profile import count_flops
@@ -23,7 +23,7 @@ AB_KEYS = {"runtime", "batch", "threads", "rounds", "runs", "before_ms", "before
 
 
 def _widths(model):
-    return {n: _width(m) for n, m in _prunable(model) if n != "fc" and n != "classifier.3"}
+    return {n: layer_width(m) for n, m in prunable_layers(model) if n != "fc" and n != "classifier.3"}
 
 
 def _assert_multiples(before, after, r):

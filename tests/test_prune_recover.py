@@ -7,9 +7,9 @@ import pytest
 import torch
 from test_compress_pipeline import _comparable, _digits_model, cli
 
+from edgedistill.compress.chain import check_stages
 from edgedistill.compress.iterative import step_kwargs
-from edgedistill.compress.pipeline import check_stages
-from edgedistill.compress.prune import _prunable, _width, prune_structured
+from edgedistill.compress.prune import prunable_layers, layer_width, prune_structured
 from edgedistill.compress.recover import resolve_epochs, resolve_lr
 from edgedistill.deploy.profile import count_flops
 from edgedistill.errors import UserError
@@ -75,10 +75,10 @@ def test_global_flops_target_caps_every_layer_and_keeps_it_non_empty():
     for cap in (0.75, 0.95):
         torch.manual_seed(0)
         model = create_model("cifar:resnet8", 10).eval()
-        before = {n: _width(m) for n, m in _prunable(model)}
+        before = {n: layer_width(m) for n, m in prunable_layers(model)}
         target = int(0.2 * count_flops(model, (1, 3, 16, 16)))
         prune_structured(model, X, target_flops=target, global_pruning=True, max_layer_ratio=cap)
-        after = widths[cap] = {n: _width(m) for n, m in _prunable(model)}
+        after = widths[cap] = {n: layer_width(m) for n, m in prunable_layers(model)}
         assert count_flops(model, (1, 3, 16, 16)) <= target
         assert all(after[n] >= max(1, int(before[n] * (1 - cap))) for n in before), after
         assert after["fc"] == 10 and len({after[n] / before[n] for n in before if n != "fc"}) > 2  # uneven

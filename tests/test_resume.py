@@ -18,7 +18,7 @@ from torch import nn
 from edgedistill.atomic import atomic_write_text
 from edgedistill.engine import epoch_tags, fit
 from edgedistill.errors import UserError
-from edgedistill.memory import activation_bytes, check_memory
+from edgedistill.memory_estimate import activation_bytes, check_memory
 from edgedistill.models import create_model
 from edgedistill.recipe import build_recipe, load_recipe
 from edgedistill.recipes import recipe_path

@@ -1,4 +1,4 @@
-"""The `edgedistill` command: parse arguments, build a Recipe, call the pipeline. No logic lives here."""
+"""The `edgedistill` command: parse arguments and call commands/, one function a command. No logic lives here."""
 
 from __future__ import annotations
 
@@ -27,24 +27,12 @@ Overrides = Annotated[list[str] | None, typer.Argument(help="recipe overrides as
 Strict = Annotated[bool, typer.Option("--strict", help="exit with code 3 when a deploy.budget fails or cannot be measured here")]
 
 
-def _strict_exit(strict: bool, failure: str | None) -> None:
-    from .compress.budget import STRICT_EXIT_CODE
-
-    if strict and failure:
-        err_console.print(f"[bold red]{failure}[/] (--strict)")
-        raise typer.Exit(STRICT_EXIT_CODE)
-
-
 @app.command()
 def demo(overrides: Overrides = None, strict: Strict = False) -> None:
     """Offline demo: teacher, student alone and distilled student on scikit-learn's digits (~2 min on 2 CPUs)."""
-    from .compress.budget import run_strict_failure
-    from .pipeline import run
-    from .recipe import load_recipe
-    from .recipes import recipe_path
+    from .commands.run import exit_if_strict, run_recipe
 
-    run_dir = run(load_recipe(recipe_path("demo"), overrides or []), console)
-    _strict_exit(strict, run_strict_failure(run_dir))
+    exit_if_strict(strict, err_console, run_dir=run_recipe(None, overrides or [], console))
 
 
 @app.command("run")
@@ -55,13 +43,9 @@ def run_cmd(
     strict: Strict = False,
 ) -> None:
     """Run a recipe: RECIPE.yaml plus section.key=value overrides."""
-    from .compress.budget import run_strict_failure
-    from .pipeline import run
-    from .recipe import load_recipe
+    from .commands.run import exit_if_strict, run_recipe
 
-    extra = ["train.resume=true"] if resume else []
-    run_dir = run(load_recipe(recipe, (overrides or []) + extra), console)
-    _strict_exit(strict, run_strict_failure(run_dir))
+    exit_if_strict(strict, err_console, run_dir=run_recipe(recipe, overrides or [], console, resume=resume))
 
 
 @app.command("eval")
@@ -102,11 +86,9 @@ def compress(
 ) -> None:
     """Prune, fine-tune, quantize and export a trained model through compress.stages; measure every stage."""
     from .commands.compress import compress_target
+    from .commands.run import exit_if_strict
 
-    from .compress.budget import strict_failure
-
-    result = compress_target(target, overrides or [], console, resume=resume)
-    _strict_exit(strict, strict_failure(result))
+    exit_if_strict(strict, err_console, result=compress_target(target, overrides or [], console, resume=resume))
 
 
 @app.command()
@@ -117,11 +99,9 @@ def predict(
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads (default: its choice)")] = None,
 ) -> None:
     """Classify image files with an exported ONNX model alone (ONNX Runtime; torch is not imported)."""
-    from .deploy.predict import predict_images
+    from .commands.predict import print_predictions
 
-    for r in predict_images(model, images, top_k=top_k, threads=threads):
-        shown = ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"])
-        console.print(f"{escape(r['path'])}: {escape(shown)}", highlight=False)
+    print_predictions(model, images, top_k, threads, console)
 
 
 @app.command()
@@ -250,7 +230,7 @@ def list_cmd(
 
 def main() -> None:
     from .errors import TrainingError  # not from .engine: that imports torch, which predict must not
-    from .writable import disk_error_line
+    from .output_folder import disk_error_line
 
     try:
         app()

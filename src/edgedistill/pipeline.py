@@ -28,18 +28,18 @@ from .evaluate import classification_metrics, fidelity, predict
 from .evaluate.pcr import pcr_all
 from .evaluate.predictions import held_out_id, save_predictions
 from .models import load_model, save_model
+from .output_folder import removed_on_user_error
+from .preflight import preflight
 from .recipe import Recipe
 from .report import print_summary, write_report
 from .report.markdown import read_history
-from .run.identity import check_resume, settings_tag, store_teacher, teacher_key
-from .preflight import preflight
 from .run.context import Context
 from .run.folder import make_run_dir
+from .run.identity import check_resume, settings_tag, store_teacher, teacher_key
 from .teachers.build import fit_ensemble, freeze_all_but_head, teacher_cache, teacher_rows
 from .teachers.rule import trains_teacher
 from .teachers.student_loader import mixes_unlabeled, student_loader
 from .track import Trackers
-from .writable import removed_on_user_error
 
 STAGES = ("teacher", "student_alone", "student")
 
@@ -206,7 +206,7 @@ def _run(recipe: Recipe, console: Console, tracks: Trackers) -> Path:
         console.print(f"run folder: [bold]{run_dir}[/]" + (f" ({ddp.world_size()} processes)"
                                                           if ddp.is_distributed() else ""))
         if resume and recipe.compress.stages:  # every rank: a rank that raised alone would leave the rest waiting
-            from .compress.pipeline import check_plan
+            from .compress.chain import check_plan
 
             check_plan(run_dir / "compress", recipe)  # a changed stage list fails now, not after training
         if ddp.is_main():
@@ -280,7 +280,7 @@ def _run(recipe: Recipe, console: Console, tracks: Trackers) -> Path:
 def compress_student(ctx: Context, student: nn.Module, teacher: nn.Module | None) -> dict[str, Any]:
     """The recipe's compress stages on the distilled student, its teacher at hand; artifacts in run/compress/.
     A resumed run (train.resume) continues its compress folder: finished stages are reused."""
-    from .compress.pipeline import run_compress
+    from .compress.chain import run_compress
 
     spec = ctx.recipe.student.model
     return run_compress(ctx, student, teacher, spec, _model_meta(ctx, spec, "student"),

@@ -17,13 +17,13 @@ from .engine import distributed as ddp
 from .engine import resolve_device
 from .engine.checkpoint import seed_everything
 from .errors import UserError
-from .memory import check_memory
+from .memory_estimate import check_memory
 from .models import create_model, weights_class_count
+from .output_folder import check_output_dir
 from .recipe import ModelConfig, Recipe
 from .teachers.build import build_teacher
 from .teachers.checks import check_teachers, check_unlabeled
 from .track import check_trackers
-from .writable import check_output_dir
 
 
 @dataclass
@@ -87,7 +87,7 @@ def preflight(recipe: Recipe) -> Ready:
                                 key="student.model")
     scheme.prepare(recipe, len(class_names))
     if recipe.compress.stages:
-        from .compress.pipeline import check_stages, check_teacher_stages
+        from .compress.chain import check_stages, check_teacher_stages
 
         check_stages(recipe, student_init)
         check_teacher_stages(recipe, teacher is not None)

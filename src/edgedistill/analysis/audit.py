@@ -141,7 +141,7 @@ def load_inputs(run_dir: Path, alone: Path | None = None) -> AuditInputs:
     return AuditInputs(run_dir, recipe, metrics, models)
 
 
-def _subset(ds: Any, n: int, seed: int) -> Any:
+def seeded_subset(ds: Any, n: int, seed: int) -> Any:
     """At most n held-out images, a seeded sample so a small budget still covers every class."""
     if n >= len(ds):
         return ds
@@ -188,7 +188,7 @@ def collect(inputs: AuditInputs, chosen: dict[str, tuple[float, ...]], max_image
 
     r = inputs.recipe
     data = build_data(r.data)
-    ds = _subset(data.held_out(split), max_images, r.data.split_seed)
+    ds = seeded_subset(data.held_out(split), max_images, r.data.split_seed)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
     px_map = Pixels(data.mean, data.std)
     models = {n: m for n, (_, m) in inputs.models.items()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..memory import Estimate, check_workers, estimate
+from ..memory_estimate import Estimate, check_workers, estimate
 from ..recipe import Recipe
 
 

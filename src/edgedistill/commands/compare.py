@@ -15,10 +15,10 @@ from ..atomic import atomic_write_text
 from ..errors import UserError
 from ..jobs import Job, open_study, run_workers, schedule
 from ..jobs.runs import open_storage
+from ..output_folder import removed_on_user_error
 from ..preflight import check_recipe
 from ..recipe import load_recipe
 from ..run.folder import make_run_dir
-from ..writable import removed_on_user_error
 
 # What preflight.check_recipe reads: arms equal on these sections pass or fail it together (a 100-point sweep of
 # a loss weight is checked once, not 100 times at about a second each).

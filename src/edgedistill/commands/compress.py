@@ -10,7 +10,7 @@ from rich.console import Console
 
 from ..atomic import atomic_write_text
 from ..errors import UserError
-from ..writable import check_output_dir
+from ..output_folder import check_output_dir
 
 
 def _free_dir(base: Path) -> Path:
@@ -34,7 +34,7 @@ def _numbered(base: Path) -> list[Path]:
 def _resume_dir(run_dir: Path | None, recipe: Any, ckpt: Path) -> Path | None:
     """The compress folder --resume continues: a run folder's newest compress[-k], or for a model file the
     newest output.dir/output.name[-k] that a compress of this same file started; None when there is none."""
-    from ..compress.pipeline import PLAN
+    from ..compress.chain import PLAN
 
     if run_dir is not None:
         return (_numbered(run_dir / "compress") or [None])[-1]
@@ -49,16 +49,16 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
 
     resume: continue the newest compress folder of this target (finished stages reused), else start one.
     """
+    from ..compress.chain import check_plan, check_stages, check_teacher_stages, run_compress
     from ..compress.measure import all_threads
-    from ..compress.pipeline import check_plan, check_stages, check_teacher_stages, run_compress
     from ..compress.prune import load_pruned
     from ..data import build_data
     from ..engine import resolve_device
     from ..models import read_meta
-    from ..run.folder import make_run_dir
-    from ..run.context import Context
     from ..recipe import build_recipe, load_yaml
     from ..report.stages import print_stages, stages_markdown
+    from ..run.context import Context
+    from ..run.folder import make_run_dir
     from ..run.reader import resolve_checkpoint
     from ..teachers.loader import load_run_teacher
 

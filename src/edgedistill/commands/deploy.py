@@ -77,7 +77,7 @@ def _files_images(folder: Path, n: int, meta: dict[str, Any]) -> np.ndarray:
     """Up to n image files of a folder (sorted), preprocessed as the model's eval transform does."""
     from PIL import Image, UnidentifiedImageError
 
-    from ..deploy.predict import preprocess
+    from ..deploy.onnx_classify import preprocess
 
     files = sorted(p for p in folder.expanduser().rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
     if not files:
@@ -147,9 +147,9 @@ def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], conso
     from ..deploy.matrix import MatrixConfig, run_matrix
     from ..deploy.matrix_report import matrix_markdown, print_matrix
     from ..models import read_meta
+    from ..output_folder import check_output_dir
     from ..recipe import build_recipe, load_yaml
     from ..run.reader import resolve_checkpoint
-    from ..writable import check_output_dir
 
     runtimes, precisions = check_options(opts)
     ckpt = resolve_checkpoint(target)

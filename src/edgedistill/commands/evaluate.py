@@ -10,8 +10,8 @@ from rich.table import Table
 
 from ..atomic import atomic_write_text
 from ..errors import UserError
+from ..output_folder import file_problem
 from ..run.reader import resolve_checkpoint
-from ..writable import file_problem
 
 
 def evaluate_checkpoint(path: str, overrides: list[str], split: str, json_out: Path | None,

@@ -13,9 +13,9 @@ from rich.console import Console
 
 from ..atomic import atomic_write_text
 from ..errors import TrainingError, UserError
+from ..output_folder import removed_on_user_error
 from ..recipe import Recipe, load_recipe
 from ..search.space import Candidate
-from ..writable import removed_on_user_error
 
 
 def _resolve(recipe_file: Path, overrides: list[str], opts: dict[str, Any]) -> Recipe:

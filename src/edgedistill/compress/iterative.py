@@ -26,10 +26,10 @@ from ..deploy.ab_latency import ab_text
 from ..deploy.profile import count_flops, count_params
 from ..errors import UserError
 from ..models.heads import head_name
-from .job import Job, example
-from .prune import _prunable, _width, load_pruned, min_channels, prune_structured, save_pruned
+from .prune import prunable_layers, layer_width, load_pruned, min_channels, prune_structured, save_pruned
 from .prune_ab import ab_latency, pick_round_to
 from .recover import distill_fit, resolve_epochs, resolve_lr, val_top1
+from .stage_job import Job, example
 
 STEP_FRACTION = 0.1  # step_epochs: auto = this × train.epochs per step
 STEP_JSON, PRUNED = "step.json", "pruned.safetensors"
@@ -81,7 +81,7 @@ def dry_run(cfg: Any, model: nn.Module, example_input: torch.Tensor, round_to: i
 def channels(model: nn.Module) -> int:
     """Output channels of every prunable layer but the classifier: what a channel ratio is a share of."""
     head = model.get_submodule(head_name(model))
-    return sum(_width(m) for _, m in _prunable(model) if m is not head)
+    return sum(layer_width(m) for _, m in prunable_layers(model) if m is not head)
 
 
 def lands(cfg: Any, model: nn.Module, example_input: torch.Tensor, round_to: int | None) -> bool:

@@ -37,19 +37,19 @@ def _importance(kind: str) -> tp.importance.Importance:
     raise UserError(f"unknown pruning importance {kind!r}; allowed: magnitude, taylor, bn_scale")
 
 
-def _prunable(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Layers whose output channels pruning can remove (convs and linears)."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and n]
 
 
-def _width(m: nn.Module) -> int:
+def layer_width(m: nn.Module) -> int:
     return m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
 
 
 def _check_widths(model: nn.Module) -> None:
     """A layer with no output channels cannot run; name it so the user can lower the ratio."""
-    for name, m in _prunable(model):
-        if _width(m) <= 0:
+    for name, m in prunable_layers(model):
+        if layer_width(m) <= 0:
             raise UserError(f"pruning left layer {name!r} with 0 channels; allowed: a smaller ratio/target")
 
 
@@ -82,7 +82,7 @@ def check_round_to(model: nn.Module, round_to: int | None) -> None:
         raise UserError(f"round_to {round_to!r} is not a positive channel count; allowed: an integer >= 1 "
                         "(8 or 16 match CPU vector widths), or none")
     head = model.get_submodule(head_name(model))
-    widths = [_width(m) for _, m in _prunable(model) if m is not head]
+    widths = [layer_width(m) for _, m in prunable_layers(model) if m is not head]
     if widths and round_to >= max(widths):
         raise UserError(f"round_to {round_to} leaves no layer prunable: every layer has at most {max(widths)} "
                         f"channels and keeps at least one multiple of round_to; allowed: round_to < {max(widths)} "
@@ -128,15 +128,15 @@ def _floors(model: nn.Module, max_layer_ratio: float, min_channels: dict[str, in
     """Channels each layer keeps under global ranking: (1 - max_layer_ratio) of its width (or of the widths
     `min_channels` names, e.g. the unpruned model's in iterative pruning), and never fewer than one."""
     floors = {}
-    for name, m in _prunable(model):
+    for name, m in prunable_layers(model):
         base = (min_channels or {}).get(name)
-        floors[m] = max(1, base if base is not None else int(_width(m) * (1 - max_layer_ratio)))
+        floors[m] = max(1, base if base is not None else int(layer_width(m) * (1 - max_layer_ratio)))
     return floors
 
 
 def min_channels(model: nn.Module, max_layer_ratio: float) -> dict[str, int]:
     """Per-layer floors by name, computed once from a model so that later pruning steps keep honouring them."""
-    return {name: max(1, int(_width(m) * (1 - max_layer_ratio))) for name, m in _prunable(model)}
+    return {name: max(1, int(layer_width(m) * (1 - max_layer_ratio))) for name, m in prunable_layers(model)}
 
 
 def _step(pruner: tp.pruner.BasePruner, guard: _KeepFloor | None) -> None:
@@ -192,7 +192,7 @@ def prune_structured(model: nn.Module, example_input: torch.Tensor, ratio: float
         raise UserError("structured pruning needs exactly one of ratio, target_params, target_flops")
     head = model.get_submodule(head_name(model))
     if ratio is not None and not 0.0 <= ratio < 1.0:
-        first = next((n for n, m in _prunable(model) if m is not head), "?")
+        first = next((n for n, m in prunable_layers(model) if m is not head), "?")
         raise UserError(f"pruning ratio {ratio} would remove every channel of layer {first!r}; "
                         "allowed: 0 <= ratio < 1")
     batches = list(calib_batches) if calib_batches is not None else []

@@ -24,7 +24,7 @@ from ..deploy.ab_latency import interleaved_latency
 from ..deploy.export import export_onnx
 from ..errors import UserError
 from .cpu import detect_cpu, target_of
-from .job import Job
+from .stage_job import Job
 
 AB_ROUNDS = 5  # interleaved rounds per prune-step A/B
 AB_RUNS = (20, 50)  # timed runs per file and round: compress.latency_runs, kept within these bounds (a round's

@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import UserError
-from .job import Job, example
+from .stage_job import Job, example
 
 LR_FACTOR = 0.1  # lr: auto = train.lr × this (Torch-Pruning's CIFAR protocol: trained at 0.1, fine-tuned at 0.01)
 

@@ -1,6 +1,6 @@
 """One function per compression stage, registered by the name a recipe's `compress.stages[].name` uses.
 
-A stage takes the job's current model and returns its artifact; the runner (compress/pipeline.py)
+A stage takes the job's current model and returns its artifact; the runner (compress/chain.py)
 measures every artifact the same way, so a stage only does its one transformation.
 """
 
@@ -20,10 +20,10 @@ from ..deploy.export import check_parity, export_onnx
 from ..errors import UserError
 from ..registry import Registry
 from .iterative import prune_in_steps
-from .job import Artifact, Job, example
 from .prune import save_pruned
 from .quantize import quantize_dynamic_onnx
 from .recover import distill_fit, resolve_epochs, resolve_lr
+from .stage_job import Artifact, Job, example
 from .unstructured import make_permanent, overall_sparsity, prune_unstructured, sparsity_report
 
 Stage = Callable[[Job, Any, Path], Artifact]

@@ -89,7 +89,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, workers: int,
     """Train: epoch-seeded shuffling and augmentation, full batches; eval: fixed order, every image.
 
     With num_replicas > 1 each rank gets its shard (batch_size is then per rank); an eval shard is
-    padded by DistributedSampler, which evaluate.predict removes when it gathers the ranks' rows.
+    padded by DistributedSampler, which evaluate.inference.predict removes when it gathers the ranks' rows.
     `keys` makes train batches (images, labels, index, epoch) for the teacher-output cache.
     """
     common = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=device_type == "cuda")

@@ -80,7 +80,7 @@ def _list_split(folder: Path, classes: list[str]) -> Samples:
     return samples
 
 
-def _readable(path: str) -> str | None:
+def image_problem(path: str) -> str | None:
     """Header-only check (no pixel decoding): None when fine, else the reason."""
     try:
         with Image.open(path) as im:
@@ -92,7 +92,7 @@ def _readable(path: str) -> str | None:
 
 def scan(samples: Samples, mode: str) -> tuple[Samples, list[str]]:
     """Find unreadable images before any training: fail naming the file, or drop and count them."""
-    reasons = [_readable(p) for p, _ in samples]  # sequential: threads only add GIL contention here
+    reasons = [image_problem(p) for p, _ in samples]  # sequential: threads only add GIL contention here
     bad = [(p, r) for (p, _), r in zip(samples, reasons) if r is not None]
     if bad and mode == "fail":
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""

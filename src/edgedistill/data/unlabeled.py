@@ -24,7 +24,7 @@ from ..errors import UserError
 from .base import to_rgb
 from .build import make_loader
 from .dataset import TransformedDataset
-from .imagefolder import IMG_EXTENSIONS, _readable
+from .imagefolder import IMG_EXTENSIONS, image_problem
 
 if TYPE_CHECKING:
     from ..recipe import DataConfig
@@ -65,7 +65,7 @@ def _scan(root: str) -> tuple[list[str], list[str | None]]:
     the loader and the skipped-images count all read the same tree in one run."""
     files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root, followlinks=True)
                    for f in fs if f.lower().endswith(IMG_EXTENSIONS))
-    return files, [_readable(f) for f in files]
+    return files, [image_problem(f) for f in files]
 
 
 def skipped_unlabeled(cfg: DataConfig) -> list[str]:

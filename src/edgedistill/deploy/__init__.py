@@ -1,6 +1,6 @@
 """Deployment-side measures: what a model costs to store and run on the target CPU.
 
-Names load lazily (PEP 562), so `edgedistill.deploy.predict` runs without importing torch.
+Names load lazily (PEP 562), so `edgedistill.deploy.onnx_classify` runs without importing torch.
 """
 
 from __future__ import annotations

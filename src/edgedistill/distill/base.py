@@ -95,7 +95,7 @@ class LayerPairTerm(Term):
         """The tapped student and teacher features as N×C×H×W maps (ViT tokens become a grid)."""
         return to_spatial(student.features[self.s_layer]), to_spatial(teacher.features[self.t_layer])
 
-def _run(model: nn.Module, images: torch.Tensor, taps: list[str]) -> Outputs:
+def run_with_taps(model: nn.Module, images: torch.Tensor, taps: list[str]) -> Outputs:
     if not taps:
         return Outputs(model(images))
     with FeatureTaps(model, taps) as t:
@@ -172,8 +172,8 @@ class Distiller(FrozenTeacherState):
                 t_out = Outputs(*self.teacher_outputs(batch))
             elif self.teacher is not None and any(t.needs_teacher for t in self.terms.values()):
                 with torch.no_grad():
-                    t_out = _run(self.teacher, images, self._teacher_taps)
-        s_out = _run(self.student, images, self._student_taps)
+                    t_out = run_with_taps(self.teacher, images, self._teacher_taps)
+        s_out = run_with_taps(self.student, images, self._student_taps)
         losses: dict[str, torch.Tensor] = {}
         if self.ce_weight > 0:
             losses["ce"] = self.ce_weight * self._ce(s_out.logits.float(), labels)
@@ -211,9 +211,9 @@ class Distiller(FrozenTeacherState):
                 return f"{who} weight {bad[0]} holds NaN/inf ({len(bad)} tensor(s) in all); {why}"
         if not torch.isfinite(batch[0]).all():
             return "the input images hold NaN/inf; check the data and data.mean/data.std"
-        s_out = _run(self.student, batch[0], self._student_taps)
+        s_out = run_with_taps(self.student, batch[0], self._student_taps)
         t_out = Outputs(*self.teacher_outputs(batch)) if self.teacher_outputs is not None else \
-            _run(self.teacher, batch[0], self._teacher_taps) if self.teacher is not None else None
+            run_with_taps(self.teacher, batch[0], self._teacher_taps) if self.teacher is not None else None
         for who, out in (("student", s_out), ("teacher", t_out)):
             if out is not None and not torch.isfinite(out.logits).all():
                 return f"the {who}'s outputs (logits) hold NaN/inf with finite weights and inputs"

@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import UserError
 from ..usertext import read_json_file
 from .base import MODEL_SOURCES
-from .hf import _transformers
+from .hf import import_transformers
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIPImageProcessor's defaults
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -90,7 +90,7 @@ class CLIPSource:
     def create(self, name: str, num_classes: int | None, pretrained: bool) -> nn.Module:
         path = Path(name).expanduser()
         _check_dir(path)
-        tf = _transformers()
+        tf = import_transformers()
         try:
             clip = tf.CLIPModel.from_pretrained(str(path), local_files_only=True)
             tok = tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)

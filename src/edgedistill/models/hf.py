@@ -16,7 +16,7 @@ from .heads import replace_layer
 HINT = "hf: models need the transformers package: pip install edgedistill[hf]"
 
 
-def _transformers() -> Any:
+def import_transformers() -> Any:
     """Imported lazily: transformers is an optional extra."""
     try:
         import transformers
@@ -61,7 +61,7 @@ class HFSource:
     def create(self, name: str, num_classes: int | None, pretrained: bool) -> nn.Module:
         path = Path(name).expanduser()
         native = self.native_classes(name, True)
-        tf = _transformers()
+        tf = import_transformers()
         kwargs: dict[str, Any] = {}
         if num_classes is not None and num_classes != native:
             kwargs = {"num_labels": num_classes}

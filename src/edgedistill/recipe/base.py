@@ -19,7 +19,7 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
-def _choices_msg(value: str, allowed: list[str], what: str = "value") -> str:
+def choices_msg(value: str, allowed: list[str], what: str = "value") -> str:
     close = difflib.get_close_matches(value, allowed, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     return f"unknown {what} {shorten(repr(value))}{hint} (allowed: {', '.join(allowed)})"
@@ -34,7 +34,7 @@ def check_model_spec(v: str) -> str:
     if not sep or not rest:
         raise ValueError(f"expected SOURCE:NAME with SOURCE one of {', '.join(MODEL_SOURCES.names())}")
     if prefix not in MODEL_SOURCES:
-        raise ValueError(_choices_msg(prefix, MODEL_SOURCES.names(), what="model source"))
+        raise ValueError(choices_msg(prefix, MODEL_SOURCES.names(), what="model source"))
     try:  # a source with a grammar (arch:) checks it here, before any work
         getattr(MODEL_SOURCES.get(prefix), "validate", lambda _: None)(rest)
     except UserError as e:
@@ -63,7 +63,7 @@ class TermConfig(BaseModel):
         from ..distill import METHODS
 
         if self.name not in METHODS:
-            raise ValueError(_choices_msg(self.name, METHODS.names(), what="method"))
+            raise ValueError(choices_msg(self.name, METHODS.names(), what="method"))
         METHODS.get(self.name).Params(**self.params)  # raises ValidationError naming the parameter
         t = self.teacher
         if t is not None and (not isinstance(t, int) or isinstance(t, bool) or t < 0):

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .base import Section, _choices_msg
+from .base import Section, choices_msg
 
 # Metrics a comparison can test, and whether higher is better (the verdict's direction depends on it).
 METRICS: dict[str, bool] = {
@@ -41,7 +41,7 @@ class CompareConfig(Section):
     @classmethod
     def _known_metric(cls, v: str) -> str:
         if v not in METRICS:
-            raise ValueError(_choices_msg(v, list(METRICS), what="metric"))
+            raise ValueError(choices_msg(v, list(METRICS), what="metric"))
         return v
 
     @field_validator("arms")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from ..errors import UserError, shorten
 from . import loading as recipe_yaml
-from .base import Section, _choices_msg, describe_section
+from .base import Section, choices_msg, describe_section
 from .compare import CompareConfig
 from .compress import STAGE_TYPES, BudgetConfig, CompressConfig, DeployConfig, StageConfig  # noqa: F401
 from .explain import ExplainConfig
@@ -93,7 +93,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise UserError(f"override {item!r} is not of the form section.key=value")
     parts = key.strip().split(".")
     if parts[0] not in SECTIONS:
-        raise UserError(_choices_msg(parts[0], list(SECTIONS), what="recipe section") + f" in override {item!r}")
+        raise UserError(choices_msg(parts[0], list(SECTIONS), what="recipe section") + f" in override {item!r}")
     if len(parts) < 2:
         raise UserError(f"override {item!r} needs a key inside section {parts[0]!r}, e.g. {parts[0]}.KEY=VALUE")
     try:

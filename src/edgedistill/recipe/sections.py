@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import shorten
-from ..writable import folder_problem
+from ..output_folder import folder_problem
 from . import loading as recipe_yaml
-from .base import Section, TermConfig, _choices_msg
+from .base import Section, TermConfig, choices_msg
 from .compress import STAGE_TYPES, BudgetConfig, CompressConfig, DeployConfig, StageConfig  # noqa: F401
 from .models import ModelConfig
 
@@ -50,7 +50,7 @@ class DataConfig(Section):
         from ..data import DATA_SOURCES
 
         if v not in DATA_SOURCES:
-            raise ValueError(_choices_msg(v, DATA_SOURCES.names()))
+            raise ValueError(choices_msg(v, DATA_SOURCES.names()))
         return v
 
     @field_validator("root", "unlabeled")

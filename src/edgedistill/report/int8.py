@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .tables import _num
+from .tables import num_text
 from .tables import stage_label as _label
 
 
@@ -27,7 +27,7 @@ def candidate_lines(e: dict[str, Any]) -> list[str]:
                f"{c['speedup_vs_fp32']:.2f}× fp32" if c.get("latency_ms") is not None else "; not timed")
         chosen = " ← chosen" if c["candidate"] == ch["chosen"] else ""
         mixed = " (mixed precision)" if c.get("mixed") else ""
-        out.append(f"  - {c['candidate']}{mixed}: agreement {_num(c['agreement'], '.1f')}% on train images "
+        out.append(f"  - {c['candidate']}{mixed}: agreement {num_text(c['agreement'], '.1f')}% on train images "
                    f"({gate}){lat}{chosen}")
     return out
 

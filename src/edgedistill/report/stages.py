@@ -13,13 +13,13 @@ import matplotlib.ticker  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from ..compress.budget import overall, verdict  # noqa: E402
 from ..deploy.ab_latency import ab_text  # noqa: E402
+from ..deploy.budget import overall, verdict  # noqa: E402
 from ..deploy.energy import NOT_MEASURABLE, energy_text  # noqa: E402
 from ..deploy.openvino_runtime import openvino_summary  # noqa: E402
 from .energy import ENERGY_NOTE, energy_chart, pcr_lines, stage_points  # noqa: E402
 from .int8 import int8_notes  # noqa: E402
-from .tables import _human, _num, markdown_table  # noqa: E402
+from .tables import human_number, num_text, markdown_table  # noqa: E402
 from .tables import stage_label as _label  # noqa: E402
 
 
@@ -41,9 +41,9 @@ def stage_rows(result: dict[str, Any], all_threads: int) -> tuple[list[str], lis
     body = []
     for e in result["stages"]:
         ort1 = e.get("latency", {}).get("ort_b1_t1")
-        body.append([_label(e), e["precision"], _num(e.get("top1"), ".2f"), _human(e.get("params")),
-                     _human(e.get("flops")), _human(e.get("macs")), _num(e.get("size_mb"), ".3f"), _num(e.get("size_gz_mb"), ".3f"),
-                     _num(e.get("peak_mem_mb"), ".2f"), _num(e.get("ort_peak_rss_mb"), ".1f"), _lat(e, "ort_b1_t1"), _lat(e, f"ort_b1_t{all_threads}"),
+        body.append([_label(e), e["precision"], num_text(e.get("top1"), ".2f"), human_number(e.get("params")),
+                     human_number(e.get("flops")), human_number(e.get("macs")), num_text(e.get("size_mb"), ".3f"), num_text(e.get("size_gz_mb"), ".3f"),
+                     num_text(e.get("peak_mem_mb"), ".2f"), num_text(e.get("ort_peak_rss_mb"), ".1f"), _lat(e, "ort_b1_t1"), _lat(e, f"ort_b1_t{all_threads}"),
                      _lat(e, "ort_b32_t1"), _lat(e, f"ort_b32_t{all_threads}"), _lat(e, "torch_b1_t1"),
                      _lat(e, "torch_b32_t1"), "–" if ort1 is None else f"{ort1['throughput_ips']:.0f}",
                      _energy(e), openvino_summary(e.get("runtimes")), "yes" if e["reported"] else "no (failed check)"])

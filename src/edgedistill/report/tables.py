@@ -18,11 +18,11 @@ def stage_label(e: dict[str, Any]) -> str:
     return e["stage"] if e["index"] == "ref" else f"{e['index']}-{e['stage']}"
 
 
-def _num(v: Any, fmt: str) -> str:
+def num_text(v: Any, fmt: str) -> str:
     return "–" if v is None else format(v, fmt)
 
 
-def _human(n: float | None) -> str:
+def human_number(n: float | None) -> str:
     if n is None:
         return "–"
     for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
@@ -35,15 +35,15 @@ Column = tuple[str, Callable[[dict[str, Any]], str]]
 
 SUMMARY_COLUMNS: list[Column] = [
     ("model", lambda m: m["model"]),
-    ("top-1 %", lambda m: _num(m.get("top1"), ".2f")),
-    ("top-5 %", lambda m: _num(m.get("top5"), ".2f")),
-    ("F1 macro", lambda m: _num(m.get("f1_macro"), ".3f")),
-    ("ECE", lambda m: _num(m.get("ece"), ".3f")),
-    ("agree %", lambda m: _num(m.get("agreement"), ".1f")),
-    ("params", lambda m: _human(m.get("params"))),
-    ("FLOPs", lambda m: _human(m.get("flops"))),
-    ("size MB", lambda m: _num(m.get("size_mb"), ".3f")),
-    ("latency ms p50/p90", lambda m: f"{_num(m.get('latency_ms_median'), '.2f')} / {_num(m.get('latency_ms_p90'), '.2f')}"),
+    ("top-1 %", lambda m: num_text(m.get("top1"), ".2f")),
+    ("top-5 %", lambda m: num_text(m.get("top5"), ".2f")),
+    ("F1 macro", lambda m: num_text(m.get("f1_macro"), ".3f")),
+    ("ECE", lambda m: num_text(m.get("ece"), ".3f")),
+    ("agree %", lambda m: num_text(m.get("agreement"), ".1f")),
+    ("params", lambda m: human_number(m.get("params"))),
+    ("FLOPs", lambda m: human_number(m.get("flops"))),
+    ("size MB", lambda m: num_text(m.get("size_mb"), ".3f")),
+    ("latency ms p50/p90", lambda m: f"{num_text(m.get('latency_ms_median'), '.2f')} / {num_text(m.get('latency_ms_p90'), '.2f')}"),
     ("energy/img", lambda m: energy_text(m.get("energy"))),
 ]
 

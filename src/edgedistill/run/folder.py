@@ -10,7 +10,7 @@ from ..recipe import Recipe
 
 def make_run_dir(recipe: Recipe, resume: bool) -> Path:
     """output.dir/output.name, or name-2, -3 … when taken; resuming picks the latest existing one."""
-    from ..writable import check_output_dir
+    from ..output_folder import check_output_dir
 
     base, name = recipe.output.dir, recipe.output.name
     check_output_dir(base)

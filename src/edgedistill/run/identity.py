@@ -25,7 +25,7 @@ FREE_KEYS = (
     "track.",  # trackers watch a run; turning one on or off mid-run changes no weight
 )
 # Compression settings act after training: free until the run's compress folder exists; from then on
-# compress.stages is checked by compress.pipeline.check_plan (its own message), the rest here.
+# compress.stages is checked by compress.chain.check_plan (its own message), the rest here.
 COMPRESS_KEYS = ("compress.", "deploy.")
 
 

@@ -18,7 +18,7 @@ import optuna
 
 from ..errors import UserError
 from ..recipe import Recipe
-from ..recipe.base import _choices_msg
+from ..recipe.base import choices_msg
 
 MAX_CANDIDATES = 2000  # about 0.2 s each to export and time: minutes, not the 12 hours 200,000 took
 MODEL_KEY = "model"  # the knob holding a named model, or "family:NAME"
@@ -120,12 +120,12 @@ def resolve_space(recipe: Recipe) -> Space:
         mod = _families()
         for fam, knobs in sp.families.items():
             if fam not in mod.FAMILIES:
-                raise UserError(_choices_msg(fam, mod.FAMILIES.names(), what="family"),
+                raise UserError(choices_msg(fam, mod.FAMILIES.names(), what="family"),
                                 key=f"search.space.families.{fam}")
             known = mod.FAMILIES.get(fam).knobs
             for knob in knobs:
                 if knob not in known:
-                    raise UserError(_choices_msg(knob, list(known), what=f"knob of family {fam!r}"),
+                    raise UserError(choices_msg(knob, list(known), what=f"knob of family {fam!r}"),
                                     key=f"search.space.families.{fam}.{knob}")
             fams[fam] = {k: list(dict.fromkeys(_choice(c) for c in v)) for k, v in knobs.items()}
             for k, choices in fams[fam].items():  # every choice alone must make a valid spec

@@ -14,7 +14,7 @@ from torch import nn
 
 from ...losses.mutual import mutual_kl
 from ...models import create_model
-from ..base import FrozenTeacherState, Term, _run, freeze
+from ..base import FrozenTeacherState, Term, run_with_taps, freeze
 from ..terms import build_terms
 from .base import SCHEMES, Scheme, SchemeJob, SchemeResult
 
@@ -52,11 +52,11 @@ class MutualLearning(FrozenTeacherState):
 
     def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         images, labels = batch[0], batch[1]
-        outs = [_run(p, images, taps) for p, taps in zip(self.peers, self._s_taps)]
+        outs = [run_with_taps(p, images, taps) for p, taps in zip(self.peers, self._s_taps)]
         t_out = None
         if self.teacher is not None and any(len(d) for d in self.terms):
             with torch.no_grad():
-                t_out = _run(self.teacher, images, self._t_taps)
+                t_out = run_with_taps(self.teacher, images, self._t_taps)
         losses: dict[str, torch.Tensor] = {}
         kls = mutual_kl([o.logits.float() for o in outs], self.T)
         for i, (out, kl) in enumerate(zip(outs, kls)):

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_write_text
+from ..deploy.budget import budgets_passed, check_budgets
 from ..errors import UserError
 from ..evaluate.pcr import pcr_all
-from .budget import budgets_passed, check_budgets
 from .cpu import detect_cpu
 from .cpu import not_measurable_reason as _reason
 from .measure import agreement, measure

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..deploy.energy import NOT_MEASURABLE, is_estimate
+from .energy import NOT_MEASURABLE, is_estimate
 
 STRICT_EXIT_CODE = 3  # `--strict`: a failed budget ends the command with this code
 
