@@ -59,13 +59,15 @@ def part(module: str) -> str:
     return "recipe" if head.startswith("recipe_") else head
 
 
-def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
-    """Module → modules it imports (names resolved to existing modules where a name is an attribute)."""
+def import_graph(root: Path = ROOT, type_checking: bool = False) -> dict[str, set[str]]:
+    """Module → modules it imports (names resolved to existing modules where a name is an attribute);
+    type_checking: count the imports under `if TYPE_CHECKING:` too (tests/test_layout.py's table of parts)."""
     files = {(_module(p, root)[0]): p for p in root.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for mod, path in files.items():
         package = _module(path, root)[1]
-        for node in _runtime_nodes(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        for node in (ast.walk(tree) if type_checking else _runtime_nodes(tree)):
             for t in _targets(node, package):
                 while t and t not in files:  # `from .x import name` where name is not a module
                     t = t.rpartition(".")[0]
