@@ -58,7 +58,7 @@ MAY_IMPORT = {
                   "teachers", "track"},
     "memory_estimate": {"teachers"},
     "teachers": {"data", "distill", "engine", "evaluate", "models", "recipe", "run"},
-    "run": {"data", "engine", "output_folder", "recipe", "track"},
+    "run": {"data", "engine", "models", "output_folder", "recipe", "track"},
     "report": {"deploy", "evaluate", "recipe"},
     "compress": {"deploy", "distill", "engine", "evaluate", "models", "recipe"},
     "deploy": set(),

@@ -23,6 +23,7 @@ from ..evaluate import classification_metrics, fidelity
 from ..models import load_model
 from ..models.features import default_feature_layer, to_spatial
 from ..models.taps import FeatureTaps
+from ..run.reader import read_finished_run
 from ..teachers.loader import load_run_teacher
 from .cka import linear_cka
 from .inherit import error_similarity, inherited_errors
@@ -63,19 +64,6 @@ def check_args(max_images: int, batch_size: int, perturb_names: str | None, leve
     return parse_levels(perturb_names, levels)
 
 
-def _finished_run(run_dir: Path, overrides: list[str] | None = None) -> tuple[Path, Any, dict[str, Any]]:
-    """The run folder, its recipe (plus overrides) and metrics; a folder that is not a finished run: exit 2."""
-    from ..recipe import load_recipe
-
-    run_dir = Path(run_dir).expanduser()
-    for f in ("recipe.yaml", "metrics.json"):
-        if not (run_dir / f).is_file():
-            raise UserError(f"{run_dir} has no {f}; allowed: the folder of a finished `edgedistill run`",
-                            key="RUN_DIR")
-    recipe = load_recipe(run_dir / "recipe.yaml", overrides or [])
-    return run_dir, recipe, json.loads((run_dir / "metrics.json").read_text())
-
-
 def _run_teacher(run_dir: Path, recipe: Any, metrics: dict[str, Any], needs: str) -> nn.Module:
     """The run's teacher, or exit 2 saying that `needs` (audit, explain) cannot go on without one."""
     if "teacher" not in metrics.get("models", {}):
@@ -91,7 +79,7 @@ def _run_teacher(run_dir: Path, recipe: Any, metrics: dict[str, Any], needs: str
 def load_teacher(run_dir: Path, overrides: list[str] | None = None,
                  needs: str = "explain") -> tuple[Path, Any, dict[str, Any], nn.Module]:
     """A finished run's folder, recipe (plus overrides), metrics and teacher: what `explain` starts from."""
-    run_dir, recipe, metrics = _finished_run(run_dir, overrides)
+    run_dir, recipe, metrics = read_finished_run(run_dir, overrides)
     return run_dir, recipe, metrics, _run_teacher(run_dir, recipe, metrics, needs)
 
 
@@ -100,7 +88,7 @@ def _alone_from(other: Path, recipe: Any, metrics: dict[str, Any]) -> nn.Module:
 
     It must have seen the same data and validation images and be the same architecture; else exit 2."""
     try:
-        other, o_recipe, o_metrics = _finished_run(other)
+        other, o_recipe, o_metrics = read_finished_run(other)
     except UserError as e:
         raise UserError(str(e).removeprefix(f"{e.key}: ") if e.key else str(e), key="--alone") from None
     path = other / o_metrics.get("primary", "student") / "model.safetensors"
@@ -124,7 +112,7 @@ def load_inputs(run_dir: Path, alone: Path | None = None) -> AuditInputs:
     """The run's recipe, metrics and models; a folder that is not a finished run, or lacks a model: exit 2.
 
     alone: another run whose student is the baseline trained alone (when this run has none of its own)."""
-    run_dir, recipe, metrics = _finished_run(run_dir)
+    run_dir, recipe, metrics = read_finished_run(run_dir)
     primary = metrics.get("primary", "student")
     student_file = run_dir / primary / "model.safetensors"
     if not student_file.is_file():

@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import UserError
 from ..evaluate.predictions import load_predictions
 from ..recipe.compare import METRICS
+from ..run.reader import read_metrics
 from . import stats
 from .plan import Plan
 
@@ -19,7 +20,7 @@ def collect(plan: Plan) -> dict[str, dict[tuple[int, int], dict[str, Any]]]:
     out: dict[str, dict[tuple[int, int], dict[str, Any]]] = {a: {} for a in plan.arms}
     for c in plan.cells:
         run = c.recipe.output.dir / c.recipe.output.name
-        m = json.loads((run / "metrics.json").read_text())
+        m = read_metrics(run)
         primary = m["primary"]
         if plan.cfg.metric not in m["models"][primary]:
             raise UserError(f"compare.metric={plan.cfg.metric!r} is not in {run}/metrics.json for {primary} "

@@ -54,21 +54,16 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
     from ..compress.prune import load_pruned
     from ..data import build_data
     from ..engine import resolve_device
-    from ..models import read_meta
-    from ..recipe import build_recipe, load_yaml
+    from ..recipe import build_recipe
     from ..report.stages import print_stages, stages_markdown
     from ..run.context import Context
     from ..run.folder import make_run_dir
-    from ..run.reader import resolve_checkpoint
+    from ..run.reader import read_target
     from ..teachers.loader import load_run_teacher
 
-    ckpt = resolve_checkpoint(target)
-    meta = read_meta(ckpt)
-    run_dir = Path(target).expanduser() if Path(target).expanduser().is_dir() else None
+    ckpt, meta, run_dir, base = read_target(target)
     # A run folder's compress goes into RUN/compress[-k] unless output.dir/output.name is given: honoured.
     own_out = run_dir is None or any(o.split("=", 1)[0].strip().startswith("output.") for o in overrides)
-    base = load_yaml(run_dir / "recipe.yaml") if run_dir and (run_dir / "recipe.yaml").exists() else {
-        "data": meta.get("data", {})}
     base.setdefault("train", {})["resume"] = False
     recipe = build_recipe(base, overrides)
     if not recipe.compress.stages:

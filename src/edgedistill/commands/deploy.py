@@ -146,17 +146,12 @@ def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], conso
     from ..data import build_data
     from ..deploy.matrix import MatrixConfig, run_matrix
     from ..deploy.matrix_report import matrix_markdown, print_matrix
-    from ..models import read_meta
     from ..output_folder import check_output_dir
-    from ..recipe import build_recipe, load_yaml
-    from ..run.reader import resolve_checkpoint
+    from ..recipe import build_recipe
+    from ..run.reader import read_target
 
     runtimes, precisions = check_options(opts)
-    ckpt = resolve_checkpoint(target)
-    meta = read_meta(ckpt)
-    run_dir = Path(target).expanduser() if Path(target).expanduser().is_dir() else None
-    base = load_yaml(run_dir / "recipe.yaml") if run_dir and (run_dir / "recipe.yaml").exists() else {
-        "data": meta.get("data", {})}
+    ckpt, meta, run_dir, base = read_target(target)
     recipe = build_recipe(base, overrides)
     _bounded(recipe.deploy.batch_size, 1, MAX_DEPLOY_BATCH, "deploy.batch_size", "the batch the deploy setting times")
     out = Path(opts["out"]).expanduser() if opts.get("out") else (run_dir or ckpt.parent) / "deploy"

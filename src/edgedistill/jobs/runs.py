@@ -200,7 +200,9 @@ def run_job(recipe_path: Path, log: Path) -> Path:
 
 
 def metric_of(run_dir: Path, metric: str) -> float:
-    m = json.loads((run_dir / "metrics.json").read_text())
+    from ..run.reader import read_metrics
+
+    m = read_metrics(run_dir)
     return float(m["models"][m["primary"]][metric])
 
 
