@@ -188,7 +188,7 @@ def test_gradients_reach_student_and_connector_not_teacher(method):
 
 def test_at_several_layer_pairs():
     d, s, _ = distiller("at", {"student_layers": ["layer2", "layer3"], "teacher_layers": ["layer2", "auto"]})
-    assert d._student_taps == ["layer2", "layer3"] and d._teacher_taps == ["layer2", "layer3"]
+    assert d._student_taps == ["layer2", "layer3"] and d.teacher_taps == ["layer2", "layer3"]
     d((torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])))["loss"].backward()
     assert s.layer1[0].conv1.weight.grad is not None
 

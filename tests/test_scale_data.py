@@ -211,7 +211,7 @@ def test_cache_holds_the_teacher_features_a_method_taps(tmp_path):
     s = create_model("cifar:resnet8", 10)
     example = torch.zeros(2, 3, 16, 16)
     terms = build_terms(DistillConfig(terms=[TermConfig(name="fitnet")]), s, t, example)
-    taps = Distiller(s, t, terms)._teacher_taps
+    taps = Distiller(s, t, terms).teacher_taps
     assert taps
     c = open_or_build(t, "cifar:resnet8", data.train, data_cfg=cfg.model_dump(mode="json"), seed=7, epochs=1,
                       augmenting=False, taps=taps, cache_dir=tmp_path, dtype="float32", max_gb=1.0,

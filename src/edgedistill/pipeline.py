@@ -79,7 +79,7 @@ def train_module(
     teacher = getattr(module, "teacher", None)
     mixing = mixes_unlabeled(r, stage)
     if isinstance(module, Distiller) and teacher is not None and r.distill.teacher_cache and not mixing:
-        module.teacher_outputs = teacher_cache(ctx, teacher, module._teacher_taps, epochs or r.train.epochs)
+        module.teacher_outputs = teacher_cache(ctx, teacher, module.teacher_taps, epochs or r.train.epochs)
     cached = getattr(module, "teacher_outputs", None) is not None
     train_loader = student_loader(ctx, ctx.loader("train")) if mixing else ctx.loader("train", keys=cached)
     val_loader = ctx.loader(r.eval.split)

@@ -154,7 +154,7 @@ class Distiller(FrozenTeacherState):
         self.teacher_outputs = teacher_outputs
         freeze(teacher)
         self._student_taps = sorted({f for t in self.terms.values() for f in t.student_features()})
-        self._teacher_taps = sorted({f for t in self.terms.values() for f in t.teacher_features()})
+        self.teacher_taps = sorted({f for t in self.terms.values() for f in t.teacher_features()})
 
     def train(self, mode: bool = True) -> Distiller:
         super().train(mode)
@@ -172,7 +172,7 @@ class Distiller(FrozenTeacherState):
                 t_out = Outputs(*self.teacher_outputs(batch))
             elif self.teacher is not None and any(t.needs_teacher for t in self.terms.values()):
                 with torch.no_grad():
-                    t_out = run_with_taps(self.teacher, images, self._teacher_taps)
+                    t_out = run_with_taps(self.teacher, images, self.teacher_taps)
         s_out = run_with_taps(self.student, images, self._student_taps)
         losses: dict[str, torch.Tensor] = {}
         if self.ce_weight > 0:
@@ -213,7 +213,7 @@ class Distiller(FrozenTeacherState):
             return "the input images hold NaN/inf; check the data and data.mean/data.std"
         s_out = run_with_taps(self.student, batch[0], self._student_taps)
         t_out = Outputs(*self.teacher_outputs(batch)) if self.teacher_outputs is not None else \
-            run_with_taps(self.teacher, batch[0], self._teacher_taps) if self.teacher is not None else None
+            run_with_taps(self.teacher, batch[0], self.teacher_taps) if self.teacher is not None else None
         for who, out in (("student", s_out), ("teacher", t_out)):
             if out is not None and not torch.isfinite(out.logits).all():
                 return f"the {who}'s outputs (logits) hold NaN/inf with finite weights and inputs"
