@@ -331,3 +331,26 @@ def test_dinov2_feature_teacher_with_a_linear_probe(tmp_path, capsys, plain):
     hist = [json.loads(x) for x in (run / "student" / "metrics.jsonl").read_text().splitlines()]
     assert hist[-1]["hidden_align"] > 0
     assert (run / "teacher" / "metrics.jsonl").read_text().strip()  # the probe was trained (1 epoch)
+
+
+@pytest.mark.parametrize("overrides, trained", [
+    ([], True),  # no weights: trained here
+    (["teacher.weights=pretrained"], False),
+    (["teacher.weights=pretrained", "teacher.probe=true"], True),  # its head is trained here
+    (["teacher.model=file:/x.safetensors"], False),
+    (["teacher.model=hf-clip:/clip"], False),  # zero-shot
+    (["distill.terms=[]"], False),  # a scheme without a teacher term trains none
+])
+def test_one_rule_says_whether_the_teacher_is_trained_here(overrides, trained, tmp_path):
+    """teachers.rule.trains_teacher answers for the pipeline, the memory estimate, the teacher lock and the search;
+    the search trains a shared teacher only when it starts from nothing (given weights: each trial loads them)."""
+    from rich.console import Console
+
+    from edgedistill.recipe import build_recipe
+    from edgedistill.search.trials import prepare_teacher
+    from edgedistill.teachers.rule import trains_teacher
+
+    recipe = build_recipe({}, overrides)
+    assert trains_teacher(recipe) is trained
+    if overrides:  # never trains anything here: None before any work
+        assert prepare_teacher(recipe, tmp_path, Console(quiet=True)) is None

@@ -47,7 +47,8 @@ def prepare_teacher(recipe: Recipe, folder: Path, console: Console) -> str | Non
     recipe gives weights or needs no teacher."""
     from ..teachers.rule import trains_teacher
 
-    if not trains_teacher(recipe):
+    # Given weights (a probe's too): every trial starts from them; the search trains only a teacher without weights.
+    if not trains_teacher(recipe) or recipe.teacher.weights is not None:
         return None
     final = folder / "teacher" / "teacher" / "model.safetensors"
     with flock(folder / "teacher.lock"):  # another machine or process of this search trains it: wait for it
