@@ -58,6 +58,18 @@ def demo_run(overrides: list[str], runs_dir, name: str, terms: str):
     return run(load_recipe(recipe_path("demo"), over))
 
 
+def pipeline_context(recipe, run_dir):
+    """The pipeline's Context for `recipe` (data built, CPU, a silent console), without running any stage."""
+    import io
+
+    from rich.console import Console
+
+    from edgedistill.data.build import build_data
+    from edgedistill.pipeline import Context
+
+    return Context(recipe, run_dir, build_data(recipe.data), torch.device("cpu"), Console(file=io.StringIO()), False)
+
+
 def moved_by_the_terms(run_dir, reference) -> float:
     """The largest change a run's distillation terms made to its student: the max |Δ| between run_dir's student
     and `reference`'s, a run of the same recipe whose only term has weight 0 (ce alone, same data, same seed).
