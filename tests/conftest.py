@@ -48,6 +48,39 @@ def cli(capsys, *args):
     return code, out.out, out.err
 
 
+def demo_run(overrides: list[str], runs_dir, name: str, terms: str):
+    """The demo recipe with `overrides`, its distillation terms replaced by `terms` (YAML), run into runs_dir/name."""
+    from edgedistill.pipeline import run
+    from edgedistill.recipe import load_recipe
+    from edgedistill.recipes import recipe_path
+
+    over = [*overrides, f"output.dir={runs_dir}", f"output.name={name}", f"distill.terms=[{terms}]"]
+    return run(load_recipe(recipe_path("demo"), over))
+
+
+def pipeline_context(recipe, run_dir):
+    """The pipeline's Context for `recipe` (data built, CPU, a silent console), without running any stage."""
+    import io
+
+    from rich.console import Console
+
+    from edgedistill.data.build import build_data
+    from edgedistill.pipeline import Context
+
+    return Context(recipe, run_dir, build_data(recipe.data), torch.device("cpu"), Console(file=io.StringIO()), False)
+
+
+def moved_by_the_terms(run_dir, reference) -> float:
+    """The largest change a run's distillation terms made to its student: the max |Δ| between run_dir's student
+    and `reference`'s, a run of the same recipe whose only term has weight 0 (ce alone, same data, same seed).
+    A term that never reached the student's gradient (detached, weight ignored) gives exactly 0."""
+    from safetensors.torch import load_file
+
+    a, b = (load_file(str(d / "student" / "model.safetensors")) for d in (run_dir, reference))
+    assert a.keys() == b.keys()
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
+
+
 def kill_once_written(cmd: list[str], path, what: str, timeout: float = 300, env: dict | None = None) -> None:
     """Start `cmd`, SIGKILL it as soon as `path` exists: the faithful way to test resuming after a kill."""
     import signal

@@ -101,9 +101,28 @@ def test_lr_schedule_warmup_then_cosine():
     assert f[-1] < 0.01
 
 
+class DtypeSpy(Classifier):
+    """Records the dtype its linear layers compute in during training."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: set[torch.dtype] = set()
+
+    def forward(self, batch):
+        if self.training:
+            self.seen.add(self.net[0](batch[0]).dtype)
+        return super().forward(batch)
+
+
 def test_bf16_autocast_runs_on_cpu(tmp_path):
-    res = fit(Classifier(), loader(), TrainConfig(epochs=1, amp="bf16"), tmp_path)
-    assert res.history[0]["loss"] == res.history[0]["loss"]  # finite, not NaN
+    m = DtypeSpy()
+    res = fit(m, loader(), TrainConfig(epochs=1, amp="bf16", device="cpu"), tmp_path)
+    assert m.seen == {torch.bfloat16}  # every training step under bf16 autocast
+    assert all(p.dtype == torch.float32 for p in m.parameters())  # the weights stay fp32
+    assert torch.isfinite(torch.tensor(res.history[0]["loss"]))
+    off = DtypeSpy()
+    fit(off, loader(), TrainConfig(epochs=1, amp="off", device="cpu"), tmp_path / "off")
+    assert off.seen == {torch.float32}
 
 
 def test_fp16_on_cpu_is_refused(tmp_path):

@@ -196,6 +196,17 @@ def test_hf_dataset_column_unlabeled_end_to_end_and_folder_keys_refused(tmp_path
             "data.hflip=false", "student.model=cifar:resnet8", "teacher.model=cifar:resnet8", "teacher.epochs=1",
             "train.epochs=1", "train.batch_size=32", "eval.latency_runs=2", "eval.warmup_runs=0",
             "eval.baseline=false", f"output.dir={tmp_path}/runs"]
+    # the distilled student's batches carry the dataset's 40 images: 32 labelled + 32 unlabeled per step
+    from conftest import pipeline_context
+
+    from edgedistill.data.unlabeled import NO_LABEL
+    from edgedistill.recipe import load_recipe
+    from edgedistill.recipes import recipe_path
+    from edgedistill.teachers import student_loader
+
+    ctx = pipeline_context(load_recipe(recipe_path("demo"), [*fast, f"data.unlabeled={tmp_path / 'u'}"]), tmp_path)
+    for images, labels in student_loader(ctx, ctx.loader("train")):
+        assert images.shape[0] == 64 and labels[:32].ge(0).all() and (labels[32:] == NO_LABEL).all()
     code, out, err = cli(capsys, "run", "recipes/demo.yaml", *fast, f"data.unlabeled={tmp_path / 'u'}")
     assert code == 0, out + err
     run = next((tmp_path / "runs").iterdir())

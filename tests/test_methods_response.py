@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import demo_run, moved_by_the_terms
 from scipy.stats import spearmanr
 from torch import nn
 
@@ -236,6 +237,10 @@ def test_gradients_reach_student_and_term_not_teacher(term):
     d.on_epoch_start(0, 2)
     out = d((torch.randn(6, 3, 2, 2), torch.tensor([0, 1, 2, 3, 0, 1])))
     assert all(torch.isfinite(v) for v in out.values())
+    # the term alone (not ce, which reaches the student anyway) moves the student's weights
+    term_grads = torch.autograd.grad(out[term["name"]], list(student.parameters()), allow_unused=True,
+                                     retain_graph=True)
+    assert sum(float(g.abs().sum()) for g in term_grads if g is not None) > 0
     out["loss"].backward()
     assert all(p.grad is None for p in teacher.parameters())
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
@@ -309,21 +314,22 @@ def shared_runs(tmp_path_factory):
     return tmp_path_factory.mktemp("response") / "runs"
 
 
+@pytest.fixture(scope="module")
+def ce_alone(shared_runs):
+    """The same run with its one term at weight 0: what ce alone does to the student, same data, same seed."""
+    return demo_run(TINY, shared_runs, "ce-alone", "{name: kd, weight: 0.0}")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("terms", PIPELINE_TERMS)
-def test_one_epoch_through_the_pipeline(terms, shared_runs):
-    from edgedistill.pipeline import run
-    from edgedistill.recipe import load_recipe
-    from edgedistill.recipes import recipe_path
-
-    over = TINY + [f"output.dir={shared_runs}", f"distill.terms=[{terms}]"]
-    recipe = load_recipe(recipe_path("demo"), over)
-    run_dir = run(recipe)
+def test_one_epoch_through_the_pipeline(terms, shared_runs, ce_alone):
+    name = terms.split("name: ")[1].split(",")[0]
+    run_dir = demo_run(TINY, shared_runs, name, terms)
+    assert moved_by_the_terms(run_dir, ce_alone) > 1e-4  # the term changed the student, not ce alone
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert 0 <= metrics["models"]["student"]["top1"] <= 100
     rows = [json.loads(line) for line in (run_dir / "student" / "metrics.jsonl").read_text().splitlines()]
     assert rows
-    name = terms.split("name: ")[1].split(",")[0]
     for row in rows:
         assert name in row and "loss" in row
         assert all(math.isfinite(v) for k, v in row.items() if isinstance(v, float))

@@ -27,7 +27,16 @@ def test_demo_end_to_end_and_teacher_reuse(tmp_path, tiny_overrides, capsys):
     assert set(metrics["models"]) == {"teacher", "student_alone", "student"}
     for m in metrics["models"].values():
         assert 0 <= m["top1"] <= 100 and m["params"] > 0 and m["latency_ms_median"] > 0
-    assert metrics["models"]["student"]["agreement"] >= 0
+    # agreement: the share of val images on which the saved student and teacher pick the same class
+    from edgedistill.data import build_data, make_loader
+    from edgedistill.evaluate import predict
+    from edgedistill.models import load_model
+
+    val = make_loader(build_data(recipe.data).held_out("val"), 64, train=False, workers=0)
+    t_logits, s_logits = (predict(load_model(run_dir / n / "model.safetensors")[0], val)[0]
+                          for n in ("teacher", "student"))
+    same = 100.0 * float((t_logits.argmax(1) == s_logits.argmax(1)).double().mean())
+    assert metrics["models"]["student"]["agreement"] == pytest.approx(same, abs=1e-6)
     assert metrics["models"]["teacher"]["params"] > metrics["models"]["student"]["params"]
     assert metrics["comparison"]["params_ratio"] > 1
     report = (run_dir / "report.md").read_text()

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import cli
+from conftest import cli, pipeline_context
 from PIL import Image
 
 from edgedistill.data.unlabeled import NO_LABEL, MixedLoader, UnlabeledImages
@@ -194,6 +194,68 @@ def test_several_teachers_end_to_end(tmp_path, capsys, teacher_files, rule, cach
         assert "per-class weights fitted on 128 train images" in out
 
 
+def test_recipe_ensemble_is_the_weighted_mean_by_default(teacher_files, plain):
+    from edgedistill.models import load_model
+    from edgedistill.recipe import load_recipe
+    from edgedistill.teachers import build_teacher
+
+    recipe = load_recipe(plain, [*FAST, _members(teacher_files, ", weight: 3")])
+    assert recipe.teachers.ensemble == "mean"
+    ens = build_teacher(recipe, DIGITS).eval()
+    a, b = (load_model(f)[0].eval() for f in teacher_files[:2])
+    x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        pa, pb, got = a(x).softmax(1), b(x).softmax(1), ens(x).exp()
+    assert torch.allclose(got, (pa + 3 * pb) / 4, atol=1e-6)  # member 1 counts three times
+    assert (got - (pa + pb) / 2).abs().max() > 1e-3  # and that is not the plain mean
+
+
+def test_a_member_term_learns_from_its_member_live_and_from_the_ensemble_cache():
+    from edgedistill.distill import build_terms
+    from edgedistill.distill.ensemble import EnsembleCache
+    from edgedistill.losses.kd import kd_loss
+    from edgedistill.recipe import DistillConfig
+
+    torch.manual_seed(0)
+    a, b, student = (torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5)) for _ in range(3))
+    for m in (a, b):
+        m[1].weight.data *= 8  # confident members: their probabilities differ clearly
+    ens = Ensemble([a, b], "mean", [1.0, 3.0])
+    x, y = torch.randn(6, 3, 2, 2), torch.tensor([0, 1, 2, 3, 4, 0])
+    cfg = DistillConfig(terms=[{"name": "kd", "T": 2.0, "teacher": 1}, {"name": "kd", "T": 2.0}])
+    live = Distiller(student, ens, build_terms(cfg, student, ens))
+    cache = EnsembleCache(ens, [lambda batch, m=m: (m(batch[0]).detach(), {}) for m in (a, b)])
+    cached = Distiller(student, ens, build_terms(cfg, student, ens), teacher_outputs=cache)
+    logits, feats = cache((x, y))
+    assert torch.allclose(logits, ens(x)) and torch.equal(feats["members.1"], b(x).detach())
+    s = student(x)
+    for d in (live, cached):
+        out = d((x, y))
+        assert out["kd"].item() == pytest.approx(kd_loss(s, b(x), 2.0).item(), rel=1e-5)  # member 1 alone
+        assert out["kd_2"].item() == pytest.approx(kd_loss(s, ens(x), 2.0).item(), rel=1e-5)  # the weighted mean
+    assert abs(kd_loss(s, b(x), 2.0).item() - kd_loss(s, ens(x), 2.0).item()) > 1e-3
+
+
+def test_class_weights_are_each_members_recall_on_the_train_split(teacher_files, plain, tmp_path):
+    from edgedistill.data.dataset import TransformedDataset
+    from edgedistill.data.transforms import build_transform
+    from edgedistill.recipe import load_recipe
+    from edgedistill.teachers import build_teacher, fit_ensemble
+
+    recipe = load_recipe(plain, [*FAST, _members(teacher_files), "teachers.ensemble=class_weights",
+                                 "teachers.fit_samples=100000"])
+    ctx = pipeline_context(recipe, tmp_path)
+    ens = build_teacher(recipe, DIGITS).eval()
+    fit_ensemble(ctx, ens)
+    ds = TransformedDataset(ctx.data.train.base, build_transform(recipe.data, train=False))
+    x = torch.stack([ds[i][0] for i in range(len(ds))])
+    y = torch.tensor([ds[i][1] for i in range(len(ds))])
+    assert len(ds) == 128
+    with torch.no_grad():
+        want = fit_class_weights([m(x) for m in ens.members], y, 10)
+    assert torch.allclose(ens.class_weights, want)
+
+
 def test_teachers_whose_classes_disagree_exit_2_naming_the_classes(tmp_path, capsys, teacher_files, plain):
     members = (f"teachers.models=[{{model: cifar:resnet8, weights: {teacher_files[0]}}}, "
                f"{{model: cifar:resnet8, weights: {teacher_files[2]}}}]")
@@ -221,6 +283,26 @@ def test_teachers_exclusive_with_a_changed_teacher_section(tmp_path, capsys, tea
     code, out, err = cli(capsys, "run", "recipes/demo.yaml", f"output.dir={tmp_path}/runs", *FAST,
                          _members(teacher_files))  # demo.yaml sets teacher.model/epochs
     assert code == 2 and "teacher:" in out + err and "exclusive" in out + err
+
+
+@pytest.mark.parametrize("fm", [False, True])
+def test_the_students_batches_carry_the_unlabeled_images(tmp_path, teacher_files, plain, fm):
+    from edgedistill.recipe import load_recipe
+    from edgedistill.teachers import mixes_unlabeled, student_loader
+
+    folder = _write_images(tmp_path / "u", n=40)
+    recipe = load_recipe(plain, [*FAST, f"data.unlabeled={folder}", "teacher.model=cifar:resnet8",
+                                 f"teacher.weights={teacher_files[0]}", f"distill.function_matching={str(fm).lower()}"])
+    assert mixes_unlabeled(recipe, "student") and not mixes_unlabeled(recipe, "student_alone")
+    ctx = pipeline_context(recipe, tmp_path)
+    batches = list(student_loader(ctx, ctx.loader("train")))
+    assert len(batches) == 128 // 32
+    for images, labels in batches:
+        assert images.shape[0] == 32 + 32  # each step: a labelled batch and as many unlabeled images
+        unlabeled = labels == NO_LABEL
+        assert int(unlabeled.sum()) == (64 if fm else 32)  # function matching drops every label
+        if not fm:
+            assert not unlabeled[:32].any() and unlabeled[32:].all()
 
 
 @pytest.mark.parametrize("fm", [False, True])
