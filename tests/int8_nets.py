@@ -1,9 +1,7 @@
 """Small networks the int8 tests quantize, and ONNX Runtime on an emulated AVX2 CPU: shared by test_int8.py,
 test_int8_choice.py (fixtures in conftest) and benchmarks/int8_emulated.py."""
 
-import os
 import platform
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+
+from system_tools import tool_or_skip
 
 NAMES = [str(i) for i in range(10)]
 
@@ -42,18 +42,7 @@ def qemu_or_skip() -> str:
     """qemu-x86_64 (Debian's qemu-user), installed when missing and we are root; else the test is skipped."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("AVX2 emulation checks run on x86-64 hosts")
-    found = shutil.which("qemu-x86_64")
-    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        try:
-            subprocess.run(["apt-get", "install", "-y", "-q", "qemu-user"], env=env, check=False, timeout=300,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            pytest.skip("apt-get install qemu-user did not finish in 300 s")
-        found = shutil.which("qemu-x86_64")
-    if not found:
-        pytest.skip("qemu-x86_64 (Debian: qemu-user) is not installed and could not be installed")
-    return found
+    return tool_or_skip("qemu-x86_64", "qemu-user")
 
 
 def logits_on_haswell(tmp_path: Path, x: np.ndarray, files: list[Path]) -> list[np.ndarray]:

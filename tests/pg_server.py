@@ -1,7 +1,7 @@
 """A real PostgreSQL server for tests: initdb into a temporary folder, started on a free loopback port, stopped after.
 
 Binaries come from PATH or Debian's /usr/lib/postgresql/N/bin; when missing and we are root with apt-get, the
-`postgresql` package is installed first (as a user would). PostgreSQL refuses to run as root, so as root the
+`postgresql` package is installed first (as a user would; tests/system_tools.py), else the test is skipped. PostgreSQL refuses to run as root, so as root the
 server runs as the package's `postgres` user.
 """
 
@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from system_tools import found_or_skip
+
 
 def _bin_dir() -> Path | None:
     found = shutil.which("initdb")
@@ -27,15 +29,9 @@ def _bin_dir() -> Path | None:
     return Path(dirs[-1]) if dirs else None
 
 
-def find_binaries() -> Path | None:
-    """The folder holding initdb/pg_ctl, installing Debian's postgresql package when it is missing and we can."""
-    found = _bin_dir()
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], env=env, check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
-        found = _bin_dir()
-    return found
+def find_binaries() -> Path:
+    """The folder holding initdb/pg_ctl, installing Debian's postgresql package when missing; else the test skips."""
+    return Path(found_or_skip(lambda: str(_bin_dir() or "") or None, "postgresql", "PostgreSQL (initdb, pg_ctl)"))
 
 
 def _free_port() -> int:
@@ -48,10 +44,6 @@ def _free_port() -> int:
 def postgres_server() -> Iterator[str]:
     """Yield a `postgresql://` URL of a fresh server (trust auth on 127.0.0.1); the folder is removed after."""
     bins = find_binaries()
-    if bins is None:
-        import pytest
-
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed and could not be installed")
     folder = Path(tempfile.mkdtemp(prefix="edgedistill-pg-"))
     data, port = folder / "data", _free_port()
     as_user: list[str] = []

@@ -16,6 +16,7 @@ def assert_user_error(res, *fragments):
         assert f in err, err
 
 
+@pytest.mark.slow
 def test_real_process_exit_code_and_no_traceback(tmp_path):
     res = subprocess.run([sys.executable, "-m", "edgedistill", "run", str(tmp_path / "none.yaml")],
                          capture_output=True, text=True, timeout=120)

@@ -56,6 +56,7 @@ def test_unknown_metric_is_refused(tmp_path):
         build_recipe(recipe(tmp_path, metric="top7"))
 
 
+@pytest.mark.slow
 def test_cli_exits_2_with_the_cause(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe(tmp_path)))
@@ -166,6 +167,7 @@ def test_bad_storage_url_exits_2_naming_it(tmp_path):
         open_storage("postgresql://nobody@127.0.0.1:1/none")
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_postgresql_study_without_losing_or_repeating_a_run(tmp_path, postgres_url):
     """A real PostgreSQL server: the storage several machines would share; each run is taken exactly once."""
     import optuna

@@ -42,6 +42,7 @@ def student(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_every_runtime_builds_agrees_and_is_timed(student, capsys):
     missing = [n for n in ALL if not RUNTIMES[n].available()]
     assert not missing, f"install the test extra: {missing} missing"

@@ -127,14 +127,14 @@ def test_hostile_input_is_one_line_and_writes_nothing(case, files, tmp_path, cap
     assert not (files / "MARKER").exists()  # no pickled payload ever ran
     assert sorted(p.name for p in files.iterdir()) == before
     assert not any(tmp_path.iterdir())  # no run folder, no partial output
-    if name.startswith("alias-bomb"):  # refused in well under a second (imports aside)
+    if name.startswith("alias-bomb"):  # refused in well under a CPU second; expanded, it would take minutes and GBs
         from edgedistill.errors import UserError
         from edgedistill.recipe import load_recipe
 
-        t0 = time.perf_counter()
+        t0 = time.process_time()  # CPU time: a loaded machine stretches wall time, not this
         with pytest.raises(UserError, match="aliases"):
             load_recipe(args[1] if args[0] == "run" else None, args[2:] if args[0] == "run" else args[1:])
-        assert time.perf_counter() - t0 < 0.5
+        assert time.process_time() - t0 < 2
 
 
 def test_a_chmod_locked_output_folder_is_refused_even_for_root(tmp_path, capsys):

@@ -87,9 +87,9 @@ def test_hostile_command_input_is_one_line_exit_2_and_writes_nothing(case, files
     work.mkdir()
     monkeypatch.chdir(work)  # recipes write to runs/ under the current folder
     before = sorted(p.name for p in files.rglob("*"))
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: refused before any work, however loaded the machine
     got, out, err = cli(capsys, *[a.replace(F, str(files)) for a in args], *([] if args[0] != "demo" else DIGITS))
-    seconds = time.perf_counter() - t0
+    seconds = time.process_time() - t0
     assert got == 2, out + err
     assert "Traceback" not in out + err and "pydantic.dev" not in err, err
     lines = err.strip().splitlines()
@@ -108,9 +108,9 @@ def test_a_sample_of_a_huge_sweep_grid_is_drawn_without_listing_the_grid():
 
     values = "[" + ", ".join(str(i + 1) for i in range(100)) + "]"
     sweep = f"compare.sweep={{distill.terms.0.T: {values}, distill.terms.0.weight: {values}, train.lr: {values}}}"
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time (a loaded machine stretches wall time); listing 10^6 points takes longer
     plan = make_plan(load_recipe(recipe_path("compare-demo"), [sweep, "compare.sweep_samples=3"]), "alone")
-    assert time.perf_counter() - t0 < 2
+    assert time.process_time() - t0 < 2
     assert len(plan.arms) == 4 and len(plan.cells) == 12
 
 

@@ -11,19 +11,7 @@ import pytest
 
 from edgedistill.analysis import stats
 from edgedistill.report.compare import write_compare_report
-
-
-def _chromium() -> str:
-    """Chromium's path; installed from the Debian package when missing (as root), else the test is skipped."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("chromium is not installed and this user cannot apt-get install it")
-    done = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False, capture_output=True, text=True, timeout=900)
-    if done.returncode != 0 or not shutil.which("chromium"):
-        pytest.skip(f"apt-get install chromium failed (no package mirror?): {done.stderr[-300:]}")
-    return shutil.which("chromium")
+from system_tools import tool_or_skip
 
 
 def _result() -> dict:
@@ -45,7 +33,7 @@ def _browser(chromium: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_compare_report_renders_in_chromium(tmp_path):
-    chromium = _chromium()
+    chromium = tool_or_skip("chromium", "chromium", "chromium-browser")
     res = _result()
     (tmp_path / "compare.json").write_text(json.dumps(res))
     write_compare_report(tmp_path, res)

@@ -56,6 +56,7 @@ def test_a_second_process_waits_for_the_builder_and_reuses_its_cache(tmp_path):
     """Workers sharing cache_dir: while one holds the build lock the other waits, then reuses, never rebuilds."""
     import fcntl
     import threading
+    import time
 
     cfg, data = digits()
     t = teacher()
@@ -68,8 +69,12 @@ def test_a_second_process_waits_for_the_builder_and_reuses_its_cache(tmp_path):
         fcntl.flock(held, fcntl.LOCK_EX)
         waiter = threading.Thread(target=lambda: out.append(cache(tmp_path, t, data, cfg, logs=logs)))
         waiter.start()
-        waiter.join(1.5)
-        assert waiter.is_alive() and any("waiting" in m for m in logs)  # it waits, it does not rebuild
+        deadline = time.monotonic() + 60  # polled: a loaded machine may take seconds to reach the lock
+        while not any("waiting" in m for m in logs) and waiter.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any("waiting" in m for m in logs), logs
+        time.sleep(0.5)
+        assert waiter.is_alive()  # it waits while the lock is held, it does not rebuild
         fcntl.flock(held, fcntl.LOCK_UN)
     waiter.join(30)
     assert out[0].folder == first.folder and "reusing" in logs[-1]

@@ -202,12 +202,14 @@ def test_mlflow_server_receives_metrics_and_params(tmp_path, mlflow_server):
 
 
 def test_unreachable_mlflow_server_is_one_line_naming_the_uri(tmp_path):
-    """With MLflow's own retry settings (minutes of back-off), the run still stops within seconds."""
+    """MLflow's own retries (7, back-off factor 2) would wait about four minutes; the run stops in seconds."""
     import time
+
+    import mlflow  # noqa: F401  (imported before the clock starts: a loaded machine imports slowly)
 
     recipe = load_recipe(None, [f"output.dir={tmp_path}", "track.tensorboard=false", "track.mlflow=true",
                                 f"track.mlflow_uri=http://127.0.0.1:{_free_port()}"])
     t0 = time.perf_counter()
     with pytest.raises(UserError, match="mlflow could not start a run.*no server accepts connections") as e:
         Trackers().open(recipe, tmp_path / "run")
-    assert e.value.key == "track.mlflow_uri" and time.perf_counter() - t0 < 10
+    assert e.value.key == "track.mlflow_uri" and time.perf_counter() - t0 < 60  # vs ~250 s of back-off
