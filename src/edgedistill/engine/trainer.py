@@ -188,6 +188,7 @@ def fit(
                     sums[k] = sums.get(k, 0.0) + float(v.detach()) * n
                 bar.step(loss=sums["loss"] / seen, lr=opt.param_groups[0]["lr"],
                          ips=seen / (time.perf_counter() - t0))
+            ddp.broadcast_buffers(module)  # every rank evaluates and keeps rank 0's model (BatchNorm statistics)
             sums = ddp.all_reduce_sum({**sums, "_seen": float(seen)}, device)  # every rank's images
             seen = int(sums.pop("_seen"))
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
