@@ -111,7 +111,8 @@ def fit(
         console = Console(quiet=True, force_terminal=False)
     epochs = epochs or cfg.epochs
     lr = lr or cfg.lr
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if ddp.is_main():  # the one writer: other ranks create nothing (on another node it would be an empty tree)
+        out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
