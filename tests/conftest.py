@@ -82,14 +82,16 @@ def moved_by_the_terms(run_dir, reference) -> float:
 
 
 def kill_once_written(cmd: list[str], path, what: str, timeout: float = 300, env: dict | None = None) -> None:
-    """Start `cmd`, SIGKILL it as soon as `path` exists: the faithful way to test resuming after a kill."""
+    """Start `cmd`, SIGKILL it as soon as `path` exists (or `path()` is true, for a callable): the faithful way to
+    test resuming after a kill."""
     import signal
     import subprocess
     import time
 
+    ready = path if callable(path) else path.exists
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None and not path.exists():
+    while time.time() < deadline and proc.poll() is None and not ready():
         time.sleep(0.05)
     assert proc.poll() is None, f"the {what} ended before it could be killed"
     proc.send_signal(signal.SIGKILL)

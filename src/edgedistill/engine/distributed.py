@@ -73,6 +73,26 @@ def broadcast_object(obj: Any) -> Any:
     return box[0]
 
 
+def broadcast_buffers(module: nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank, in place.
+
+    DDP averages gradients, so parameters agree on every rank, but each rank updates its BatchNorm
+    statistics from its own shard (DDP broadcasts rank 0's buffers only at the start of the next forward).
+    After an epoch's last step the ranks therefore hold different models: evaluation would gather logits of
+    two models and a teacher's cache key (a hash of its weights) would differ per rank. Called after every
+    epoch, so every rank evaluates, returns and checkpoints rank 0's model, the one rank 0 saves.
+    """
+    if not is_distributed():
+        return
+    for buf in module.buffers():
+        if dist.get_backend() == "nccl" or buf.device.type == "cpu":
+            dist.broadcast(buf.data, src=0)
+        else:  # gloo with a non-CPU buffer: through a CPU copy
+            tmp = buf.data.cpu()
+            dist.broadcast(tmp, src=0)
+            buf.data.copy_(tmp)
+
+
 def all_reduce_sum(values: dict[str, float], device: torch.device) -> dict[str, float]:
     """Per-rank sums → global sums, so logged epoch losses cover every rank's images."""
     if not is_distributed() or not values:

@@ -111,7 +111,8 @@ def fit(
         console = Console(quiet=True, force_terminal=False)
     epochs = epochs or cfg.epochs
     lr = lr or cfg.lr
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if ddp.is_main():  # the one writer: other ranks create nothing (on another node it would be an empty tree)
+        out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -188,6 +189,7 @@ def fit(
                     sums[k] = sums.get(k, 0.0) + float(v.detach()) * n
                 bar.step(loss=sums["loss"] / seen, lr=opt.param_groups[0]["lr"],
                          ips=seen / (time.perf_counter() - t0))
+            ddp.broadcast_buffers(module)  # every rank evaluates and keeps rank 0's model (BatchNorm statistics)
             sums = ddp.all_reduce_sum({**sums, "_seen": float(seen)}, device)  # every rank's images
             seen = int(sums.pop("_seen"))
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
