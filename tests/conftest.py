@@ -65,7 +65,7 @@ def pipeline_context(recipe, run_dir):
     from rich.console import Console
 
     from edgedistill.data.build import build_data
-    from edgedistill.pipeline import Context
+    from edgedistill.run.context import Context
 
     return Context(recipe, run_dir, build_data(recipe.data), torch.device("cpu"), Console(file=io.StringIO()), False)
 

@@ -202,7 +202,7 @@ def test_hf_dataset_column_unlabeled_end_to_end_and_folder_keys_refused(tmp_path
     from edgedistill.data.unlabeled import NO_LABEL
     from edgedistill.recipe import load_recipe
     from edgedistill.recipes import recipe_path
-    from edgedistill.teachers import student_loader
+    from edgedistill.teachers.student_loader import student_loader
 
     ctx = pipeline_context(load_recipe(recipe_path("demo"), [*fast, f"data.unlabeled={tmp_path / 'u'}"]), tmp_path)
     for images, labels in student_loader(ctx, ctx.loader("train")):

@@ -197,7 +197,7 @@ def test_several_teachers_end_to_end(tmp_path, capsys, teacher_files, rule, cach
 def test_recipe_ensemble_is_the_weighted_mean_by_default(teacher_files, plain):
     from edgedistill.models import load_model
     from edgedistill.recipe import load_recipe
-    from edgedistill.teachers import build_teacher
+    from edgedistill.teachers.build import build_teacher
 
     recipe = load_recipe(plain, [*FAST, _members(teacher_files, ", weight: 3")])
     assert recipe.teachers.ensemble == "mean"
@@ -240,7 +240,7 @@ def test_class_weights_are_each_members_recall_on_the_train_split(teacher_files,
     from edgedistill.data.dataset import TransformedDataset
     from edgedistill.data.transforms import build_transform
     from edgedistill.recipe import load_recipe
-    from edgedistill.teachers import build_teacher, fit_ensemble
+    from edgedistill.teachers.build import build_teacher, fit_ensemble
 
     recipe = load_recipe(plain, [*FAST, _members(teacher_files), "teachers.ensemble=class_weights",
                                  "teachers.fit_samples=100000"])
@@ -288,7 +288,7 @@ def test_teachers_exclusive_with_a_changed_teacher_section(tmp_path, capsys, tea
 @pytest.mark.parametrize("fm", [False, True])
 def test_the_students_batches_carry_the_unlabeled_images(tmp_path, teacher_files, plain, fm):
     from edgedistill.recipe import load_recipe
-    from edgedistill.teachers import mixes_unlabeled, student_loader
+    from edgedistill.teachers.student_loader import mixes_unlabeled, student_loader
 
     folder = _write_images(tmp_path / "u", n=40)
     recipe = load_recipe(plain, [*FAST, f"data.unlabeled={folder}", "teacher.model=cifar:resnet8",
