@@ -183,6 +183,10 @@ def compare(models: dict[str, dict[str, Any]], primary: str = "student") -> dict
 
 def run(recipe: Recipe, console: Console | None = None) -> Path:
     """Run every stage of `recipe`; returns the run folder. Under torchrun: data-parallel, rank 0 writes."""
+    if recipe.task != "classification":  # the task layer: segmentation runs its own stages (tasks/)
+        from .tasks import TASKS
+
+        return TASKS.get(recipe.task, key="task")(recipe, console or Console())
     joined = ddp.init_from_env(recipe.train.device)
     try:
         with Trackers() as tracks:  # closed on the way out; an exception marks the tracked run failed

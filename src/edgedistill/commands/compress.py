@@ -59,9 +59,11 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
     from ..run.context import Context
     from ..run.folder import make_run_dir
     from ..run.reader import read_target
+    from ..tasks import check_meta_task
     from ..teachers.loader import load_run_teacher
 
     ckpt, meta, run_dir, base = read_target(target)
+    check_meta_task(meta, 'compress')
     # A run folder's compress goes into RUN/compress[-k] unless output.dir/output.name is given: honoured.
     own_out = run_dir is None or any(o.split("=", 1)[0].strip().startswith("output.") for o in overrides)
     base.setdefault("train", {})["resume"] = False

@@ -149,9 +149,11 @@ def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], conso
     from ..output_folder import check_output_dir
     from ..recipe import build_recipe
     from ..run.reader import read_target
+    from ..tasks import check_meta_task
 
     runtimes, precisions = check_options(opts)
     ckpt, meta, run_dir, base = read_target(target)
+    check_meta_task(meta, 'deploy')
     recipe = build_recipe(base, overrides)
     _bounded(recipe.deploy.batch_size, 1, MAX_DEPLOY_BATCH, "deploy.batch_size", "the batch the deploy setting times")
     out = Path(opts["out"]).expanduser() if opts.get("out") else (run_dir or ckpt.parent) / "deploy"

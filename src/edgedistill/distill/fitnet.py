@@ -19,7 +19,7 @@ class FitNetParams(BaseModel):
     teacher_layer: str = Field("auto", description="teacher module whose map is the hint (auto: last map)")
 
 
-@METHODS.register("fitnet", family="feature",
+@METHODS.register("fitnet", family="feature", tasks=("classification", "segmentation"),
                   paper="Romero et al. ICLR 2015, FitNets: Hints for Thin Deep Nets")
 class FitNet(LayerPairTerm):
     """MSE between a 1×1 conv + BN regression of the student map and the teacher map (single-stage hints)."""

@@ -94,6 +94,9 @@ def _traced_layer(model: nn.Module, example: torch.Tensor) -> str | None:
 
 def default_feature_layer(model: nn.Module, example: torch.Tensor | None = None) -> str:
     """The module whose output is the last spatial map before global pooling (a ViT's last block)."""
+    hint = getattr(model, "default_feature_layer", None)  # a model that names its own (seg: its decoder map)
+    if isinstance(hint, str):
+        return hint
     if isinstance(model, CifarResNet):
         return "layer3"  # its blocks end in ReLU: layer3 is already post-activation
     if isinstance(model, WideResNet):

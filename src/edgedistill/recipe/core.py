@@ -17,6 +17,7 @@ from .compress import STAGE_TYPES, BudgetConfig, CompressConfig, DeployConfig, S
 from .explain import ExplainConfig
 from .models import StudentConfig, TeacherConfig, TeachersConfig
 from .search import SearchConfig
+from .task import TASK_DESCRIPTION, SegmentationConfig, Task, check_task
 from .sections import (  # noqa: F401
     BornAgainConfig,
     DataConfig,
@@ -30,6 +31,7 @@ from .track import TrackConfig
 
 
 class Recipe(Section):
+    task: Task = Field("classification", description=TASK_DESCRIPTION)
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     teachers: TeachersConfig = Field(default_factory=TeachersConfig)
@@ -46,6 +48,12 @@ class Recipe(Section):
     track: TrackConfig = Field(default_factory=TrackConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+
+    @model_validator(mode="after")
+    def _names_fit_the_task(self) -> Recipe:
+        check_task(self)
+        return self
 
     @model_validator(mode="after")
     def _cache_matches_data_path(self) -> Recipe:
@@ -75,10 +83,11 @@ class Recipe(Section):
         return self
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        plain = {"task", "segmentation"} if self.task == "classification" else set()  # as before the task layer
+        return yaml.safe_dump(self.model_dump(mode="json", exclude=plain), sort_keys=False)
 
 
-SECTIONS = tuple(Recipe.model_fields)
+SECTIONS = tuple(k for k in Recipe.model_fields if k != "task")  # `task` is a top-level value, not a section
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -92,6 +101,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not sep or not key:
         raise UserError(f"override {item!r} is not of the form section.key=value")
     parts = key.strip().split(".")
+    if parts == ["task"]:
+        return parts, raw.strip()
     if parts[0] not in SECTIONS:
         raise UserError(choices_msg(parts[0], list(SECTIONS), what="recipe section") + f" in override {item!r}")
     if len(parts) < 2:
@@ -169,7 +180,8 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def build_recipe(data: dict[str, Any] | None = None, overrides: list[str] | None = None) -> Recipe:
     """Defaults, then the file's values, then overrides (so `distill.terms.0.T=2` works on the default list)."""
-    defaults = {s: f.default_factory().model_dump(mode="json") for s, f in Recipe.model_fields.items()}
+    defaults = {s: f.default_factory().model_dump(mode="json") for s, f in Recipe.model_fields.items()
+                if f.default_factory}
     data = recipe_yaml.sections_are_mappings(dict(data or {}), SECTIONS, "recipe")
     data = apply_overrides(_merge(defaults, data), overrides or [])
     try:
@@ -185,4 +197,7 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
 
 def describe_keys() -> list[tuple[str, str, str]]:
     """(dotted key, default, description) of every recipe key: the README's table is generated from it."""
-    return [row for section, sfield in Recipe.model_fields.items() for row in describe_section(section, sfield.annotation)]
+    task = Recipe.model_fields["task"]
+    return [("task", f'"{task.default}"', task.description or "")] + [
+        row for section, sfield in Recipe.model_fields.items() if section != "task"
+        for row in describe_section(section, sfield.annotation)]

@@ -1,0 +1,107 @@
+"""The task a recipe trains for, and the section only segmentation reads.
+
+`task: classification` (the default) leaves every other section as it was; `task: segmentation` switches
+data, models, distillation terms, metrics and the report to their dense versions (edgedistill/tasks/);
+`task: detection` is refused until it exists. Which names fit which task is checked here, before any work.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from .base import Section
+
+if TYPE_CHECKING:
+    from .core import Recipe
+
+Task = Literal["classification", "segmentation", "detection"]
+TASK_DESCRIPTION = ("what the models predict: classification (one label per image), segmentation (one label per "
+                    "pixel, section segmentation); detection is not yet available")
+SEG_SOURCES = ("seg-shapes", "seg-masks", "hf-disk")  # data.source values task=segmentation reads
+SEG_ONLY_SOURCES = ("seg-shapes", "seg-masks")
+
+
+class SegmentationConfig(Section):
+    """Keys read under task=segmentation (ignored otherwise)."""
+
+    num_classes: int | None = Field(None, gt=1, le=1024, description="classes of the masks (background "
+                                    "included); required for seg-masks and hf-disk, seg-shapes has 5")
+    class_names: list[str] | None = Field(None, description="a name per class for the report (default: 0, 1, …)")
+    ignore_index: int = Field(255, ge=0, description="mask value that is no class: no loss, no metric")
+    image_dir: str = Field("images", description="seg-masks: subfolder of the images (VOC: JPEGImages)")
+    mask_dir: str = Field("masks", description="seg-masks: subfolder of the masks, one PNG per image by file "
+                          "stem, palette or index values (VOC: SegmentationClass)")
+    image_column: str = Field("image", description="hf-disk: the image column")
+    mask_column: str = Field("mask", description="hf-disk: the mask column (an image of class indices)")
+    synthetic_images: int = Field(480, gt=1, le=100_000, description="seg-shapes: images generated "
+                                  "(scikit-image random_shapes), split by data.val_ratio")
+    boundary_tolerance: int = Field(2, ge=0, le=64, description="boundary F1: pixels a boundary may be off by")
+
+
+def _allowed_methods(task: str) -> list[str]:
+    from ..distill import METHODS
+
+    return [e.name for e in METHODS if task in e.meta.get("tasks", ("classification",))]
+
+
+def _model_fits(spec: str, task: str) -> bool:
+    return spec.startswith("seg:") == (task == "segmentation")
+
+
+def check_task(r: Recipe) -> None:
+    """Every name fits the task: data source, model specs and distillation terms (ValueError otherwise)."""
+    task = r.task
+    if task == "detection":
+        raise ValueError("task=detection is not yet available; allowed: classification, segmentation")
+    methods = _allowed_methods(task)
+    for i, t in enumerate(r.distill.terms):
+        if t.name not in methods:
+            raise ValueError(f"distill.terms.{i}: method {t.name!r} does not apply to task={task}; allowed: "
+                             f"{', '.join(methods)}")
+    roles: list[tuple[str, str]] = [("student.model", r.student.model)]
+    if task == "classification":
+        roles += [("teacher.model", r.teacher.model), *((f"online.peers.{i}", p) for i, p in enumerate(r.online.peers))]
+        roles += [(f"teachers.models.{i}.model", m.model) for i, m in enumerate(r.teachers.models)]
+    else:
+        roles.append(("teacher.model", r.teacher.model))
+    for key, spec in roles:
+        if not _model_fits(spec, task):
+            allowed = "a seg: model (see `edgedistill list models --source seg`)" if task == "segmentation" \
+                else "a classification model (seg: models need task: segmentation)"
+            raise ValueError(f"{key}={spec!r} does not fit task={task}; allowed: {allowed}")
+    if task == "classification":
+        if r.data.source in SEG_ONLY_SOURCES:
+            raise ValueError(f"data.source={r.data.source!r} is a segmentation source; allowed: task: segmentation, "
+                             "or a classification source")
+        return
+    _check_segmentation(r)
+
+
+def _check_segmentation(r: Recipe) -> None:
+    if r.data.source not in SEG_SOURCES:
+        raise ValueError(f"data.source={r.data.source!r} does not fit task=segmentation; allowed: "
+                         f"{', '.join(SEG_SOURCES)}")
+    if r.data.source != "seg-shapes" and r.segmentation.num_classes is None:
+        raise ValueError(f"segmentation.num_classes is required for data.source={r.data.source}; allowed: the "
+                         "number of classes of the masks (background included)")
+    names = r.segmentation.class_names
+    n = r.segmentation.num_classes or (5 if r.data.source == "seg-shapes" else None)
+    if names is not None and len(names) != n:
+        raise ValueError(f"segmentation.class_names has {len(names)} names for {n} classes; allowed: {n} names")
+    unsupported: dict[str, Any] = {
+        "distill.scheme": (r.distill.scheme, "offline"), "teachers.models": (bool(r.teachers.models), False),
+        "distill.teacher_cache": (r.distill.teacher_cache, False),
+        "distill.function_matching": (r.distill.function_matching, False),
+        "data.device_resident": (r.data.device_resident, False), "data.unlabeled": (r.data.unlabeled, None),
+        "compress.stages": (bool(r.compress.stages), False), "teacher.probe": (r.teacher.probe, False),
+    }
+    for key, (value, ok) in unsupported.items():
+        if value != ok:
+            raise ValueError(f"{key} is not yet available for task=segmentation (got {value!r}); allowed: "
+                             f"{ok!r}" + ("; compress and deploy run on classification students only"
+                                          if key == "compress.stages" else ""))
+
+
+__all__ = ["SEG_SOURCES", "SegmentationConfig", "TASK_DESCRIPTION", "Task", "check_task"]
