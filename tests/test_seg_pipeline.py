@@ -1,0 +1,26 @@
+"""task=segmentation end to end on a few tiny synthetic scenes: the run folder, metrics.json and report.md."""
+
+import json
+
+import pytest
+
+from tests.conftest import invoke
+
+
+@pytest.mark.slow
+def test_segmentation_run_writes_metrics_and_report(tmp_path):
+    code = invoke("run", "recipes/seg-demo.yaml", f"output.dir={tmp_path}", "data.image_size=32",
+                  "segmentation.synthetic_images=24", "teacher.model=seg:lraspp_mobilenet_v3_small@0.25",
+                  "student.model=seg:lraspp_mobilenet_v3_small@0.25", "teacher.epochs=1", "train.epochs=1",
+                  "train.batch_size=8", "eval.latency_runs=2", "eval.warmup_runs=1",
+                  "distill.terms=[{name: pixel_kd}, {name: cwd}, {name: pairwise}, {name: fitnet}]")
+    assert code == 0
+    run = tmp_path / "seg-demo"
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["task"] == "segmentation" and set(m["models"]) == {"teacher", "student_alone", "student"}
+    s = m["models"]["student"]
+    assert {"miou", "pixel_acc", "boundary_f1", "teacher_agreement", "latency_ms_median"} <= set(s)
+    assert len(s["per_class_iou"]) == 5 and "gain_over_alone" in m["comparison"]
+    assert "IoU per class" in (run / "report.md").read_text()
+    assert (run / "student" / "model.safetensors").exists()
+    assert invoke("compress", run, "compress.stages=[{name: export}]") == 2  # not yet for segmentation
