@@ -34,6 +34,7 @@ from ..report.segmentation import print_seg_summary, write_seg_report
 from ..output_folder import check_output_dir
 from ..run.folder import make_run_dir
 from ..run.identity import settings_tag
+from ..run.timings import StageTimes
 
 
 def _capped(ds: Dataset, n: int | None, seed: int) -> Dataset:
@@ -119,14 +120,8 @@ def run_segmentation(r: Recipe, console: Console) -> Path:
     atomic_write_text(run_dir / "recipe.yaml", r.to_yaml())
     console.print(f"run folder: [bold]{run_dir}[/]")
     run = SegRun(r, run_dir, train, evals, names, device, console)
-    timings: dict[str, float] = {}
+    timings = timed = StageTimes()
     smoothing = r.train.label_smoothing
-
-    def timed(stage: str, fn: Any, *a: Any, **kw: Any) -> Any:
-        s = time.perf_counter()
-        out = fn(*a, **kw)
-        timings[stage] = round(time.perf_counter() - s, 2)
-        return out
 
     models: dict[str, tuple[str, nn.Module]] = {}
     if r.teacher.weights in (None, "", "none", "None"):
