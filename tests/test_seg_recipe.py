@@ -54,7 +54,7 @@ def test_segmentation_refuses_what_it_cannot_do_yet():
     assert "teacher.model='cifar:resnet20' does not fit task=segmentation" in _refused({**SEG, "teacher": {}})
     assert "data.source='digits'" in _refused({**SEG, "data": {"source": "digits"}})
     assert "segmentation.num_classes is required" in _refused(SEG, "data.source=seg-masks", "data.root=.")
-    assert "not yet available for task=segmentation" in _refused(SEG, "compress.stages=[{name: export}]")
+    assert "stage 'finetune' is not available for task=segmentation" in _refused(SEG, "compress.stages=[{name: finetune}]")
     assert "distill.scheme" in _refused(SEG, "distill.scheme=online")
     assert "seg:lraspp_mobilenet_v3_small@9" in _refused(SEG, "student.model=seg:lraspp_mobilenet_v3_small@9")
 

@@ -83,7 +83,8 @@ class SegRun:
         d = self.r.data
         return {"model": spec, "num_classes": len(self.names), "class_names": self.names, "task": "segmentation",
                 "ignore_index": self.r.segmentation.ignore_index, "image_size": d.image_size, "mean": list(d.mean),
-                "std": list(d.std), "stage": stage, "data": d.model_dump(mode="json"), "edgedistill": __version__}
+                "std": list(d.std), "stage": stage, "data": d.model_dump(mode="json"),
+                "segmentation": self.r.segmentation.model_dump(mode="json"), "edgedistill": __version__}
 
     def train_stage(self, stage: str, spec: str, module: SegDistiller, *, epochs: int | None = None,
                     lr: float | None = None) -> nn.Module:
