@@ -6,7 +6,7 @@ import yaml
 
 from edgedistill.errors import UserError
 from edgedistill.recipe import build_recipe, load_recipe
-from edgedistill.tasks import check_meta_task
+from edgedistill.tasks import task_chain
 from tests.conftest import invoke
 
 SEG = {"task": "segmentation", "data": {"source": "seg-shapes"},
@@ -59,10 +59,10 @@ def test_segmentation_refuses_what_it_cannot_do_yet():
     assert "seg:lraspp_mobilenet_v3_small@9" in _refused(SEG, "student.model=seg:lraspp_mobilenet_v3_small@9")
 
 
-def test_checkpoint_commands_refuse_segmentation_models(tmp_path):
-    check_meta_task({"model": "cifar:resnet8"}, "compress")
-    with pytest.raises(UserError, match="compress is not yet available for task=segmentation"):
-        check_meta_task({"task": "segmentation"}, "compress")
+def test_checkpoint_commands_refuse_tasks_without_a_chain(tmp_path):
+    assert task_chain({"model": "cifar:resnet8"}, "compress") is None
+    with pytest.raises(UserError, match="compress is not yet available for task=detection"):
+        task_chain({"task": "detection"}, "compress")
     bad = tmp_path / "r.yaml"
     bad.write_text(yaml.safe_dump({**SEG, "distill": {"terms": [{"name": "dkd"}]}}))
     assert invoke("run", bad, f"output.dir={tmp_path / 'runs'}") == 2

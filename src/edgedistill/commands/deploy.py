@@ -178,26 +178,26 @@ def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], conso
     model = model.cpu().float().eval()
     if chain is None:
         images, calib, select = _classification_inputs(recipe, meta, opts)
-        task: dict[str, Any] = {}
+        own: dict[str, Any] = {}  # a task's matrix settings, ONNX metadata and result fields
     else:
-        images, calib, select, task = chain.deploy_inputs(recipe, meta, model, opts)
+        images, calib, select, own = chain.deploy_inputs(recipe, meta, model, opts)
     with torch.no_grad():
         ref = torch.cat([model(torch.from_numpy(images[i:i + 256])) for i in range(0, len(images), 256)]).numpy()
     cfg = MatrixConfig(runtimes, precisions, recipe.compress.min_int8_agreement,
                        (recipe.deploy.batch_size, recipe.deploy.threads), rounds=opts["rounds"], runs=opts["runs"],
-                       memory=opts["memory"], **task.get("matrix", {}))
+                       memory=opts["memory"], **own.get("matrix", {}))
     out.mkdir(parents=True, exist_ok=True)
     console.print(f"deploy folder: [bold]{out}[/]")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
         task = bar.add_task("deploy matrix", total=None)
         int8 = ort_int8_builder(recipe, select, opts["rounds"], min(opts["runs"], 50), console)
-        result = run_matrix(_source(model, meta, calib, images[:64], out, int8, task.get("onnx_meta")), images,
+        result = run_matrix(_source(model, meta, calib, images[:64], out, int8, own.get("onnx_meta")), images,
                             ref, out, cfg,
                             lambda text: bar.update(task, description=text))
     result.update(model=str(meta["model"]), checkpoint=str(ckpt), cpu=_cpu_line(),
                   images_from=f"files from {opts['image_dir']}" if opts.get("image_dir") else f"{opts['split']}-split",
-                  calib_images=len(calib), **task.get("result", {}))
+                  calib_images=len(calib), **own.get("result", {}))
     atomic_write_text(out / "matrix.json", json.dumps(result, indent=2, default=str))
     atomic_write_text(out / "matrix.md", matrix_markdown(result))
     print_matrix(result, console)
