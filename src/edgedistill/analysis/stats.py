@@ -120,6 +120,15 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, Any]:
             "p": 1.0 if discordant == 0 else _f(res.pvalue)}
 
 
+def per_image_wilcoxon(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """Wilcoxon signed-rank (scipy) on paired per-image scores, e.g. per-image IoU of two segmentation arms."""
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    d = x - y
+    p = 1.0 if not np.any(d) else _f(st.wilcoxon(x, y, zero_method="wilcox").pvalue)
+    return {"n": len(d), "mean_diff": float(d.mean()) if len(d) else 0.0, "better_a": int(np.sum(d > 0)),
+            "better_b": int(np.sum(d < 0)), "p": p}
+
+
 def correct(pvalues: Sequence[float], method: str = "holm", alpha: float = 0.05) -> list[float]:
     """Adjusted p-values over one family (statsmodels multipletests): holm or bh (Benjamini–Hochberg)."""
     if not len(pvalues):

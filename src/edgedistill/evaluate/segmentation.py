@@ -8,6 +8,7 @@ A class absent from both the masks and the predictions has no IoU (null) and is 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -73,11 +74,28 @@ class SegScores:
         return out
 
 
+def per_image_iou(pred: torch.Tensor, masks: torch.Tensor, num_classes: int, ignore_index: int) -> list[float]:
+    """Each image's mean IoU over the classes present in its mask or prediction (%): compare's paired unit."""
+    out = []
+    for p, t in zip(pred, masks, strict=True):
+        valid = t != ignore_index
+        p, t = p[valid], t[valid]
+        ious = []
+        for c in range(num_classes):
+            a, b = p == c, t == c
+            union = int((a | b).sum())
+            if union:
+                ious.append(int((a & b).sum()) / union)
+        out.append(100 * sum(ious) / len(ious) if ious else 100.0)
+    return out
+
+
 @torch.no_grad()
 def seg_evaluate(models: dict[str, nn.Module], loader: Any, device: torch.device, num_classes: int,
                  ignore_index: int, tolerance: int, teacher: str | None = "teacher") -> dict[str, dict[str, Any]]:
     """Every model on the same batches; each non-teacher also scored on agreement with `teacher`'s argmax."""
     scores = {n: SegScores(num_classes, ignore_index, tolerance) for n in models}
+    per_image: dict[str, list[float]] = {n: [] for n in models}  # compare's paired unit (per_image.npz)
     for m in models.values():
         m.to(device).eval()
     n_images = 0
@@ -87,8 +105,32 @@ def seg_evaluate(models: dict[str, nn.Module], loader: Any, device: torch.device
         t = preds.get(teacher) if teacher else None
         for n, p in preds.items():
             scores[n].update(p, masks, t if n != teacher else None)
+            per_image[n] += per_image_iou(p, masks, num_classes, ignore_index)
         n_images += len(images)
-    return {n: {**s.compute(), "n": n_images} for n, s in scores.items()}
+    return {n: {**s.compute(), "n": n_images, "per_image_iou": per_image[n]} for n, s in scores.items()}
+
+
+PER_IMAGE = "per_image.npz"
+
+
+def save_per_image(path: Path, per_image: dict[str, list[float]], images: str) -> None:
+    """Each model's per-image IoU on the held-out split (float32) and the split's identity (held_out_id)."""
+    import numpy as np
+
+    from ..atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, images=np.array(images),
+                            **{f"iou_{k}": np.asarray(v, dtype=np.float32) for k, v in per_image.items()})
+
+
+def load_per_image(path: Path) -> dict[str, Any]:
+    """{'images': held-out id, 'models': {name: per-image IoU}} from a segmentation run's per_image.npz."""
+    import numpy as np
+
+    with np.load(path) as z:
+        return {"images": str(z["images"]), "models": {k.removeprefix("iou_"): z[k] for k in z.files
+                                                        if k.startswith("iou_")}}
 
 
 def quick_miou(model: nn.Module, loader: Any, device: torch.device, num_classes: int, ignore_index: int
@@ -104,4 +146,5 @@ def quick_miou(model: nn.Module, loader: Any, device: torch.device, num_classes:
     return {"miou": s.compute()["miou"]}
 
 
-__all__ = ["SegScores", "boundaries", "quick_miou", "seg_evaluate"]
+__all__ = ["PER_IMAGE", "SegScores", "boundaries", "load_per_image", "per_image_iou", "quick_miou", "save_per_image",
+           "seg_evaluate"]

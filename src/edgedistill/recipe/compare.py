@@ -13,6 +13,7 @@ METRICS: dict[str, bool] = {
     "top1": True, "top5": True, "f1_macro": True, "f1_weighted": True, "precision_macro": True,
     "recall_macro": True, "kappa": True, "qwk": True, "mcc": True, "roc_auc": True, "agreement": True,
     "log_loss": False, "ece": False, "kl": False, "js": False, "kd_loss": False,
+    "miou": True, "pixel_acc": True, "boundary_f1": True, "teacher_agreement": True,  # task=segmentation
 }
 
 

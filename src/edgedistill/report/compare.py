@@ -32,10 +32,12 @@ def _ci(lo_hi: list[float | None]) -> str:
 
 def verdict_rows(res: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     m, corr = res["metric"], _CORR[res["correction"]]
-    head = ["arm", "vs", f"Δ {m}", "95% CI", "p (t)", f"p {corr} (verdict's test)", "Wilcoxon p", "McNemar p", "dz",
+    unit = res.get("per_image_test", "mcnemar")  # segmentation: Wilcoxon on per-image IoU
+    label = "McNemar p" if unit == "mcnemar" else "per-image IoU Wilcoxon p"
+    head = ["arm", "vs", f"Δ {m}", "95% CI", "p (t)", f"p {corr} (verdict's test)", "Wilcoxon p", label, "dz",
             "P(improve)", f"verdict (α={res['alpha']})"]
     rows = [[c["arm"], c["vs"], f"{c['diff']:+.2f}", _ci(c["diff_ci"]), _p(c["t_p"]), _p(c.get("p_adj", c.get("t_p_adj"))),
-             _p(c["wilcoxon_p"]), _p(c.get("mcnemar", {}).get("p")), _n(c["dz"]), _n(c["p_improve"]), c["verdict"]]
+             _p(c["wilcoxon_p"]), _p(c.get(unit, {}).get("p")), _n(c["dz"]), _n(c["p_improve"]), c["verdict"]]
             for c in res["comparisons"]]
     return head, rows
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..evaluate.segmentation import SegScores
+from ..evaluate.segmentation import SegScores, per_image_iou
 
 Predict = Callable[[np.ndarray], np.ndarray]  # NCHW images → N×K×H×W logits
 
@@ -88,22 +88,6 @@ def score(pred: np.ndarray, masks: np.ndarray, num_classes: int, ignore_index: i
     return out
 
 
-def per_image_iou(pred: torch.Tensor, masks: torch.Tensor, num_classes: int, ignore_index: int) -> list[float]:
-    """Each image's mean IoU over the classes present in its mask or prediction (%): compare's paired unit."""
-    out = []
-    for p, t in zip(pred, masks, strict=True):
-        valid = t != ignore_index
-        p, t = p[valid], t[valid]
-        ious = []
-        for c in range(num_classes):
-            a, b = p == c, t == c
-            union = int((a | b).sum())
-            if union:
-                ious.append(int((a & b).sum()) / union)
-        out.append(100 * float(np.mean(ious)) if ious else 100.0)
-    return out
-
-
 def int8_gate(fp32: dict[str, Any], int8: dict[str, Any], max_drop: float, min_agreement: float) -> dict[str, Any]:
     """The int8 file keeps the fp32 file's mIoU within `max_drop` points and agrees on ≥ min_agreement of the
     labelled pixels (both on the held-out split); `reasons` says what failed."""
@@ -119,5 +103,5 @@ def int8_gate(fp32: dict[str, Any], int8: dict[str, Any], max_drop: float, min_a
             "agreement": agree, "min_agreement": 100 * min_agreement, "passed": not reasons, "reasons": reasons}
 
 
-__all__ = ["int8_gate", "onnx_predict", "per_image_iou", "score", "seg_data", "seg_recipe", "stack",
+__all__ = ["int8_gate", "onnx_predict", "score", "seg_data", "seg_recipe", "stack",
            "torch_predict", "train_images"]

@@ -26,7 +26,8 @@ from ..distill.dense import SegDistiller
 from ..engine import fit, resolve_device
 from ..engine.checkpoint import seed_everything
 from ..errors import UserError
-from ..evaluate.segmentation import quick_miou, seg_evaluate
+from ..evaluate.predictions import held_out_id
+from ..evaluate.segmentation import PER_IMAGE, quick_miou, save_per_image, seg_evaluate
 from ..models import create_model, load_model, save_model
 from ..models.weights import load_state, read_state_dict
 from ..recipe import Recipe
@@ -160,6 +161,8 @@ def evaluate_seg_models(run: SegRun, models: dict[str, tuple[str, nn.Module]]) -
     nets = {n: m for n, (_, m) in models.items()}
     scores = seg_evaluate(nets, run.held, run.device, len(run.names), r.segmentation.ignore_index,
                           r.segmentation.boundary_tolerance)
+    per_image = {n: s.pop("per_image_iou") for n, s in scores.items()}
+    save_per_image(run.run_dir / PER_IMAGE, per_image, held_out_id(r.data.model_dump(mode="json"), r.eval.split))
     shape = (1, 3, r.data.image_size, r.data.image_size)
     out = {}
     for name, (spec, model) in models.items():
