@@ -108,6 +108,10 @@ def run_segmentation(r: Recipe, console: Console) -> Path:
     """Every stage of a task=segmentation recipe; returns the run folder."""
     t0 = time.perf_counter()
     check_output_dir(r.output.dir)
+    if r.compress.stages:
+        from .seg_compress import check_seg_stages
+
+        check_seg_stages(r)  # a bad stage list fails now, not after training
     train, evals, names = build_seg_data(r)  # every mask checked before a folder is made
     k, ignore = len(names), r.segmentation.ignore_index
     seed_everything(r.train.seed)
@@ -153,6 +157,12 @@ def run_segmentation(r: Recipe, console: Console) -> Path:
     write_seg_report(run_dir, metrics)
     print_seg_summary(metrics, console)
     console.print(f"\nreport: [bold]{run_dir / 'report.md'}[/]")
+    if r.compress.stages:  # the same chain as `edgedistill compress RUN_DIR`, into RUN_DIR/compress
+        from ..models import read_meta
+        from .seg_compress import compress_seg
+
+        ckpt = run_dir / "student" / "model.safetensors"
+        compress_seg(ckpt, read_meta(ckpt), run_dir, r, run_dir / "compress", console)
     return run_dir
 
 
