@@ -180,7 +180,7 @@ def compress_seg(ckpt: Path, meta: dict[str, Any], run_dir: Path | None, r: Any,
 def _prune_stage(job: SegCompress, model: nn.Module, cfg: Any, d: Path, save: Any) -> nn.Module:
     from ..distill import build_terms
     from ..distill.dense import SegDistiller
-    from ..engine import fit
+    from ..engine import fit, resolve_device
     from ..evaluate.segmentation import quick_miou
     from ..data.seg_transforms import seg_loader
 
@@ -194,10 +194,11 @@ def _prune_stage(job: SegCompress, model: nn.Module, cfg: Any, d: Path, save: An
                             example)
         module = SegDistiller(pruned, teacher, terms, ce_weight=r.distill.ce_weight, ignore_index=job.ignore)
         loader = seg_loader(job.train, r.train.batch_size, train=True, workers=r.data.workers, seed=r.train.seed)
-        held = seg_loader(job.train, r.train.batch_size, train=False, workers=0, seed=0)
+        seen = seg_loader(job.train, r.train.batch_size, train=False, workers=0, seed=0)  # never the held-out split
         lr = r.train.lr / 10 if cfg.lr == "auto" else float(cfg.lr)
+        device = resolve_device(r.train.device)
         fit(module, loader, r.train, d, monitor="miou", epochs=epochs, lr=lr, name="prune", console=job.console,
-            evaluate=lambda: quick_miou(pruned, held, torch.device("cpu"), job.k, job.ignore))
+            evaluate=lambda: quick_miou(pruned, seen, device, job.k, job.ignore))
     pruned = pruned.cpu().eval()
     save(d / "model.safetensors", pruned, {**job.meta, "stage": "prune"})
     return pruned
