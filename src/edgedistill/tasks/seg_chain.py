@@ -31,7 +31,7 @@ def seg_recipe(base: dict[str, Any], overrides: list[str]) -> Any:
 
 def seg_data(r: Any, meta: dict[str, Any]) -> tuple[Any, dict[str, Any], list[str]]:
     """Train set, held-out sets and class names; the classes must be the model's."""
-    from .segmentation import build_seg_data
+    from .seg_data import build_seg_data
 
     train, evals, names = build_seg_data(r)
     if list(names) != list(meta["class_names"]):

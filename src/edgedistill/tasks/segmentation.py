@@ -14,18 +14,16 @@ from typing import Any
 import torch
 from rich.console import Console
 from torch import nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
 from .. import __version__
 from ..atomic import atomic_write_text
-from ..data.seg_base import SEG_SOURCES
-from ..data.seg_transforms import SegDataset, joint_transform, seg_loader
+from ..data.seg_transforms import seg_loader
 from ..deploy import profile_model
 from ..distill import build_terms
 from ..distill.dense import SegDistiller
 from ..engine import fit, resolve_device
 from ..engine.checkpoint import seed_everything
-from ..errors import UserError
 from ..evaluate.predictions import held_out_id
 from ..evaluate.segmentation import PER_IMAGE, quick_miou, save_per_image, seg_evaluate
 from ..models import create_model, load_model, save_model
@@ -36,29 +34,7 @@ from ..output_folder import check_output_dir
 from ..run.folder import make_run_dir
 from ..run.identity import settings_tag
 from ..run.timings import StageTimes
-
-
-def _capped(ds: Dataset, n: int | None, seed: int) -> Dataset:
-    if n is None or n >= len(ds):  # type: ignore[arg-type]
-        return ds
-    perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n]  # type: ignore[arg-type]
-    return Subset(ds, sorted(perm.tolist()))
-
-
-def build_seg_data(r: Recipe) -> tuple[Dataset, dict[str, Dataset], list[str]]:
-    """Train set (augmented) and held-out sets (val, test when the source has one); masks checked by the source."""
-    raw = SEG_SOURCES.get(r.data.source, key="data.source")(r)
-    held = {"val": raw.val, **({"test": raw.test} if raw.test is not None else {})}
-    for split, ds in {"train": raw.train, **held}.items():
-        if len(ds) == 0:  # type: ignore[arg-type]
-            raise UserError(f"the {split} split of {r.data.root or r.data.source} holds no images", key="data.root")
-    if r.eval.split not in held:
-        raise UserError(f"this dataset has no {r.eval.split} split; allowed: {', '.join(held)}", key="eval.split")
-    seed = r.data.split_seed
-    train = SegDataset(_capped(raw.train, r.data.max_train_samples, seed), joint_transform(r, train=True))
-    evals = {k: SegDataset(_capped(v, r.data.max_val_samples, seed), joint_transform(r, train=False))
-             for k, v in held.items()}
-    return train, evals, raw.class_names
+from .seg_data import build_seg_data
 
 
 def build_seg_model(spec: str, k: int, weights: str | None, key: str) -> nn.Module:
@@ -197,4 +173,4 @@ def seg_compare(models: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["build_seg_data", "build_seg_model", "run_segmentation"]
+__all__ = ["build_seg_data", "build_seg_model", "run_segmentation"]  # build_seg_data: from seg_data.py
