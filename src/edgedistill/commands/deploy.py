@@ -8,7 +8,7 @@ import platform
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
@@ -16,6 +16,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ..atomic import atomic_write_text
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe
 
 MAX_IMAGES = 10_000  # held-out images run through every row
 MAX_CALIB = 1024  # calibration images (NNCF, PT2E and ONNX Runtime each calibrate on all of them)
@@ -46,7 +49,7 @@ def check_options(opts: dict[str, Any]) -> tuple[list[str], list[str]]:
     return runtimes, precisions
 
 
-def ort_int8_builder(recipe: Any, select: np.ndarray, rounds: int, runs: int, console: Console
+def ort_int8_builder(recipe: Recipe, select: np.ndarray, rounds: int, runs: int, console: Console
                      ) -> Callable[[Path, Path, np.ndarray], dict[str, Any]]:
     """The ONNX Runtime int8 file, built as the compress stage builds it: the one place that picks it.
 
