@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 MAX_IMAGES = 10_000  # held-out images run through every row
 MAX_CALIB = 1024  # calibration images (NNCF, PT2E and ONNX Runtime each calibrate on all of them)
 MAX_ROUNDS, MAX_RUNS = 50, 10_000
+# what deploy reads of the recipe: the data, the deploy setting, the int8 gate and the run's quantize stage
+DEPLOY_READS = ("data.", "deploy.", "compress.min_int8_agreement", "compress.stages", "compress.stages.")
 MAX_DEPLOY_BATCH = 256  # the deploy setting is timed too: one input of that many images per row
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -151,10 +153,12 @@ def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], conso
     from ..deploy.matrix_report import matrix_markdown, print_matrix
     from ..output_folder import check_output_dir
     from ..recipe import build_recipe
+    from ..recipe.loading import check_read_keys
     from ..run.reader import read_target
     from ..tasks import check_meta_task
 
     runtimes, precisions = check_options(opts)
+    check_read_keys(overrides, DEPLOY_READS, "deploy reads a trained student, its data and these settings")
     ckpt, meta, run_dir, base = read_target(target)
     check_meta_task(meta, 'deploy')
     recipe = build_recipe(base, overrides)

@@ -16,6 +16,7 @@ from .base import Section
 if TYPE_CHECKING:
     from .core import Recipe
 
+MAX_SYNTHETIC_PIXELS = 100_000_000  # seg-shapes draws every scene up front: ~1.2 µs and 4 bytes a pixel
 Task = Literal["classification", "segmentation", "detection"]
 TASK_DESCRIPTION = ("what the models predict: classification (one label per image), segmentation (one label per "
                     "pixel, section segmentation); detection is not yet available")
@@ -86,6 +87,12 @@ def _check_segmentation(r: Recipe) -> None:
     if r.data.source != "seg-shapes" and r.segmentation.num_classes is None:
         raise ValueError(f"segmentation.num_classes is required for data.source={r.data.source}; allowed: the "
                          "number of classes of the masks (background included)")
+    pixels = r.segmentation.synthetic_images * r.data.image_size ** 2
+    if r.data.source == "seg-shapes" and pixels > MAX_SYNTHETIC_PIXELS:
+        raise ValueError(f"segmentation.synthetic_images={r.segmentation.synthetic_images:,} scenes of "
+                         f"data.image_size={r.data.image_size} px are {pixels:,} pixels; allowed: at most "
+                         f"{MAX_SYNTHETIC_PIXELS:,} (drawn in memory before training: about 2 min and 0.4 GB); "
+                         "fewer scenes, a smaller size, or real data (data.source=seg-masks)")
     names = r.segmentation.class_names
     n = r.segmentation.num_classes or (5 if r.data.source == "seg-shapes" else None)
     if names is not None and len(names) != n:
