@@ -23,4 +23,4 @@ def test_segmentation_run_writes_metrics_and_report(tmp_path):
     assert len(s["per_class_iou"]) == 5 and "gain_over_alone" in m["comparison"]
     assert "IoU per class" in (run / "report.md").read_text()
     assert (run / "student" / "model.safetensors").exists()
-    assert invoke("compress", run, "compress.stages=[{name: export}]") == 2  # not yet for segmentation
+    assert invoke("compress", run, "compress.stages=[{name: finetune}]") == 2  # not a segmentation stage

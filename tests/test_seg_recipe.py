@@ -6,7 +6,7 @@ import yaml
 
 from edgedistill.errors import UserError
 from edgedistill.recipe import build_recipe, load_recipe
-from edgedistill.tasks import check_meta_task
+from edgedistill.tasks import task_chain
 from tests.conftest import invoke
 
 SEG = {"task": "segmentation", "data": {"source": "seg-shapes"},
@@ -54,15 +54,15 @@ def test_segmentation_refuses_what_it_cannot_do_yet():
     assert "teacher.model='cifar:resnet20' does not fit task=segmentation" in _refused({**SEG, "teacher": {}})
     assert "data.source='digits'" in _refused({**SEG, "data": {"source": "digits"}})
     assert "segmentation.num_classes is required" in _refused(SEG, "data.source=seg-masks", "data.root=.")
-    assert "not yet available for task=segmentation" in _refused(SEG, "compress.stages=[{name: export}]")
+    assert "stage 'finetune' is not available for task=segmentation" in _refused(SEG, "compress.stages=[{name: finetune}]")
     assert "distill.scheme" in _refused(SEG, "distill.scheme=online")
     assert "seg:lraspp_mobilenet_v3_small@9" in _refused(SEG, "student.model=seg:lraspp_mobilenet_v3_small@9")
 
 
-def test_checkpoint_commands_refuse_segmentation_models(tmp_path):
-    check_meta_task({"model": "cifar:resnet8"}, "compress")
-    with pytest.raises(UserError, match="compress is not yet available for task=segmentation"):
-        check_meta_task({"task": "segmentation"}, "compress")
+def test_checkpoint_commands_refuse_tasks_without_a_chain(tmp_path):
+    assert task_chain({"model": "cifar:resnet8"}, "compress") is None
+    with pytest.raises(UserError, match="compress is not yet available for task=detection"):
+        task_chain({"task": "detection"}, "compress")
     bad = tmp_path / "r.yaml"
     bad.write_text(yaml.safe_dump({**SEG, "distill": {"terms": [{"name": "dkd"}]}}))
     assert invoke("run", bad, f"output.dir={tmp_path / 'runs'}") == 2

@@ -36,6 +36,7 @@ from .report.markdown import read_history
 from .run.context import Context
 from .run.folder import make_run_dir
 from .run.identity import check_resume, settings_tag, store_teacher, teacher_key
+from .run.timings import StageTimes
 from .teachers.build import fit_ensemble, freeze_all_but_head, teacher_cache, teacher_rows
 from .teachers.rule import trains_teacher
 from .teachers.student_loader import mixes_unlabeled, student_loader
@@ -220,13 +221,7 @@ def _run(recipe: Recipe, console: Console, tracks: Trackers) -> Path:
         console.print(f"[yellow]skipped {data.skipped} unreadable image(s) (data.bad_images=skip): "
                       f"{', '.join(data.skipped_files[:5])}{' …' if data.skipped > 5 else ''}[/]")
     ctx = Context(recipe, run_dir, data, device, console, resume, tracks)
-    timings: dict[str, float] = {}
-
-    def timed(stage: str, fn: Any, *a: Any, **kw: Any) -> Any:
-        s = time.perf_counter()
-        result = fn(*a, **kw)
-        timings[stage] = round(time.perf_counter() - s, 2)
-        return result
+    timings = timed = StageTimes()
 
     models: dict[str, tuple[str, nn.Module]] = {}
     if teacher is not None:

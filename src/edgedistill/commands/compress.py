@@ -62,11 +62,17 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
     from ..run.context import Context
     from ..run.folder import make_run_dir
     from ..run.reader import read_target
-    from ..tasks import check_meta_task
+    from ..tasks import task_chain
     from ..teachers.loader import load_run_teacher
 
     ckpt, meta, run_dir, base = read_target(target)
-    check_meta_task(meta, 'compress')
+    if (chain := task_chain(meta, "compress")) is not None:  # segmentation: the task's own chain (tasks/)
+        if resume:
+            raise UserError(f"--resume is not yet available for task={meta['task']}; allowed: a fresh compress",
+                            key="--resume")
+        r = chain.recipe(base, overrides, meta)
+        out = make_run_dir(r, False) if run_dir is None else _free_dir(run_dir / "compress")
+        return chain.compress(ckpt, meta, run_dir, r, out, console)
     # A run folder's compress goes into RUN/compress[-k] unless output.dir/output.name is given: honoured.
     own_out = run_dir is None or any(o.split("=", 1)[0].strip().startswith("output.") for o in overrides)
     base.setdefault("train", {})["resume"] = False

@@ -24,7 +24,8 @@ MAX_IMAGES = 10_000  # held-out images run through every row
 MAX_CALIB = 1024  # calibration images (NNCF, PT2E and ONNX Runtime each calibrate on all of them)
 MAX_ROUNDS, MAX_RUNS = 50, 10_000
 # what deploy reads of the recipe: the data, the deploy setting, the int8 gate and the run's quantize stage
-DEPLOY_READS = ("data.", "deploy.", "compress.min_int8_agreement", "compress.stages", "compress.stages.")
+DEPLOY_READS = ("data.", "deploy.", "segmentation.", "compress.min_int8_agreement", "compress.stages",
+                "compress.stages.")
 MAX_DEPLOY_BATCH = 256  # the deploy setting is timed too: one input of that many images per row
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -123,7 +124,7 @@ def _read(path: str) -> str:
 
 
 def _source(model: Any, meta: dict[str, Any], calib: np.ndarray, check: np.ndarray, out: Path,
-            int8: Callable[[Path, Path, np.ndarray], dict[str, Any]]) -> Any:
+            int8: Callable[[Path, Path, np.ndarray], dict[str, Any]], onnx_meta: dict[str, str] | None = None) -> Any:
     """The matrix's Source: the fp32 ONNX file is exported on first use and must pass the parity check."""
     import torch
 
@@ -132,7 +133,7 @@ def _source(model: Any, meta: dict[str, Any], calib: np.ndarray, check: np.ndarr
 
     def export() -> Path:
         path = export_onnx(model, out / "onnxruntime" / "model.onnx", int(meta["image_size"]), meta["class_names"],
-                           meta["mean"], meta["std"])
+                           meta["mean"], meta["std"], extra=onnx_meta)
         parity = check_parity(model, path, torch.from_numpy(check))
         if not parity["passed"]:
             raise RuntimeError(f"fp32 ONNX parity failed (max |Δlogit| {parity['max_abs_diff']:.2g}); kept as "
@@ -142,31 +143,12 @@ def _source(model: Any, meta: dict[str, Any], calib: np.ndarray, check: np.ndarr
     return Source(model=model, image_size=int(meta["image_size"]), calib=calib, export=export, int8_onnx=int8)
 
 
-def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], console: Console) -> dict[str, Any]:
-    """Build and measure the student of a run folder or model file in every runtime × precision asked for."""
-    import torch
-
-    from ..compress.prune import load_pruned
+def _classification_inputs(recipe: Recipe, meta: dict[str, Any], opts: dict[str, Any]
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Held-out (or --image-dir) images, calibration images and the int8 selection images (train split)."""
     from ..compress.stages import train_images
     from ..data import build_data
-    from ..deploy.matrix import MatrixConfig, run_matrix
-    from ..deploy.matrix_report import matrix_markdown, print_matrix
-    from ..output_folder import check_output_dir
-    from ..recipe import build_recipe
-    from ..recipe.loading import check_read_keys
-    from ..run.reader import read_target
-    from ..tasks import check_meta_task
 
-    runtimes, precisions = check_options(opts)
-    check_read_keys(overrides, DEPLOY_READS, "deploy reads a trained student, its data and these settings")
-    ckpt, meta, run_dir, base = read_target(target)
-    check_meta_task(meta, 'deploy')
-    recipe = build_recipe(base, overrides)
-    _bounded(recipe.deploy.batch_size, 1, MAX_DEPLOY_BATCH, "deploy.batch_size", "the batch the deploy setting times")
-    out = Path(opts["out"]).expanduser() if opts.get("out") else (run_dir or ckpt.parent) / "deploy"
-    check_output_dir(out, key="--out")
-    model, meta = load_pruned(ckpt)
-    model = model.cpu().float().eval()
     data = build_data(recipe.data)
     if data.class_names != meta["class_names"]:
         raise UserError(f"the data's classes {data.class_names[:5]}… differ from the model's "
@@ -176,22 +158,54 @@ def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], conso
     job = SimpleNamespace(ctx=SimpleNamespace(data=data, recipe=recipe))  # what train_images reads of a Job
     calib = train_images(job, 0, opts["calib"]).numpy()
     select = train_images(job, opts["calib"], opts["calib"]).numpy()  # int8 candidates are gated on these
+    return images, calib, select
+
+
+def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], console: Console) -> dict[str, Any]:
+    """Build and measure the student of a run folder or model file in every runtime × precision asked for."""
+    import torch
+
+    from ..compress.prune import load_pruned
+    from ..deploy.matrix import MatrixConfig, run_matrix
+    from ..deploy.matrix_report import matrix_markdown, print_matrix
+    from ..output_folder import check_output_dir
+    from ..recipe import build_recipe
+    from ..recipe.loading import check_read_keys
+    from ..run.reader import read_target
+    from ..tasks import task_chain
+
+    runtimes, precisions = check_options(opts)
+    check_read_keys(overrides, DEPLOY_READS, "deploy reads a trained student, its data and these settings")
+    ckpt, meta, run_dir, base = read_target(target)
+    chain = task_chain(meta, "deploy")  # None: classification; segmentation's inputs come from tasks/
+    recipe = build_recipe(base, overrides) if chain is None else chain.recipe(base, overrides, meta)
+    _bounded(recipe.deploy.batch_size, 1, MAX_DEPLOY_BATCH, "deploy.batch_size", "the batch the deploy setting times")
+    out = Path(opts["out"]).expanduser() if opts.get("out") else (run_dir or ckpt.parent) / "deploy"
+    check_output_dir(out, key="--out")
+    model, meta = load_pruned(ckpt)
+    model = model.cpu().float().eval()
+    if chain is None:
+        images, calib, select = _classification_inputs(recipe, meta, opts)
+        own: dict[str, Any] = {}  # a task's matrix settings, ONNX metadata and result fields
+    else:
+        images, calib, select, own = chain.deploy_inputs(recipe, meta, model, opts)
     with torch.no_grad():
         ref = torch.cat([model(torch.from_numpy(images[i:i + 256])) for i in range(0, len(images), 256)]).numpy()
     cfg = MatrixConfig(runtimes, precisions, recipe.compress.min_int8_agreement,
                        (recipe.deploy.batch_size, recipe.deploy.threads), rounds=opts["rounds"], runs=opts["runs"],
-                       memory=opts["memory"])
+                       memory=opts["memory"], **own.get("matrix", {}))
     out.mkdir(parents=True, exist_ok=True)
     console.print(f"deploy folder: [bold]{out}[/]")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
         task = bar.add_task("deploy matrix", total=None)
         int8 = ort_int8_builder(recipe, select, opts["rounds"], min(opts["runs"], 50), console)
-        result = run_matrix(_source(model, meta, calib, images[:64], out, int8), images, ref, out, cfg,
+        result = run_matrix(_source(model, meta, calib, images[:64], out, int8, own.get("onnx_meta")), images,
+                            ref, out, cfg,
                             lambda text: bar.update(task, description=text))
     result.update(model=str(meta["model"]), checkpoint=str(ckpt), cpu=_cpu_line(),
                   images_from=f"files from {opts['image_dir']}" if opts.get("image_dir") else f"{opts['split']}-split",
-                  calib_images=len(calib))
+                  calib_images=len(calib), **own.get("result", {}))
     atomic_write_text(out / "matrix.json", json.dumps(result, indent=2, default=str))
     atomic_write_text(out / "matrix.md", matrix_markdown(result))
     print_matrix(result, console)

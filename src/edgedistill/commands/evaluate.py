@@ -21,7 +21,7 @@ def evaluate_checkpoint(path: str, overrides: list[str], split: str, json_out: P
     from ..models import load_model, read_meta
     from ..recipe import build_recipe
     from ..recipe.loading import check_read_keys
-    from ..tasks import check_meta_task
+    from ..tasks import task_chain
 
     if json_out is not None and (problem := file_problem(json_out)):
         raise UserError(f"cannot write the metrics to {json_out}: {problem}; allowed: a writable file path",
@@ -29,7 +29,10 @@ def evaluate_checkpoint(path: str, overrides: list[str], split: str, json_out: P
     check_read_keys(overrides, ("data.",), "eval reads the model file and its data")
     ckpt = resolve_checkpoint(path)
     meta = read_meta(ckpt)
-    check_meta_task(meta, 'eval')
+    chain = task_chain(meta, "eval")
+    if chain is not None:  # segmentation: mIoU on the masks (tasks/)
+        r = chain.recipe({"data": meta.get("data", {}), "eval": {"split": split}}, overrides, meta)
+        return chain.evaluate(ckpt, meta, r, split, json_out, console)
     recipe = build_recipe({"data": meta.get("data", {}), "eval": {"split": split}}, overrides)
     data = build_data(recipe.data)
     if data.class_names != meta["class_names"]:

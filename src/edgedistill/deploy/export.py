@@ -46,8 +46,10 @@ def _export_error(err: Exception, log: str) -> UserError:
 
 
 def export_onnx(model: nn.Module, path: str | Path, image_size: int, class_names: Sequence[str],
-                mean: Sequence[float], std: Sequence[float], opset: int = 17) -> Path:
-    """Write an fp32 ONNX file (input NCHW, dynamic batch) that carries what predict needs to preprocess."""
+                mean: Sequence[float], std: Sequence[float], opset: int = 17,
+                extra: dict[str, str] | None = None) -> Path:
+    """Write an fp32 ONNX file (input NCHW, dynamic batch) that carries what predict needs to preprocess;
+    `extra`: more metadata_props (a segmentation file says its task and ignore index)."""
     p = Path(path).expanduser()
     p.parent.mkdir(parents=True, exist_ok=True)
     m = copy.deepcopy(model).cpu().float().eval()
@@ -65,7 +67,7 @@ def export_onnx(model: nn.Module, path: str | Path, image_size: int, class_names
     onnx.helper.set_model_props(proto, {
         "class_names": json.dumps(list(class_names)), "mean": json.dumps([float(v) for v in mean]),
         "std": json.dumps([float(v) for v in std]), "image_size": str(int(image_size)),
-        "producer": "edgedistill"})
+        "producer": "edgedistill", **(extra or {})})
     onnx.checker.check_model(proto)
     onnx.save(proto, str(p))
     return p

@@ -43,6 +43,12 @@ class MatrixConfig:
     warmup: int = 5
     memory: bool = True
     threads: list[int] = field(default_factory=lambda: sorted({1, all_threads()}))
+    # A task's own figures per row (segmentation: mIoU and its drop from PyTorch's on the held-out masks): logits,
+    # precision → fields; a "gate_reason" field fails the row. `columns`: (header, field) pairs the tables add;
+    # `agreement`: what agreement counts (top-1 per image, or per pixel).
+    score: Callable[[np.ndarray, str], dict[str, Any]] | None = None
+    columns: tuple[tuple[str, str], ...] = ()
+    agreement: str = "top-1"
 
     def settings(self) -> list[tuple[int, int]]:
         """(batch, threads) pairs timed: batch 1 and 32 × 1 and all threads, plus the deploy setting."""
@@ -81,6 +87,12 @@ def build_row(source: Source, runtime: str, precision: str, images: np.ndarray, 
     row["status"] = "pass" if agree >= row["gate"] else "below gate"
     if row["status"] != "pass":
         row["reason"] = f"agreement {100 * agree:.1f}% < gate {100 * row['gate']:.1f}%"
+    if cfg.score is not None:
+        extra = cfg.score(logits, precision)
+        reason = extra.pop("gate_reason", None)
+        row.update(extra)
+        if reason and row["status"] == "pass":
+            row.update(status="below gate", reason=reason)
     return row
 
 
@@ -146,7 +158,7 @@ def recommend(rows: list[dict[str, Any]], cfg: MatrixConfig) -> dict[str, Any]:
     lat = best["latency"][key]
     return {"id": best["id"], "setting": key, "speedup_vs_ort_fp32": lat["speedup_vs_ort_fp32"],
             "line": f"{best['label']} {best['precision']}: {lat['speedup_vs_ort_fp32']:.2f}x ONNX Runtime fp32 at "
-                    f"{where} ({100 * best['agreement']:.1f}% top-1 agreement with PyTorch)"}
+                    f"{where} ({100 * best['agreement']:.1f}% {cfg.agreement} agreement with PyTorch)"}
 
 
 def run_matrix(source: Source, images: np.ndarray, ref: np.ndarray, out: Path, cfg: MatrixConfig,
@@ -162,4 +174,5 @@ def run_matrix(source: Source, images: np.ndarray, ref: np.ndarray, out: Path, c
         probe_memory(rows, int(images.shape[-1]), cfg, progress)
     return {"rows": rows, "recommendation": recommend(rows, cfg), "deploy_setting": setting_key(*cfg.deploy),
             "settings": [setting_key(*s) for s in cfg.settings()], "images": len(images),
-            "fp32_min_agreement": FP32_MIN_AGREEMENT, "int8_min_agreement": cfg.int8_min_agreement}
+            "fp32_min_agreement": FP32_MIN_AGREEMENT, "int8_min_agreement": cfg.int8_min_agreement,
+            "agreement": cfg.agreement, "columns": [list(c) for c in cfg.columns]}

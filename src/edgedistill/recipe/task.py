@@ -22,6 +22,7 @@ TASK_DESCRIPTION = ("what the models predict: classification (one label per imag
                     "pixel, section segmentation); detection is not yet available")
 SEG_SOURCES = ("seg-shapes", "seg-masks", "hf-disk")  # data.source values task=segmentation reads
 SEG_ONLY_SOURCES = ("seg-shapes", "seg-masks")
+SEG_STAGES = ("prune", "export", "quantize")  # compress stages task=segmentation runs (tasks/seg_compress.py)
 
 
 class SegmentationConfig(Section):
@@ -39,6 +40,8 @@ class SegmentationConfig(Section):
     synthetic_images: int = Field(480, gt=1, le=100_000, description="seg-shapes: images generated "
                                   "(scikit-image random_shapes), split by data.val_ratio")
     boundary_tolerance: int = Field(2, ge=0, le=64, description="boundary F1: pixels a boundary may be off by")
+    int8_max_miou_drop: float = Field(1.0, ge=0, le=100, description="int8 gate of compress and deploy: mIoU "
+                                      "points the int8 file may lose against the fp32 file on the held-out split")
 
 
 def _allowed_methods(task: str) -> list[str]:
@@ -102,13 +105,15 @@ def _check_segmentation(r: Recipe) -> None:
         "distill.teacher_cache": (r.distill.teacher_cache, False),
         "distill.function_matching": (r.distill.function_matching, False),
         "data.device_resident": (r.data.device_resident, False), "data.unlabeled": (r.data.unlabeled, None),
-        "compress.stages": (bool(r.compress.stages), False), "teacher.probe": (r.teacher.probe, False),
+        "teacher.probe": (r.teacher.probe, False),
     }
     for key, (value, ok) in unsupported.items():
         if value != ok:
-            raise ValueError(f"{key} is not yet available for task=segmentation (got {value!r}); allowed: "
-                             f"{ok!r}" + ("; compress and deploy run on classification students only"
-                                          if key == "compress.stages" else ""))
+            raise ValueError(f"{key} is not yet available for task=segmentation (got {value!r}); allowed: {ok!r}")
+    for i, stage in enumerate(r.compress.stages):
+        if stage.name not in SEG_STAGES:
+            raise ValueError(f"compress.stages.{i}: stage {stage.name!r} is not available for task=segmentation; "
+                             f"allowed: {', '.join(SEG_STAGES)}")
 
 
-__all__ = ["SEG_SOURCES", "SegmentationConfig", "TASK_DESCRIPTION", "Task", "check_task"]
+__all__ = ["SEG_SOURCES", "SEG_STAGES", "SegmentationConfig", "TASK_DESCRIPTION", "Task", "check_task"]

@@ -70,4 +70,55 @@ def print_seg_summary(metrics: dict[str, Any], console: Console) -> None:
         console.print(line.replace("**", ""))
 
 
-__all__ = ["print_seg_summary", "write_seg_report"]
+STAGE_HEAD = ("stage", "mIoU", "pixel acc", "agreement with input %", "size MB", "latency ms", "× its input", "note")
+
+
+def _stage_row(r: dict[str, Any]) -> list[str]:
+    lat = r.get("latency")
+    note = []
+    if r.get("gate"):
+        g = r["gate"]
+        note.append(f"int8 gate {'passed' if g['passed'] else 'FAILED: ' + '; '.join(g['reasons'])} "
+                    f"(mIoU drop {g['miou_drop']:+.2f} ≤ {g['max_miou_drop']:g})")
+        if g["passed"] and not r.get("shipped", True):
+            note.append("not faster than fp32 here: the fp32 file ships")
+    if r.get("int8_format"):
+        note.append(f"{r['int8_format']}/{r['int8_graph']}")
+    if r.get("ratio") is not None:
+        note.append(f"{100 * r['ratio']:.0f}% channels pruned, {r.get('params', 0):,} params")
+    return [r["stage"], _cell(r.get("miou"), "{:.2f}"), _cell(r.get("pixel_acc"), "{:.1f}"),
+            _cell(r.get("agreement"), "{:.1f}"), _cell(r.get("size_mb"), "{:.2f}"), _cell(r.get("latency_ms"), "{:.2f}"),
+            "–" if not lat else f"{lat['speedup']:.2f} ({lat['speedup_min']:.2f}–{lat['speedup_max']:.2f})",
+            ", ".join(note)]
+
+
+def seg_stage_lines(result: dict[str, Any]) -> list[str]:
+    """The stage table of a segmentation compress: mIoU, agreement with the stage's input, size and latency
+    against its input (interleaved ONNX Runtime / PyTorch rounds at the deploy batch and threads)."""
+    d = result["deploy"]
+    out = [f"{result['split']} split, {result['images']} images. Latency: median of 5 interleaved rounds against "
+           f"the stage's input, batch {d['batch']}, {d['threads']} thread(s); agreement: share of labelled pixels "
+           "whose argmax equals the input stage's.", "", "| " + " | ".join(STAGE_HEAD) + " |",
+           "|" + "---|" * len(STAGE_HEAD), *("| " + " | ".join(_stage_row(r)) + " |" for r in result["stages"])]
+    t = result.get("teacher")
+    if t:
+        out += ["", f"Teacher (fp32 ONNX, mIoU {t['miou']:.2f}) {t['teacher_ms']:.2f} ms vs the final student "
+                f"`{Path(t['student_artifact']).name}` {t['student_ms']:.2f} ms: the student is "
+                f"**{t['student_speedup']:.1f}× faster** ({t['speedup_min']:.1f}–{t['speedup_max']:.1f} over "
+                f"{t['rounds']} interleaved rounds)."]
+    return out
+
+
+def print_seg_stages(result: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"edgedistill compress (segmentation) — {result['split']} split, {result['images']} images")
+    for col in STAGE_HEAD:
+        table.add_column(col, justify="left" if col in ("stage", "note") else "right")
+    for r in result["stages"]:
+        table.add_row(*_stage_row(r))
+    console.print(table)
+    for line in seg_stage_lines(result)[len(result["stages"]) + 4:]:
+        if line:
+            console.print(line.replace("**", ""))
+
+
+__all__ = ["print_seg_stages", "print_seg_summary", "seg_stage_lines", "write_seg_report"]

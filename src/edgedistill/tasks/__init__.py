@@ -7,6 +7,7 @@ tasks/segmentation.py), on the same data/models/distill/engine/evaluate/report p
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +30,64 @@ def _segmentation(recipe: Recipe, console: Console) -> Path:
     return run_segmentation(recipe, console)
 
 
-def check_meta_task(meta: dict[str, Any], what: str) -> None:
-    """Commands that read a checkpoint (compress, deploy, eval) refuse a task they do not handle yet."""
+@dataclass(frozen=True)
+class TaskChain:
+    """What compress, deploy and eval do for a task other than classification (whose chain is the spine's).
+
+    recipe(base, overrides, meta): the command's recipe; compress(ckpt, meta, run_dir, recipe, out, console);
+    deploy_inputs(recipe, meta, model, opts) → held-out images, calibration and selection images, and the task's
+    matrix settings; evaluate(ckpt, meta, recipe, split, json_out, console).
+    """
+
+    recipe: Callable[..., Recipe]
+    compress: Callable[..., dict[str, Any]]
+    deploy_inputs: Callable[..., tuple[Any, Any, Any, dict[str, Any]]]
+    evaluate: Callable[..., dict[str, Any]]
+
+
+CHAINS: Registry[TaskChain] = Registry("task chain")
+
+
+def _seg_recipe(base: dict[str, Any], overrides: list[str], meta: dict[str, Any]) -> Recipe:
+    from .seg_chain import seg_recipe
+
+    spec = {"model": str(meta["model"]), "weights": None}  # a model file names no recipe: its own model stands in
+    return seg_recipe({"segmentation": meta.get("segmentation") or {}, "student": spec, "teacher": spec,
+                       "distill": {"terms": [{"name": "pixel_kd"}]}, **base}, overrides)
+
+
+def _seg_compress(*a: Any, **kw: Any) -> dict[str, Any]:
+    from .seg_compress import compress_seg
+
+    return compress_seg(*a, **kw)
+
+
+def _seg_deploy_inputs(*a: Any, **kw: Any) -> tuple[Any, Any, Any, dict[str, Any]]:
+    from .seg_deploy import seg_deploy_inputs
+
+    return seg_deploy_inputs(*a, **kw)
+
+
+def _seg_evaluate(*a: Any, **kw: Any) -> dict[str, Any]:
+    from .seg_deploy import seg_evaluate
+
+    return seg_evaluate(*a, **kw)
+
+
+CHAINS.register("segmentation", description="prune (Torch-Pruning), ONNX export, int8 gated on mIoU drop and "
+                "per-pixel agreement; deploy matrix and eval on mIoU")(
+    TaskChain(_seg_recipe, _seg_compress, _seg_deploy_inputs, _seg_evaluate))
+
+
+def task_chain(meta: dict[str, Any], what: str) -> TaskChain | None:
+    """None for a classification model (the spine's chain); the task's chain; a task without one is refused."""
     task = meta.get("task", "classification")
-    if task != "classification":
-        raise UserError(f"edgedistill {what} is not yet available for task={task}; allowed: a classification "
-                        "model (a segmentation run's metrics.json and report.md hold its evaluation)", key="task")
+    if task == "classification":
+        return None
+    if task not in CHAINS:
+        raise UserError(f"edgedistill {what} is not yet available for task={task}; allowed: a model of task "
+                        f"{', '.join(['classification', *CHAINS.names()])}", key="task")
+    return CHAINS.get(task, key="task")
 
 
-__all__ = ["TASKS", "check_meta_task"]
+__all__ = ["CHAINS", "TASKS", "TaskChain", "task_chain"]

@@ -34,6 +34,7 @@ from ..report.segmentation import print_seg_summary, write_seg_report
 from ..output_folder import check_output_dir
 from ..run.folder import make_run_dir
 from ..run.identity import settings_tag
+from ..run.timings import StageTimes
 
 
 def _capped(ds: Dataset, n: int | None, seed: int) -> Dataset:
@@ -82,7 +83,8 @@ class SegRun:
         d = self.r.data
         return {"model": spec, "num_classes": len(self.names), "class_names": self.names, "task": "segmentation",
                 "ignore_index": self.r.segmentation.ignore_index, "image_size": d.image_size, "mean": list(d.mean),
-                "std": list(d.std), "stage": stage, "data": d.model_dump(mode="json"), "edgedistill": __version__}
+                "std": list(d.std), "stage": stage, "data": d.model_dump(mode="json"),
+                "segmentation": self.r.segmentation.model_dump(mode="json"), "edgedistill": __version__}
 
     def train_stage(self, stage: str, spec: str, module: SegDistiller, *, epochs: int | None = None,
                     lr: float | None = None) -> nn.Module:
@@ -119,14 +121,8 @@ def run_segmentation(r: Recipe, console: Console) -> Path:
     atomic_write_text(run_dir / "recipe.yaml", r.to_yaml())
     console.print(f"run folder: [bold]{run_dir}[/]")
     run = SegRun(r, run_dir, train, evals, names, device, console)
-    timings: dict[str, float] = {}
+    timings = timed = StageTimes()
     smoothing = r.train.label_smoothing
-
-    def timed(stage: str, fn: Any, *a: Any, **kw: Any) -> Any:
-        s = time.perf_counter()
-        out = fn(*a, **kw)
-        timings[stage] = round(time.perf_counter() - s, 2)
-        return out
 
     models: dict[str, tuple[str, nn.Module]] = {}
     if r.teacher.weights in (None, "", "none", "None"):
