@@ -86,8 +86,7 @@ class Recipe(Section):
 
     def to_yaml(self) -> str:
         plain = {"task", "segmentation"} if self.task == "classification" else set()  # as before the task layer
-        if self.task != "detection":
-            plain.add("detection")
+        plain.add("detection" if self.task != "detection" else "segmentation")
         return yaml.safe_dump(self.model_dump(mode="json", exclude=plain), sort_keys=False)
 
 

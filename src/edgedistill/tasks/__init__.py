@@ -29,6 +29,13 @@ def _segmentation(recipe: Recipe, console: Console) -> Path:
     return run_segmentation(recipe, console)
 
 
+@TASKS.register("detection", description="boxes and classes: COCO mAP, mAP50, mAP by size, teacher agreement")
+def _detection(recipe: Recipe, console: Console) -> Path:
+    from .detection import run_detection
+
+    return run_detection(recipe, console)
+
+
 def check_meta_task(meta: dict[str, Any], what: str) -> None:
     """Commands that read a checkpoint (compress, deploy, eval) refuse a task they do not handle yet."""
     task = meta.get("task", "classification")
