@@ -119,3 +119,32 @@ def test_yolo_label_without_image_exits_2(tmp_path, capsys):
     (tmp_path / "d" / "labels" / "c.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     assert _run(tmp_path, {"source": "det-yolo"}, {"num_classes": 2}) == 2
     assert "c.txt has no image" in capsys.readouterr().err
+
+
+def _voc(root, objects):
+    _images(root / "JPEGImages", ["a.png", "b.png"])
+    (root / "Annotations").mkdir()
+    body = "".join(f"<object><name>{n}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>"
+                   f"<ymax>{b[3]}</ymax></bndbox></object>" for n, b in objects)
+    (root / "Annotations" / "a.xml").write_text(f"<annotation><size><width>40</width><height>30</height></size>"
+                                                f"{body}</annotation>")
+
+
+VOC = {"image_dir": "JPEGImages", "class_names": ["cat", "dog"]}
+
+
+def test_voc_folder_reads_named_objects(tmp_path):
+    _voc(tmp_path, [("dog", (5, 4, 24, 15))])
+    train, evals, names = build_det_data(det_recipe(VOC, source="det-voc", root=str(tmp_path), val_ratio=0.5))
+    got = sorted((b.tolist(), c.tolist()) for _, b, c in (train[0], evals["val"][0]))
+    assert names == ["cat", "dog"] and got[0] == ([], []) and got[1][1] == [1]
+    assert got[1][0][0] == pytest.approx([4 * 32 / 40, 3 * 32 / 30, 24 * 32 / 40, 15 * 32 / 30])
+
+
+@pytest.mark.parametrize("obj, said", [(("cow", (5, 4, 24, 15)), "object 0 is named 'cow'"),
+                                       (("cat", (5, 4, 44, 15)), "lies outside the 40×30 image")])
+def test_bad_voc_objects_exit_2_naming_them(tmp_path, capsys, obj, said):
+    _voc(tmp_path / "d", [obj])
+    assert _run(tmp_path, {"source": "det-voc"}, VOC) == 2
+    err = capsys.readouterr().err
+    assert said in err and "a.xml" in err

@@ -43,7 +43,7 @@ def _folders(r: Recipe) -> dict[str, Path] | None:
     return {k: root / k for k in ("train", "val", "test") if (root / k).is_dir()}
 
 
-def _image_dir(folder: Path, r: Recipe) -> Path:
+def image_dir(folder: Path, r: Recipe) -> Path:
     d = folder / r.detection.image_dir
     if not d.is_dir():
         raise UserError(f"no folder {d}; allowed: detection.image_dir naming a subfolder of {folder}",
@@ -76,7 +76,7 @@ def _samples(entries: list[Entry]) -> SampleList:
     return SampleList(len(entries), get)
 
 
-def _result(r: Recipe, read: Any) -> DetSplits:
+def result(r: Recipe, read: Any) -> DetSplits:
     splits, names = _splits(r, read)
     test = splits.get("test")
     return DetSplits(_samples(splits["train"]), _samples(splits["val"]), _samples(test) if test else None,
@@ -86,7 +86,7 @@ def _result(r: Recipe, read: Any) -> DetSplits:
 def read_coco(folder: Path, r: Recipe) -> tuple[list[Entry], list[str]]:
     """One COCO-JSON folder → its entries (every image listed, with its boxes) and the category names."""
     path = folder / r.detection.coco_file
-    images_dir = _image_dir(folder, r)
+    images_dir = image_dir(folder, r)
     try:
         doc = json.loads(path.read_text())
         cats = sorted(doc["categories"], key=lambda c: c["id"])
@@ -127,7 +127,7 @@ def read_coco(folder: Path, r: Recipe) -> tuple[list[Entry], list[str]]:
 def read_yolo(folder: Path, r: Recipe) -> tuple[list[Entry], list[str]]:
     """One YOLO folder → its entries; every line of every label file checked and named by file:line."""
     k = int(r.detection.num_classes)  # type: ignore[arg-type]
-    images_dir, labels_dir = _image_dir(folder, r), folder / r.detection.label_dir
+    images_dir, labels_dir = image_dir(folder, r), folder / r.detection.label_dir
     if not labels_dir.is_dir():
         raise UserError(f"no folder {labels_dir}; allowed: detection.label_dir naming a subfolder of {folder}",
                         key="detection.label_dir")
@@ -164,12 +164,12 @@ def read_yolo(folder: Path, r: Recipe) -> tuple[list[Entry], list[str]]:
 
 @DET_SOURCES.register("det-coco")
 def coco_source(r: Recipe) -> DetSplits:
-    return _result(r, read_coco)
+    return result(r, read_coco)
 
 
 @DET_SOURCES.register("det-yolo")
 def yolo_source(r: Recipe) -> DetSplits:
-    return _result(r, read_yolo)
+    return result(r, read_yolo)
 
 
 DATA_SOURCES.register("det-coco", class_names=lambda cfg: [], tasks=("detection",),

@@ -11,7 +11,7 @@ from .base import Section
 if TYPE_CHECKING:
     from .core import Recipe
 
-DET_SOURCES = ("det-shapes", "det-coco", "det-yolo")  # data.source values task=detection reads
+DET_SOURCES = ("det-shapes", "det-coco", "det-yolo", "det-voc")  # data.source values task=detection reads
 
 
 class DetectionConfig(Section):
@@ -23,6 +23,7 @@ class DetectionConfig(Section):
                                           "categories, or 0, 1, …)")
     image_dir: str = Field("images", description="det-coco/det-yolo: subfolder of the images")
     label_dir: str = Field("labels", description="det-yolo: subfolder of the STEM.txt label files")
+    xml_dir: str = Field("Annotations", description="det-voc: subfolder of the STEM.xml annotations")
     coco_file: str = Field("annotations.json", description="det-coco: the COCO instances JSON in each folder")
     synthetic_images: int = Field(400, gt=1, le=100_000, description="det-shapes: images generated "
                                   "(scikit-image random_shapes), split by data.val_ratio")
@@ -41,6 +42,9 @@ def check_detection(r: Recipe) -> None:
     if r.data.source == "det-yolo" and d.num_classes is None:
         raise ValueError("detection.num_classes is required for data.source=det-yolo; allowed: the number of "
                          "object classes of the label files")
+    if r.data.source == "det-voc" and not d.class_names:
+        raise ValueError("detection.class_names is required for data.source=det-voc; allowed: the object names "
+                         "of the XML files, in class-id order")
     n = 4 if r.data.source == "det-shapes" else d.num_classes
     if d.class_names is not None and n is not None and len(d.class_names) != n:
         raise ValueError(f"detection.class_names has {len(d.class_names)} names for {n} classes; allowed: {n} names")

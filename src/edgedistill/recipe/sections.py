@@ -18,7 +18,7 @@ from .models import ModelConfig
 class DataConfig(Section):
     source: str = Field("digits", description="dataset source: digits, imagefolder, torchvision, hf-disk; "
                         "task=segmentation: seg-shapes, seg-masks, hf-disk; task=detection: det-shapes, det-coco, "
-                        "det-yolo")
+                        "det-yolo, det-voc")
     root: Path | None = Field(None, description="dataset folder (not needed for digits)")
     name: str | None = Field(None, description="torchvision dataset class, e.g. CIFAR10")
     image_size: int = Field(32, gt=0, le=2048, description="side of the square input images, in pixels (1..2048)")
