@@ -30,6 +30,13 @@ def _segmentation(recipe: Recipe, console: Console) -> Path:
     return run_segmentation(recipe, console)
 
 
+@TASKS.register("detection", description="boxes and classes: COCO mAP, mAP50, mAP by size, teacher agreement")
+def _detection(recipe: Recipe, console: Console) -> Path:
+    from .detection import run_detection
+
+    return run_detection(recipe, console)
+
+
 @dataclass(frozen=True)
 class TaskChain:
     """What compress, deploy and eval do for a task other than classification (whose chain is the spine's).
