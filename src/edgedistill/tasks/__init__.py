@@ -41,7 +41,8 @@ def check_meta_task(meta: dict[str, Any], what: str) -> None:
     task = meta.get("task", "classification")
     if task != "classification":
         raise UserError(f"edgedistill {what} is not yet available for task={task}; allowed: a classification "
-                        "model (a segmentation run's metrics.json and report.md hold its evaluation)", key="task")
+                        "model (a segmentation or detection run's metrics.json and report.md hold its evaluation)",
+                        key="task")
 
 
 __all__ = ["TASKS", "check_meta_task"]
