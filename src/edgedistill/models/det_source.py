@@ -23,6 +23,7 @@ from .base import MODEL_SOURCES
 
 BN_MOMENTUM = 0.1
 DEFAULT_SIZE = 320
+MIN_SCORE = 0.05  # the lowest score a detector returns (COCO AP needs its low-score boxes)
 
 
 class DetNet(nn.Module):
@@ -163,6 +164,8 @@ class DetSource:
             raise UserError("det: models are built without downloads; allowed: weights none or a weights file")
         base, width = parse(name)
         model = BUILDERS[base](num_classes or 4, width)
+        if getattr(model.net, "score_thresh", 0) > MIN_SCORE:  # FCOS keeps ≥ 0.2 only: too few boxes for mAP
+            model.net.score_thresh = MIN_SCORE
         for m in model.modules():  # torchvision's MobileNetV3 uses 0.01: too slow for a few hundred steps
             if isinstance(m, nn.BatchNorm2d):
                 m.momentum = BN_MOMENTUM

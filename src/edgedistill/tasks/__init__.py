@@ -93,7 +93,8 @@ def task_chain(meta: dict[str, Any], what: str) -> TaskChain | None:
         return None
     if task not in CHAINS:
         raise UserError(f"edgedistill {what} is not yet available for task={task}; allowed: a model of task "
-                        f"{', '.join(['classification', *CHAINS.names()])}", key="task")
+                        f"{', '.join(['classification', *CHAINS.names()])} (a {task} run's metrics.json and report.md "
+                        "hold its evaluation)", key="task")
     return CHAINS.get(task, key="task")
 
 
