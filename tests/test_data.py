@@ -35,7 +35,8 @@ def _cfg(root: Path, **kw) -> DataConfig:
 
 
 def test_sources_registered_with_descriptions():
-    assert DATA_SOURCES.names() == ["digits", "hf-disk", "imagefolder", "seg-masks", "seg-shapes", "torchvision"]
+    assert DATA_SOURCES.names() == ["det-coco", "det-shapes", "det-voc", "det-yolo", "digits", "hf-disk",
+                                     "imagefolder", "seg-masks", "seg-shapes", "torchvision"]
     assert all(e.meta["description"] for e in DATA_SOURCES)
 
 

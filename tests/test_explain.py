@@ -203,6 +203,35 @@ TINY = ["data.image_size=16", "data.max_train_samples=256", "data.max_val_sample
         "eval.baseline=false"]
 
 
+def check_explain(ex: dict) -> None:
+    """What explain.json must say after the end-to-end test's explain (depth 2, 3 repeats, 2000 samples in
+    batches of 200, alpha 0.05, 256 train images)."""
+    st = ex["stability"]
+    for method in st.values():  # each level's stability is what its 3 fits' structures say
+        for level in ("root", "top2"):
+            counts = list(method[level]["counts"].values())
+            entropy = -sum(c / 3 * math.log2(c / 3) for c in counts)
+            assert sum(counts) == 3 and method[level]["distinct"] == len(counts), method[level]
+            assert method[level]["entropy_bits"] == pytest.approx(entropy, abs=1e-9)
+            assert method[level]["most_common_share"] == pytest.approx(max(counts) / 3)
+    at = st["approximation_tree"]
+    tree = ex["tree"]  # the first fit's root: always split (a depth-2 tree of an unfinished teacher's labels)
+    assert sum(tree["counts"]) == tree["n_samples"] and tree["label"] == tree["counts"].index(max(tree["counts"]))
+    sizes = [n for n, _ in tree["rounds"]]  # a batch, then doubling, capped at the sample budget
+    assert sizes == [min(200 * 2**i, 2000) for i in range(len(sizes))] and sizes[-1] == tree["n_samples"]
+    level = 0.05 / 5  # alpha over the 5 looks 200..2000 can take (Bonferroni)
+    assert all(p >= level for _, p in tree["rounds"][:-1])  # it stops at the first significant look
+    assert tree["p_value"] == tree["rounds"][-1][1] and tree["significant"] == (tree["p_value"] < level)
+    assert tree["significant"] or tree["n_samples"] == 2000  # or spends the budget
+    majority = 100 * max(tree["counts"]) / tree["n_samples"]  # agreement of the constant guess
+    assert at["fresh"]["mean"] > majority + 2 and st["cart_pseudo"]["fresh"]["mean"] > majority + 2
+    # each tree drew the root's samples and its children's (> 256): CART on real images takes all n_train (256)
+    # images, CART on pseudo-samples as many as the approximation tree drew
+    assert at["n_samples"]["mean"] >= 600
+    assert st["cart_real"]["n_samples"] == {"mean": float(ex["n_train"]), "std": 0.0}
+    assert st["cart_pseudo"]["n_samples"] == at["n_samples"]
+
+
 @pytest.mark.slow
 def test_explain_end_to_end_on_digits(tmp_path, capsys):
     code, _out, err = cli(capsys, "demo", *TINY, f"output.dir={tmp_path}")
@@ -218,14 +247,7 @@ def test_explain_end_to_end_on_digits(tmp_path, capsys):
     ex = json.loads((run / "explain" / "explain.json").read_text())
     assert ex["settings"]["depth"] == 2 and ex["settings"]["repeats"] == 3 and len(ex["features"]["names"]) == 4
     assert set(ex["stability"]) == {"approximation_tree", "cart_real", "cart_pseudo"}
-    at = ex["stability"]["approximation_tree"]
-    assert 0 <= at["fresh"]["mean"] <= 100 and 0 <= at["real"]["mean"] <= 100
-    assert 1 <= at["root"]["distinct"] <= 3 and 0 <= at["top2"]["entropy_bits"] <= math.log2(3) + 1e-9
-    assert sum(at["top2"]["counts"].values()) == 3
-    assert ex["stability"]["cart_real"]["n_samples"]["mean"] <= 256  # capped at the train images
-    tree = ex["tree"]
-    if "feature" in tree:  # the root split: its p-value, samples and rounds are recorded
-        assert 0 <= tree["p_value"] <= 1 and tree["n_samples"] == tree["rounds"][-1][0] >= 200
+    check_explain(ex)
     html = (run / "explain" / "report.html").read_text()
     assert "data:image/png;base64" in html and "Stability over 3 fits" in html
     assert (run / "explain" / "tree.png").stat().st_size > 1000

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from conftest import cli
 
 from edgedistill.recipes import recipe_path
@@ -36,9 +37,15 @@ def files(tmp_path, warm):
     dup = d / "dupclip"
     dup.mkdir()
     (dup / "config.json").write_text('{"model_type": "clip", "text_config": {}, "model_type": "bert"}')
+    seg = d / "segsize"  # five scenes; every mask one row taller than its image
+    for sub, size in (("images", (8, 8)), ("masks", (8, 9))):
+        (seg / sub).mkdir(parents=True)
+        for i in range(5):
+            Image.new("L" if sub == "masks" else "RGB", size).save(seg / sub / f"{i}.png")
     return d
 
 
+SEG = str(Path(__file__).resolve().parents[1] / "recipes" / "seg-demo.yaml")
 C, S = ["compare", str(recipe_path("compare-demo"))], ["search", str(recipe_path("search-demo"))]
 SWEEP = "compare.sweep={distill.terms.0.T: [" + ", ".join(str(i + 1) for i in range(100)) + "]}"
 BIG_SPACE = ("search.space.families={cifar_resnet: {blocks: [" + ", ".join(
@@ -77,6 +84,19 @@ CASES = [  # (id, args, fragments the one line must hold)
     ("explain-fresh-huge", ["explain", f"{F}/run", "explain.fresh=10000000"], ["explain.fresh", "1000000"]),
     ("explain-fresh-memory", ["explain", f"{F}/run", "explain.fresh=1000000", "explain.components=64"],
      ["explain.fresh", "explain.components=64", "at most"]),
+    # a further pass over deploy, eval and task: inputs
+    ("deploy-unread-override", ["deploy", f"{F}/run", "train.lr=5"], ["train.lr", "changes nothing", "deploy.*"]),
+    ("eval-unread-override", ["eval", f"{F}/run", "train.lr=5"], ["train.lr", "changes nothing", "data.*"]),
+    ("term-temperature-inf", ["demo", "distill.terms=[{name: kd, weight: 1, T: .inf}]"],
+     ["distill.terms.0", "T must be a finite number"]),
+    ("seg-temperature-inf", ["run", SEG, "distill.terms=[{name: cwd, weight: 1, T: .inf}]"],
+     ["distill.terms.0", "T must be a finite number"]),
+    ("seg-synthetic-huge", ["run", SEG, "segmentation.synthetic_images=100000"],
+     ["segmentation.synthetic_images=100,000", "409,600,000 pixels", "at most 100,000,000"]),
+    ("seg-mask-size", ["run", SEG, "data.source=seg-masks", f"data.root={F}/segsize", "segmentation.num_classes=3"],
+     ["data.root", "9 px but its image", "8×8"]),
+    ("seg-classification-method", ["run", SEG, "distill.terms=[{name: crd, weight: 1}]"],
+     ["crd", "does not apply to task=segmentation", "pixel_kd"]),
 ]
 
 

@@ -59,7 +59,7 @@ MAY_IMPORT = {
               "report", "run"},
     "preflight": {"compress", "data", "distill", "engine", "memory_estimate", "models", "output_folder", "recipe",
                   "teachers", "track"},
-    "memory_estimate": {"teachers"},
+    "memory_estimate": {"recipe", "teachers"},
     "teachers": {"data", "distill", "engine", "evaluate", "models", "recipe", "run"},
     "run": {"data", "engine", "models", "output_folder", "recipe", "track"},
     "report": {"deploy", "evaluate", "recipe"},
@@ -73,7 +73,7 @@ MAY_IMPORT = {
     "models": set(),
     "recipe": {"data", "distill", "models", "output_folder"},
     "recipes": set(),
-    "track": set(),
+    "track": {"recipe"},  # type hints: a tracker opens with the recipe
     "output_folder": set(),
 }
 

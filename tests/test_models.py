@@ -34,7 +34,8 @@ def same_backbone(a: nn.Module, b: nn.Module, head: str = "fc") -> bool:
 
 
 def test_sources_registered():
-    assert MODEL_SOURCES.names() == ["arch", "cifar", "file", "hf", "hf-clip", "seg", "timm", "torchvision"]
+    assert MODEL_SOURCES.names() == ["arch", "cifar", "det", "file", "hf", "hf-clip", "seg", "timm",
+                                       "torchvision"]
     assert all(e.meta.get("description") for e in MODEL_SOURCES)
     listed = list_models()
     assert set(CIFAR) == set(listed["cifar"]) and "resnet18" in listed["timm"]

@@ -33,9 +33,9 @@ def test_classification_recipe_is_written_as_before():
     assert build_recipe({}, ["task=classification"]).to_yaml() == text
 
 
-def test_detection_is_not_yet_available():
-    msg = _refused({}, "task=detection")
-    assert "task=detection is not yet available" in msg and "classification, segmentation" in msg
+def test_detection_needs_a_detection_source():
+    msg = _refused({"distill": {"terms": []}}, "task=detection")
+    assert "student.model='cifar:resnet8' does not fit task=detection" in msg and "a det: model" in msg
 
 
 def test_a_classification_only_method_on_segmentation_is_refused():

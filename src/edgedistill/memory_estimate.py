@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -22,6 +22,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from .errors import UserError
 from .teachers.rule import trains_teacher
+
+if TYPE_CHECKING:
+    from .recipe import Recipe
 
 GB = 1024**3
 
@@ -80,7 +83,7 @@ class Estimate:
         return ", ".join(f"{k} {v / GB:.2f} GB" for k, v in self.parts.items() if v)
 
 
-def estimate(recipe: Any, teacher: nn.Module | None, student: nn.Module, n_train: int, on_cuda: bool,
+def estimate(recipe: Recipe, teacher: nn.Module | None, student: nn.Module, n_train: int, on_cuda: bool,
              world: int = 1) -> Estimate:
     """The peak of one training process: the heavier of teacher training and (distilled) student training."""
     d, t = recipe.data, recipe.train
@@ -131,7 +134,7 @@ def available_host() -> int:
     return avail
 
 
-def check_memory(recipe: Any, teacher: nn.Module | None, student: nn.Module, n_train: int,
+def check_memory(recipe: Recipe, teacher: nn.Module | None, student: nn.Module, n_train: int,
                  device: torch.device, world: int = 1) -> Estimate:
     """Refuse, before any allocation, a recipe whose estimated peak exceeds the memory available now."""
     on_cuda = device.type == "cuda"

@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from .cka import linear_cka
 from .inherit import error_similarity, inherited_errors
 from .perturb import PERTURBATIONS, Pixels, fgsm_pixels, parse_levels, perturb
 
+if TYPE_CHECKING:
+    from ..recipe import Recipe
+
 MAX_IMAGES = 1_000_000
 STUDENTS = ("student", "student_alone")
 
@@ -38,7 +41,7 @@ class AuditInputs:
     """A run folder's recipe, metrics and models, checked before any image is read."""
 
     run_dir: Path
-    recipe: Any
+    recipe: Recipe
     metrics: dict[str, Any]
     models: dict[str, tuple[str, nn.Module]]  # teacher, student, student_alone (when the run has it)
 
@@ -64,7 +67,7 @@ def check_args(max_images: int, batch_size: int, perturb_names: str | None, leve
     return parse_levels(perturb_names, levels)
 
 
-def _run_teacher(run_dir: Path, recipe: Any, metrics: dict[str, Any], needs: str) -> nn.Module:
+def _run_teacher(run_dir: Path, recipe: Recipe, metrics: dict[str, Any], needs: str) -> nn.Module:
     """The run's teacher, or exit 2 saying that `needs` (audit, explain) cannot go on without one."""
     if "teacher" not in metrics.get("models", {}):
         raise UserError(f"{run_dir} has no teacher (scheme {metrics.get('scheme')!r} ran without one); {needs} "
@@ -83,7 +86,7 @@ def load_teacher(run_dir: Path, overrides: list[str] | None = None,
     return run_dir, recipe, metrics, _run_teacher(run_dir, recipe, metrics, needs)
 
 
-def _alone_from(other: Path, recipe: Any, metrics: dict[str, Any]) -> nn.Module:
+def _alone_from(other: Path, recipe: Recipe, metrics: dict[str, Any]) -> nn.Module:
     """The student of another finished run (e.g. compare's `alone` arm) as the baseline trained alone.
 
     It must have seen the same data and validation images and be the same architecture; else exit 2."""

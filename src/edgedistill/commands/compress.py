@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from ..atomic import atomic_write_text
 from ..errors import UserError
 from ..output_folder import check_output_dir
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe
 
 
 def _free_dir(base: Path) -> Path:
@@ -31,7 +34,7 @@ def _numbered(base: Path) -> list[Path]:
     return sorted(found, key=k)
 
 
-def _resume_dir(run_dir: Path | None, recipe: Any, ckpt: Path) -> Path | None:
+def _resume_dir(run_dir: Path | None, recipe: Recipe, ckpt: Path) -> Path | None:
     """The compress folder --resume continues: a run folder's newest compress[-k], or for a model file the
     newest output.dir/output.name[-k] that a compress of this same file started; None when there is none."""
     from ..compress.chain import PLAN

@@ -8,7 +8,7 @@ import platform
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
@@ -17,9 +17,15 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from ..atomic import atomic_write_text
 from ..errors import UserError
 
+if TYPE_CHECKING:
+    from ..recipe import Recipe
+
 MAX_IMAGES = 10_000  # held-out images run through every row
 MAX_CALIB = 1024  # calibration images (NNCF, PT2E and ONNX Runtime each calibrate on all of them)
 MAX_ROUNDS, MAX_RUNS = 50, 10_000
+# what deploy reads of the recipe: the data, the deploy setting, the int8 gate and the run's quantize stage
+DEPLOY_READS = ("data.", "deploy.", "segmentation.", "compress.min_int8_agreement", "compress.stages",
+                "compress.stages.")
 MAX_DEPLOY_BATCH = 256  # the deploy setting is timed too: one input of that many images per row
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -46,7 +52,7 @@ def check_options(opts: dict[str, Any]) -> tuple[list[str], list[str]]:
     return runtimes, precisions
 
 
-def ort_int8_builder(recipe: Any, select: np.ndarray, rounds: int, runs: int, console: Console
+def ort_int8_builder(recipe: Recipe, select: np.ndarray, rounds: int, runs: int, console: Console
                      ) -> Callable[[Path, Path, np.ndarray], dict[str, Any]]:
     """The ONNX Runtime int8 file, built as the compress stage builds it: the one place that picks it.
 
@@ -137,7 +143,7 @@ def _source(model: Any, meta: dict[str, Any], calib: np.ndarray, check: np.ndarr
     return Source(model=model, image_size=int(meta["image_size"]), calib=calib, export=export, int8_onnx=int8)
 
 
-def _classification_inputs(recipe: Any, meta: dict[str, Any], opts: dict[str, Any]
+def _classification_inputs(recipe: Recipe, meta: dict[str, Any], opts: dict[str, Any]
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Held-out (or --image-dir) images, calibration images and the int8 selection images (train split)."""
     from ..compress.stages import train_images
@@ -164,10 +170,12 @@ def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], conso
     from ..deploy.matrix_report import matrix_markdown, print_matrix
     from ..output_folder import check_output_dir
     from ..recipe import build_recipe
+    from ..recipe.loading import check_read_keys
     from ..run.reader import read_target
     from ..tasks import task_chain
 
     runtimes, precisions = check_options(opts)
+    check_read_keys(overrides, DEPLOY_READS, "deploy reads a trained student, its data and these settings")
     ckpt, meta, run_dir, base = read_target(target)
     chain = task_chain(meta, "deploy")  # None: classification; segmentation's inputs come from tasks/
     recipe = build_recipe(base, overrides) if chain is None else chain.recipe(base, overrides, meta)

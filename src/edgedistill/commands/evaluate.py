@@ -20,17 +20,16 @@ def evaluate_checkpoint(path: str, overrides: list[str], split: str, json_out: P
     from ..evaluate import classification_metrics, predict
     from ..models import load_model, read_meta
     from ..recipe import build_recipe
+    from ..recipe.loading import check_read_keys
     from ..tasks import task_chain
 
     if json_out is not None and (problem := file_problem(json_out)):
         raise UserError(f"cannot write the metrics to {json_out}: {problem}; allowed: a writable file path",
                         key="--json")  # checked first: metrics are never computed only to be lost
+    check_read_keys(overrides, ("data.",), "eval reads the model file and its data")
     ckpt = resolve_checkpoint(path)
     meta = read_meta(ckpt)
     chain = task_chain(meta, "eval")
-    bad = [o for o in overrides if not o.startswith("data.")]
-    if bad:
-        raise UserError(f"eval takes only data.key=value overrides, got {', '.join(bad)}")
     if chain is not None:  # segmentation: mIoU on the masks (tasks/)
         r = chain.recipe({"data": meta.get("data", {}), "eval": {"split": split}}, overrides, meta)
         return chain.evaluate(ckpt, meta, r, split, json_out, console)

@@ -19,8 +19,9 @@ from ..analysis.embedding import classifier_head, embed, fit_features
 from ..analysis.surrogate import BoxMixture, TreeSettings
 from ..analysis.surrogate_stability import Problem, repeated_fits
 from ..atomic import atomic_write_text
-from ..errors import UserError, shorten
+from ..errors import UserError
 from ..recipe import build_recipe
+from ..recipe.loading import check_read_keys
 
 
 READ_KEYS = ("explain.", "data.", "eval.split", "train.batch_size")  # what explain reads of the recipe besides the teacher
@@ -29,11 +30,7 @@ READ_KEYS = ("explain.", "data.", "eval.split", "train.batch_size")  # what expl
 def _check(run_dir: Path, overrides: list[str], options: dict[str, int | None], device: str) -> list[str]:
     """--depth/--samples/--repeats become explain.* overrides, so one validator names the key."""
     check_device(device)
-    for item in overrides:  # any other key would be accepted and change nothing: the run is already trained
-        key = item.partition("=")[0].strip()
-        if not key.startswith(READ_KEYS):
-            raise UserError(f"{shorten(item)!r} changes nothing here: explain reads a finished run's teacher; "
-                            f"allowed: {', '.join(k + '*' for k in READ_KEYS)} overrides", key=key or "override")
+    check_read_keys(overrides, READ_KEYS, "explain reads a finished run's teacher")
     over = list(overrides) + [f"explain.{k}={v}" for k, v in options.items() if v is not None]
     build_recipe({}, [o for o in over if o.startswith("explain.")])  # bad explain.* values: exit 2 before reading
     return over

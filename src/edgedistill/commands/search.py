@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -16,6 +16,9 @@ from ..errors import TrainingError, UserError
 from ..output_folder import removed_on_user_error
 from ..recipe import Recipe, load_recipe
 from ..search.space import Candidate
+
+if TYPE_CHECKING:
+    from ..search.study import Search
 
 
 def _resolve(recipe_file: Path, overrides: list[str], opts: dict[str, Any]) -> Recipe:
@@ -102,7 +105,7 @@ class TrialLog:
                            f"{err}  [dim]{eta}[/]", highlight=False)
 
 
-def measure_all(search: Any, hand: Candidate, console: Console) -> dict[str, dict[str, Any]]:
+def measure_all(search: Search, hand: Candidate, console: Console) -> dict[str, dict[str, Any]]:
     """Every candidate's cost (cached), then the feasibility check: exit 2 when nothing fits the budget."""
     from ..search.cost import check_feasible
 
@@ -183,7 +186,7 @@ def run_search(recipe_file: Path, overrides: list[str], *, trials: int | None = 
     return folder
 
 
-def finish(search: Any, hand: Candidate, console: Console, seconds: float) -> Path | None:
+def finish(search: Search, hand: Candidate, console: Console, seconds: float) -> Path | None:
     """Pareto front, hand-picked reference, proxy trust, and every output file; returns best.yaml."""
     from ..search.report import best_recipe, pareto_chart, trial_rows, write_csv, write_report
     from ..search.study import open_search_study

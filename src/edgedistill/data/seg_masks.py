@@ -58,6 +58,18 @@ def _mask_file(path: Path) -> Any:
         raise UserError(f"mask {path} {e}", key="data.root") from None
 
 
+def check_sizes(pairs: list[tuple[Path, Path]]) -> None:
+    """Every mask has its image's width and height (headers only): resized apart, they would no longer align."""
+    for img, mask in pairs:
+        try:
+            with Image.open(img) as a, Image.open(mask) as b:
+                if a.size != b.size:
+                    raise UserError(f"mask {mask} is {b.size[0]}×{b.size[1]} px but its image {img} is "
+                                    f"{a.size[0]}×{a.size[1]}; allowed: a mask of its image's size", key="data.root")
+        except OSError as e:
+            raise UserError(f"cannot read {img} or {mask}: {e}; allowed: image files PIL reads", key="data.root") from None
+
+
 def _files(pairs: list[tuple[Path, Path]]) -> PairList:
     def get(i: int) -> tuple[Image.Image, Any]:
         img, mask = pairs[i]
@@ -81,6 +93,7 @@ def masks_source(r: Recipe) -> SegSplits:
         tr, va = split_indices(len(every), r.data.val_ratio, r.data.split_seed)
         splits = {"train": [every[i] for i in tr], "val": [every[i] for i in va]}
     for pairs in splits.values():
+        check_sizes(pairs)
         check_masks(((str(m), _mask_file(m)) for _, m in pairs), n, s.ignore_index)
     return SegSplits(_files(splits["train"]), _files(splits["val"]),
                      _files(splits["test"]) if "test" in splits else None, class_names_for(r, n))

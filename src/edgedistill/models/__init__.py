@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import cifar, clip, families, file_source, hf, timm_source, torchvision_source  # noqa: F401  (register)
 from . import seg_source  # noqa: F401  (task=segmentation models)
+from . import det_source  # noqa: F401  (task=detection models)
 from .base import MODEL_SOURCES
 from .factory import create_model, list_models, load_model, weights_class_count
 from .families import FAMILIES, Knob, canonical_spec, family_spec, parse_family_spec

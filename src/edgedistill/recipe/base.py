@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,17 @@ def check_model_spec(v: str) -> str:
     return v
 
 
+def _finite(value: Any) -> bool:
+    """Every float in a parameter value (lists and mappings searched) is finite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    return True
+
+
 class TermConfig(BaseModel):
     """One weighted loss term; its own parameters are checked by the method's schema."""
 
@@ -64,7 +76,10 @@ class TermConfig(BaseModel):
 
         if self.name not in METHODS:
             raise ValueError(choices_msg(self.name, METHODS.names(), what="method"))
-        METHODS.get(self.name).Params(**self.params)  # raises ValidationError naming the parameter
+        params = METHODS.get(self.name).Params(**self.params)  # raises ValidationError naming the parameter
+        for key, value in params.model_dump().items():
+            if not _finite(value):  # a method's own schema may forget it: .inf/.nan never is a setting
+                raise ValueError(f"{key} must be a finite number (got {value!r}); allowed: finite values")
         t = self.teacher
         if t is not None and (not isinstance(t, int) or isinstance(t, bool) or t < 0):
             raise ValueError(f"teacher must be an index into teachers.models (0, 1, …), got {t!r}")

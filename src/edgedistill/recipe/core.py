@@ -17,6 +17,7 @@ from .compress import STAGE_TYPES, BudgetConfig, CompressConfig, DeployConfig, S
 from .explain import ExplainConfig
 from .models import StudentConfig, TeacherConfig, TeachersConfig
 from .search import SearchConfig
+from .detection import DetectionConfig
 from .task import TASK_DESCRIPTION, SegmentationConfig, Task, check_task
 from .sections import (  # noqa: F401
     BornAgainConfig,
@@ -49,6 +50,7 @@ class Recipe(Section):
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
 
     @model_validator(mode="after")
     def _names_fit_the_task(self) -> Recipe:
@@ -84,6 +86,7 @@ class Recipe(Section):
 
     def to_yaml(self) -> str:
         plain = {"task", "segmentation"} if self.task == "classification" else set()  # as before the task layer
+        plain.add("detection" if self.task != "detection" else "segmentation")
         return yaml.safe_dump(self.model_dump(mode="json", exclude=plain), sort_keys=False)
 
 

@@ -60,3 +60,15 @@ def sections_are_mappings(data: dict[str, Any], sections: tuple[str, ...], where
                             f"{shorten(repr(v))}; e.g. {k}: {{KEY: VALUE}}")
         out[k] = {} if k in sections and v is None else v
     return out
+
+
+
+def check_read_keys(overrides: list[str], read_keys: tuple[str, ...], why: str) -> None:
+    """An override a command never reads is refused naming it (accepted, it would change nothing). A read key
+    ending in '.' allows its whole section; any other is one exact key."""
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if not any(key.startswith(k) if k.endswith(".") else key == k for k in read_keys):
+            shown = ", ".join(k + "*" if k.endswith(".") else k for k in read_keys)
+            raise UserError(f"{shorten(item)!r} changes nothing here: {why}; allowed: {shown} overrides",
+                            key=key or "override")

@@ -17,7 +17,8 @@ from .models import ModelConfig
 
 class DataConfig(Section):
     source: str = Field("digits", description="dataset source: digits, imagefolder, torchvision, hf-disk; "
-                        "task=segmentation: seg-shapes, seg-masks, hf-disk")
+                        "task=segmentation: seg-shapes, seg-masks, hf-disk; task=detection: det-shapes, det-coco, "
+                        "det-yolo, det-voc")
     root: Path | None = Field(None, description="dataset folder (not needed for digits)")
     name: str | None = Field(None, description="torchvision dataset class, e.g. CIFAR10")
     image_size: int = Field(32, gt=0, le=2048, description="side of the square input images, in pixels (1..2048)")
@@ -79,7 +80,7 @@ class DataConfig(Section):
 
     @model_validator(mode="after")
     def _root_needed(self) -> DataConfig:
-        generated = self.source in ("digits", "seg-shapes")
+        generated = self.source in ("digits", "seg-shapes", "det-shapes")
         if not generated and self.root is None and not (self.source == "torchvision" and self.download):
             raise ValueError(f"data.root is required for source {self.source!r}")
         if self.source == "torchvision" and not self.name:

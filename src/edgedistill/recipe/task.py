@@ -2,7 +2,8 @@
 
 `task: classification` (the default) leaves every other section as it was; `task: segmentation` switches
 data, models, distillation terms, metrics and the report to their dense versions (edgedistill/tasks/);
-`task: detection` is refused until it exists. Which names fit which task is checked here, before any work.
+`task: detection` switches them to boxes (recipe/detection.py). Which names fit which task is checked here,
+before any work.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from .base import Section
+from .detection import DET_SOURCES, check_detection
 
 if TYPE_CHECKING:
     from .core import Recipe
 
+MAX_SYNTHETIC_PIXELS = 100_000_000  # seg-shapes draws every scene up front: ~1.2 µs and 4 bytes a pixel
 Task = Literal["classification", "segmentation", "detection"]
 TASK_DESCRIPTION = ("what the models predict: classification (one label per image), segmentation (one label per "
-                    "pixel, section segmentation); detection is not yet available")
+                    "pixel, section segmentation), detection (boxes and classes, section detection)")
 SEG_SOURCES = ("seg-shapes", "seg-masks", "hf-disk")  # data.source values task=segmentation reads
 SEG_ONLY_SOURCES = ("seg-shapes", "seg-masks")
 SEG_STAGES = ("prune", "export", "quantize")  # compress stages task=segmentation runs (tasks/seg_compress.py)
@@ -50,14 +53,12 @@ def _allowed_methods(task: str) -> list[str]:
 
 
 def _model_fits(spec: str, task: str) -> bool:
-    return spec.startswith("seg:") == (task == "segmentation")
+    return spec.startswith("seg:") == (task == "segmentation") and spec.startswith("det:") == (task == "detection")
 
 
 def check_task(r: Recipe) -> None:
     """Every name fits the task: data source, model specs and distillation terms (ValueError otherwise)."""
     task = r.task
-    if task == "detection":
-        raise ValueError("task=detection is not yet available; allowed: classification, segmentation")
     methods = _allowed_methods(task)
     for i, t in enumerate(r.distill.terms):
         if t.name not in methods:
@@ -71,10 +72,16 @@ def check_task(r: Recipe) -> None:
         roles.append(("teacher.model", r.teacher.model))
     for key, spec in roles:
         if not _model_fits(spec, task):
-            allowed = "a seg: model (see `edgedistill list models --source seg`)" if task == "segmentation" \
-                else "a classification model (seg: models need task: segmentation)"
+            allowed = {"segmentation": "a seg: model (see `edgedistill list models --source seg`)",
+                       "detection": "a det: model (see `edgedistill list models --source det`)"}.get(
+                task, "a classification model (seg: models need task: segmentation, det: models task: detection)")
             raise ValueError(f"{key}={spec!r} does not fit task={task}; allowed: {allowed}")
+    if task == "detection":
+        return check_detection(r)
     if task == "classification":
+        if r.data.source in DET_SOURCES:
+            raise ValueError(f"data.source={r.data.source!r} is a detection source; allowed: task: detection, "
+                             "or a classification source")
         if r.data.source in SEG_ONLY_SOURCES:
             raise ValueError(f"data.source={r.data.source!r} is a segmentation source; allowed: task: segmentation, "
                              "or a classification source")
@@ -89,6 +96,12 @@ def _check_segmentation(r: Recipe) -> None:
     if r.data.source != "seg-shapes" and r.segmentation.num_classes is None:
         raise ValueError(f"segmentation.num_classes is required for data.source={r.data.source}; allowed: the "
                          "number of classes of the masks (background included)")
+    pixels = r.segmentation.synthetic_images * r.data.image_size ** 2
+    if r.data.source == "seg-shapes" and pixels > MAX_SYNTHETIC_PIXELS:
+        raise ValueError(f"segmentation.synthetic_images={r.segmentation.synthetic_images:,} scenes of "
+                         f"data.image_size={r.data.image_size} px are {pixels:,} pixels; allowed: at most "
+                         f"{MAX_SYNTHETIC_PIXELS:,} (drawn in memory before training: about 2 min and 0.4 GB); "
+                         "fewer scenes, a smaller size, or real data (data.source=seg-masks)")
     names = r.segmentation.class_names
     n = r.segmentation.num_classes or (5 if r.data.source == "seg-shapes" else None)
     if names is not None and len(names) != n:

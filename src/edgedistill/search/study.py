@@ -123,7 +123,7 @@ def objective(trial: optuna.Trial, s: Search) -> tuple[float, ...]:
                 explore(s, trial)  # suggested again though known to be over the budget
         else:
             t0 = time.perf_counter()
-            if (s.folder / "flash" / cand.slug / "metrics.json").exists():
+            if (s.folder / "flash" / cand.slug / "metrics.json").exists() or taken(trial, cand):
                 trial.set_user_attr("repeat", True)  # suggested again: its finished run is reused, not retrained
                 explore(s, trial)
             try:
@@ -138,6 +138,15 @@ def objective(trial: optuna.Trial, s: Search) -> tuple[float, ...]:
             trial.set_user_attr("run", str(run_dir))
             trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
     return tuple(top1 if o == "top1" else float(cost[o]) for o in s.recipe.search.objectives)
+
+
+def taken(trial: optuna.Trial, cand: Candidate) -> bool:
+    """An earlier trial, still running in another worker or finished, has this candidate: without this check two
+    workers suggested the same candidate at once both count a trial for one training (the second waits on the
+    run's lock and reuses it), and search.trials distinct candidates are not trained."""
+    return any(t.number < trial.number and t.state in (TrialState.RUNNING, TrialState.COMPLETE)
+               and not t.user_attrs.get("killed") and t.user_attrs.get("spec") == cand.spec
+               and t.user_attrs.get("image_size") == cand.image_size for t in trial.study.get_trials(deepcopy=False))
 
 
 def explore(s: Search, trial: optuna.Trial) -> None:

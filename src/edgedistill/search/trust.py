@@ -8,12 +8,15 @@ correlations between flash and full top-1 come with a bootstrap 95% interval ove
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
 
 from .space import Candidate
+
+if TYPE_CHECKING:
+    from .study import Search
 
 TRUSTED_RHO = 0.8  # the issue's target rank correlation
 
@@ -25,7 +28,7 @@ def pick(pareto: list[Candidate], trained: list[Candidate], top_k: int, random_k
     return first + random.Random(seed).sample(rest, min(random_k, len(rest)))
 
 
-def run_full(search: Any, cands: list[Candidate], workers: int, say: Any) -> dict[str, float]:
+def run_full(search: Search, cands: list[Candidate], workers: int, say: Any) -> dict[str, float]:
     """Each candidate distilled with the recipe's full budget (run folders in search/full); key → top-1."""
     from ..jobs import Job, open_study, run_workers, schedule
     from ..jobs.runs import metric_of, run_folder
@@ -44,7 +47,7 @@ def run_full(search: Any, cands: list[Candidate], workers: int, say: Any) -> dic
     return done
 
 
-def finished_full(search: Any) -> dict[str, float]:
+def finished_full(search: Search) -> dict[str, float]:
     """Every candidate with a finished full-budget run in search/full (picked now or by an earlier session of
     the search): key → top-1. Each is a flash-vs-full pair as good as a picked one."""
     from ..jobs.runs import metric_of, run_folder

@@ -30,6 +30,13 @@ def _segmentation(recipe: Recipe, console: Console) -> Path:
     return run_segmentation(recipe, console)
 
 
+@TASKS.register("detection", description="boxes and classes: COCO mAP, mAP50, mAP by size, teacher agreement")
+def _detection(recipe: Recipe, console: Console) -> Path:
+    from .detection import run_detection
+
+    return run_detection(recipe, console)
+
+
 @dataclass(frozen=True)
 class TaskChain:
     """What compress, deploy and eval do for a task other than classification (whose chain is the spine's).
@@ -86,7 +93,8 @@ def task_chain(meta: dict[str, Any], what: str) -> TaskChain | None:
         return None
     if task not in CHAINS:
         raise UserError(f"edgedistill {what} is not yet available for task={task}; allowed: a model of task "
-                        f"{', '.join(['classification', *CHAINS.names()])}", key="task")
+                        f"{', '.join(['classification', *CHAINS.names()])} (a {task} run's metrics.json and report.md "
+                        "hold its evaluation)", key="task")
     return CHAINS.get(task, key="task")
 
 

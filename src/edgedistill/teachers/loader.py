@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from ..recipe import Recipe
 
-def load_run_teacher(run_dir: Path | None, recipe: Any, num_classes: int) -> nn.Module | None:
+
+def load_run_teacher(run_dir: Path | None, recipe: Recipe, num_classes: int) -> nn.Module | None:
     """The teacher this run distilled from: trained here (RUN/teacher/model.safetensors), a file: spec, or given
     weights (seeded, so a resized head is the same every time); None when it had none."""
     from ..models import create_model, load_model

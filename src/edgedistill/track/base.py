@@ -11,10 +11,13 @@ import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import UserError
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    from ..recipe import Recipe
 
 Scalar = str | int | float | bool | None
 ARTIFACTS = ("report.md", "report.html", "metrics.json", "recipe.yaml")
@@ -79,7 +82,7 @@ class Trackers:
     def __init__(self) -> None:
         self.active: dict[str, Tracker] = {}
 
-    def open(self, recipe: Any, run_dir: Path) -> None:
+    def open(self, recipe: Recipe, run_dir: Path) -> None:
         """Start every tracker the recipe turns on and log the recipe (flattened) as parameters."""
         for name in enabled(recipe.track):
             try:

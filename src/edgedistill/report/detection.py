@@ -1,0 +1,70 @@
+"""report.md and the console table of a task=detection run, from its metrics.json data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..atomic import atomic_write_text
+
+COLUMNS = (("mAP", "map", "{:.1f}"), ("mAP50", "map50", "{:.1f}"), ("mAP small", "map_small", "{:.1f}"),
+           ("mAP medium", "map_medium", "{:.1f}"), ("mAP large", "map_large", "{:.1f}"),
+           ("teacher agreement", "teacher_agreement", "{:.1f}"), ("params", "params", "{:,}"),
+           ("latency ms (b=1)", "latency_ms_median", "{:.2f}"))
+LABELS = {"teacher": "teacher", "student_alone": "student alone", "student": "student distilled"}
+
+
+def _cell(v: Any, fmt: str) -> str:
+    return "–" if v is None else fmt.format(v)
+
+
+def _rows(metrics: dict[str, Any]) -> list[list[str]]:
+    return [[LABELS.get(n, n), f"`{e['model']}`", *(_cell(e.get(k), f) for _, k, f in COLUMNS)]
+            for n, e in metrics["models"].items()]
+
+
+def det_lines(metrics: dict[str, Any]) -> list[str]:
+    c = metrics["comparison"]
+    terms = ", ".join(f"{t['name']} ×{t['weight']:g}" for t in metrics["terms"]) or "none"
+    out = [f"Detection, {metrics['split']} split, {metrics['n_images']} images, {metrics['n_boxes']} boxes, "
+           f"{len(metrics['class_names'])} classes, {metrics['image_size']} px; distillation terms: {terms}. "
+           "COCO box AP by pycocotools (torchmetrics MeanAveragePrecision): mAP over IoU 0.50:0.95, mAP50 at IoU "
+           "0.5, small/medium/large by COCO's areas (– where the split has none); teacher agreement = 2·matched / "
+           "(student + teacher boxes), boxes matched one to one at IoU ≥ 0.5 with the same class.", ""]
+    if c.get("gain_over_alone") is not None:
+        out.append(f"- distillation gain over the student alone: **{c['gain_over_alone']:+.2f} mAP**, "
+                   f"{c['map50_gain_over_alone']:+.2f} mAP50, {c['agreement_gain']:+.2f} points of teacher "
+                   "agreement (one seed)")
+    if c.get("retention"):
+        out.append(f"- the student keeps {100 * c['retention']:.1f}% of the teacher's mAP with "
+                   f"{c['params_ratio'] or 0:.1f}× fewer parameters, {c['latency_ratio'] or 0:.1f}× lower latency")
+    return out
+
+
+def write_det_report(run_dir: Path, metrics: dict[str, Any]) -> Path:
+    head = ["model", "spec", *(c for c, _, _ in COLUMNS)]
+    secs = ", ".join(f"{k} {v:.0f} s" for k, v in metrics["seconds"].items())
+    lines = ["# edgedistill detection report", "", *det_lines(metrics), "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+             *("| " + " | ".join(r) + " |" for r in _rows(metrics)), "",
+             f"Time: {secs}. All numbers: [metrics.json](metrics.json); recipe: [recipe.yaml](recipe.yaml).", ""]
+    path = run_dir / "report.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+def print_det_summary(metrics: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"edgedistill detection — {metrics['split']} split, {metrics['n_images']} images")
+    for col in ("", "model", *(c for c, _, _ in COLUMNS)):
+        table.add_column(col, justify="left" if col in ("", "model") else "right")
+    for row in _rows(metrics):
+        table.add_row(row[0], row[1].strip("`"), *row[2:])
+    console.print(table)
+    for line in det_lines(metrics)[2:]:
+        console.print(line.replace("**", ""))
+
+
+__all__ = ["print_det_summary", "write_det_report"]

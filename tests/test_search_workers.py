@@ -1,0 +1,93 @@
+"""`edgedistill search --workers 2` on the default storage (one journal file): the two processes share one
+study, so search.trials trials count (not one allowance per worker), no finished trial is trained again, and a
+search killed as a whole (SIGKILL to its process group) resumes keeping its finished trials."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from test_search import rows, write
+
+# resnet8 at six sizes; the recipe's own student (resnet8 at 16 px, the hand-picked reference) is not one of them
+SPACE = {"models": ["cifar:resnet8"], "image_size": [8, 10, 12, 14, 20, 24]}
+
+
+def study_of(folder):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(folder / "study.journal")))
+    return optuna.load_study(study_name="search-s", storage=storage)
+
+
+def trials_of(folder) -> list:
+    if not (folder / "study.journal").exists():
+        return []
+    try:
+        return study_of(folder).get_trials(deepcopy=False)
+    except KeyError:  # the study is not written yet
+        return []
+
+
+def both_workers_busy(folder) -> bool:
+    """A trial finished and two training at once (one per process): the moment a kill loses the most."""
+    trials = trials_of(folder)
+    running = [t for t in trials if t.state.name == "RUNNING" and "spec" in t.user_attrs]
+    return any(t.state.name == "COMPLETE" for t in trials) and len(running) == 2
+
+
+def finished_runs(folder) -> dict[str, tuple[int, str]]:
+    """Trials recorded trained in the journal: their run folder's metrics.json mtime and the run's log."""
+    out = {}
+    for t in trials_of(folder):
+        if t.state.name == "COMPLETE" and t.user_attrs.get("status") == "trained":
+            name = os.path.basename(t.user_attrs["run"])
+            out[name] = ((folder / "flash" / name / "metrics.json").stat().st_mtime_ns,
+                         (folder / "flash" / f"{name}.log").read_text())
+    return out
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_journal_study_and_a_killed_search_resumes_keeping_finished_trials(tmp_path):
+    from edgedistill.search.study import counted
+
+    path = write(tmp_path, search={"trials": 5, "top_k": 0, "random_k": 0, "sampler": "random", "workers": 2,
+                                   "space": SPACE})
+    cmd = [sys.executable, "-m", "edgedistill", "search", str(path)]
+    folder = tmp_path / "runs" / "s"
+    # the whole search (the command and its worker) dies at once, as on a crash or `kill -9 -PGID`
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not both_workers_busy(folder):
+        time.sleep(0.2)
+    assert proc.poll() is None, "the search ended before both processes trained at once: the worker is not in the study"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = finished_runs(folder)
+    assert before and not (folder / "trials.csv").exists()
+
+    trials = len(before) + 2  # the two killed trials still to count: resume with exactly that many (a slow
+    res = subprocess.run(cmd + ["--resume", "--trials", str(trials)],  # worker may join late on a busy machine)
+                         check=False, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout + res.stderr
+    study_trials = trials_of(folder)
+    assert not [t for t in study_trials if t.state.name in ("RUNNING", "WAITING")]  # none lost
+    count = counted(study_of(folder))
+    keys = [f"{t.user_attrs['spec']}@{t.user_attrs['image_size']}" for t in count]
+    assert len(count) == trials and len(set(keys)) == trials, keys  # search.trials, not more, each its own candidate
+    assert all(t.user_attrs.get("status") == "trained" for t in count)
+    after = finished_runs(folder)
+    assert {name: after[name] for name in before} == before  # finished before the kill: not trained again
+    assert all(log.count("student epoch") == 1 for _, log in before.values())  # its one flash epoch, once
+    killed = [r for r in rows(folder) if r["state"] == "killed"]
+    assert len(killed) == 2 and {r["spec"] + r["image_size"] for r in killed} <= {
+        t.user_attrs["spec"] + str(t.user_attrs["image_size"]) for t in count}  # rerun, not lost
+    runs = {p.name for p in (folder / "flash").iterdir() if p.is_dir()}
+    trained = {os.path.basename(t.user_attrs["run"]) for t in count}
+    assert all((folder / "flash" / name / "metrics.json").exists() for name in trained)
+    hand = {n for n in runs if n.startswith("cifar-resnet8-16px")}  # the reference run, outside the study
+    assert len(hand) == 1 and runs == trained | hand  # no run outside the shared study (a worker on its own)
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["s"]  # resumed in place
