@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -27,11 +27,15 @@ from .cpu import not_measurable_reason as _reason
 from .measure import agreement, measure
 from .stages import STAGES, Artifact, Job, example, export_checked, save_torch
 
+if TYPE_CHECKING:
+    from ..recipe import Recipe
+    from ..run.context import Context
+
 PLAN, ENTRY = "plan.json", "entry.json"
 TRAINING_STATE = ("last.pt", "best.pt")  # a training stage's resume point, dropped once its entry is written
 
 
-def held_out(ctx: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def held_out(ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
     """Every image of the held-out split the spine reports on, preprocessed, in a fixed order."""
     xs, ys = [], []
     for x, y in ctx.loader(ctx.recipe.eval.split):
@@ -45,7 +49,7 @@ def not_measurable_reason(target: str) -> str | None:
     return _reason(target, detect_cpu())
 
 
-def check_stages(recipe: Any, model: nn.Module) -> None:
+def check_stages(recipe: Recipe, model: nn.Module) -> None:
     """Dry-run the first structured pruning on a copy and resolve fp32_layers names before any training, so an
     impossible target (a ratio that empties a layer, a FLOPs share out of reach) or a layer name that matches
     nothing fails in seconds naming its key.
@@ -106,7 +110,7 @@ def int8_gate(path: Path, agreement_pct: float, min_agreement: float) -> Path | 
     return path.replace(kept)
 
 
-def check_teacher_stages(recipe: Any, has_teacher: bool) -> None:
+def check_teacher_stages(recipe: Recipe, has_teacher: bool) -> None:
     """A stage taught by the recipe's teacher needs one; say so before any work, not after training."""
     if has_teacher:
         return
@@ -121,12 +125,12 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
 
-def plan(recipe: Any) -> list[dict[str, Any]]:
+def plan(recipe: Recipe) -> list[dict[str, Any]]:
     """The stage list as the compress folder records it (every field, defaults included)."""
     return [s.model_dump(mode="json") for s in recipe.compress.stages]
 
 
-def check_plan(out_dir: Path, recipe: Any) -> None:
+def check_plan(out_dir: Path, recipe: Recipe) -> None:
     """Resuming a compress folder needs the stage list it started with; anything else would mix two chains."""
     path = out_dir / PLAN
     if not path.exists():
@@ -139,7 +143,7 @@ def check_plan(out_dir: Path, recipe: Any) -> None:
                         "without --resume (a new compress folder)", key="compress.stages")
 
 
-def cross_check(ctx: Any, name: str, art: Artifact, images: torch.Tensor, int8_bar: float) -> dict[str, Any]:
+def cross_check(ctx: Context, name: str, art: Artifact, images: torch.Tensor, int8_bar: float) -> dict[str, Any]:
     """ONNX Runtime and OpenVINO on the parity images; a low agreement or a load failure warns, never refuses.
 
     The warning bar: every image for an fp32 file (both runtimes compute the same float graph), and
@@ -171,7 +175,7 @@ def _label_of(e: dict[str, Any]) -> str:
     return e["stage"] if e["index"] == "ref" else f"{e['index']}-{e['stage']}"
 
 
-def run_compress(ctx: Any, student: nn.Module, teacher: nn.Module | None, spec: str, meta: dict[str, Any],
+def run_compress(ctx: Context, student: nn.Module, teacher: nn.Module | None, spec: str, meta: dict[str, Any],
                  out_dir: Path, resume: bool = False, source: str | None = None) -> dict[str, Any]:
     """Run every stage of ctx.recipe.compress on `student`; returns {stages, budgets, budgets_passed, final}.
 

@@ -14,7 +14,7 @@ from torch import nn
 class Job:
     """What stages share: the model being compressed, its ancestors, data and settings."""
 
-    ctx: Any  # pipeline.Context: recipe, data, loaders, console
+    ctx: Any  # run.Context (recipe, data, loaders, console); deploy passes only its data and recipe
     model: nn.Module | None  # current PyTorch model (None after quantization: only ONNX remains)
     unpruned: nn.Module  # the model compression started from
     teacher: nn.Module | None
