@@ -172,43 +172,6 @@ def test_end_to_end_compress_run_budgets_and_strict(tiny_overrides, tmp_path, ca
     assert result["budgets"][0]["passed"] is None
 
 
-@pytest.mark.slow
-def test_qat_trains_converts_and_exports_int8_onnx(tmp_path):
-    import collections
-
-    import numpy as np
-    import onnx
-
-    from edgedistill.compress.qat import convert, export_qat_onnx, prepare_qat
-    from edgedistill.deploy.onnx_runtime import ort_predict, ort_session
-
-    torch.manual_seed(0)
-    qat = prepare_qat(create_model("cifar:resnet8", 10), torch.randn(2, 3, 16, 16))
-    opt = torch.optim.SGD(qat.parameters(), lr=0.01)
-    x, y = torch.randn(16, 3, 16, 16), torch.randint(0, 10, (16,))
-    before = [p.detach().clone() for p in qat.parameters()]
-    for _ in range(2):
-        loss = torch.nn.functional.cross_entropy(qat(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert any(not torch.equal(a, b) for a, b in zip(before, qat.parameters()))  # it trained
-    qat.train(False)
-    converted = convert(qat)
-    path = export_qat_onnx(converted, tmp_path / "q.onnx", torch.randn(2, 3, 16, 16), 17)
-    proto = onnx.load(str(path))
-    ops = collections.Counter(n.op_type for n in proto.graph.node)
-    assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > 0
-    int8 = sum(int(np.prod(t.dims)) for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8)
-    assert int8 > 0.9 * sum(p.numel() for n, p in create_model("cifar:resnet8", 10).named_parameters()
-                            if p.dim() > 1)  # conv and fc weights stored as int8
-    images = torch.randn(7, 3, 16, 16)  # dynamic batch: 7 ≠ the export's 2
-    with torch.no_grad():
-        ref = converted(images).numpy()
-    got = ort_predict(ort_session(path), images.numpy())
-    assert got.shape == (7, 10) and np.mean(got.argmax(1) == ref.argmax(1)) >= 0.7
-
-
 def _digits_model(path, spec="cifar:resnet8", image_size=16):
     """An untrained `spec` saved as an edgedistill model file whose metadata names a tiny digits split."""
     from edgedistill.data import class_names_of

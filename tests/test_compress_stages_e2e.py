@@ -93,6 +93,7 @@ def test_qat_through_compress_passes_its_parity_gate_and_is_reported(qat_run):
     assert q["reported"] and q["precision"] == "int8" and q["artifact"] == "1-qat/model.int8.onnx"
     assert q["info"]["terms"] == ["kd"] and q["info"]["teacher"] == "unpruned"
     assert result["final"] == "1-qat" and not result["budgets_passed"]
+    assert [r["epoch"] for r in _history(qat_run.dir / "1-qat")] == [1]  # it trained its epoch before converting
     from edgedistill.compress.cpu import detect_cpu, target_of
     from edgedistill.compress.qat import qat_format
     from edgedistill.compress.quantize import read_quant_meta
@@ -112,6 +113,13 @@ def test_qat_int8_onnx_has_metadata_dynamic_batch_and_predicts(qat_run, tmp_path
     path = qat_run.dir / "1-qat" / "model.int8.onnx"
     proto = onnx.load(str(path))
     assert sum(n.op_type == "QuantizeLinear" for n in proto.graph.node) > 5
+    from onnx import TensorProto
+
+    from edgedistill.models import create_model
+
+    int8 = sum(int(np.prod(t.dims)) for t in proto.graph.initializer if t.data_type == TensorProto.INT8)
+    assert int8 > 0.9 * sum(p.numel() for p in create_model("cifar:resnet8", 10).parameters()
+                            if p.dim() > 1)  # conv and fc weights stored as int8 (the student is a ResNet-8)
     meta = read_onnx_meta(path)
     assert meta["class_names"] == [str(i) for i in range(10)] and meta["image_size"] == 16
     assert meta["mean"] == pytest.approx([0.485, 0.456, 0.406])

@@ -121,6 +121,7 @@ def test_bad_options_exit_2_naming_the_option_and_allowed_values(capsys, tmp_pat
         assert text in err
 
 
+@pytest.mark.slow  # the trained `student` fixture: ~16 s on 2 idle cores (92 s setup in the loaded test-fast run)
 def test_image_files_given_instead_of_the_split(student, capsys, tmp_path):
     from PIL import Image
 

@@ -185,6 +185,7 @@ def test_hf_dataset_column_as_unlabeled_images_never_reads_a_label(tmp_path):
         assert e.value.key == key
 
 
+@pytest.mark.slow  # ~20 s on 2 idle cores (107 s in make test-fast on the loaded machine)
 def test_hf_dataset_column_unlabeled_end_to_end_and_folder_keys_refused(tmp_path, capsys):
     from conftest import cli
 

@@ -121,6 +121,7 @@ def test_compress_ships_the_faster_of_int8_and_fp32_and_reports_every_candidate(
 
 # --- QAT and dynamic quantization in the target's format -------------------------------------------------------
 
+@pytest.mark.slow  # ~20 s on 2 idle cores: a QAT convert (103 s in make test-fast on the loaded machine)
 def test_qat_trains_for_the_targets_format_and_exports_it(tmp_path):
     assert [qat_format("auto", t) for t in ("x86-vnni", "x86-avx2", "arm64", "unknown")] == \
         ["u8s8", "u8s8_reduce_range", "s8s8", "u8s8_reduce_range"]

@@ -57,6 +57,7 @@ def test_bad_prune_and_finetune_keys_name_the_key(override, fragments):
         assert f in str(e.value), str(e.value)
 
 
+@pytest.mark.slow  # ~18 s on 2 idle cores: two Torch-Pruning dry runs to an unreachable target
 def test_flops_share_out_of_reach_fails_the_dry_run_naming_the_key(tmp_path, capsys):
     stages = "compress.stages=[{name: prune, flops_ratio: 0.999, scope: global}]"
     recipe = build_recipe({}, ["data.image_size=16", stages])
@@ -86,6 +87,7 @@ def test_global_flops_target_caps_every_layer_and_keeps_it_non_empty():
     assert 1 <= widths[0.95]["layer1.0.conv1"] < 4  # a looser cap lets ranking take more, never all
 
 
+@pytest.mark.slow  # ~40 s on 2 idle cores: 3 prune steps with recovery, then fine-tuning
 def test_iterative_prune_reaches_the_flops_share_then_finetune_auto(tmp_path, capsys):
     """prune (half the FLOPs, 3 steps, 1 epoch of distillation between steps) → finetune epochs: auto."""
     model = _digits_model(tmp_path / "m.safetensors")
