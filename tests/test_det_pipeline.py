@@ -23,7 +23,7 @@ def test_detection_run_writes_metrics_and_report(tmp_path):
     code = invoke("run", "recipes/det-demo.yaml", f"output.dir={tmp_path}", "data.image_size=32",
                   "detection.synthetic_images=16", "teacher.model=det:fcos_mobilenet_v3_small@0.25",
                   "student.model=det:fcos_mobilenet_v3_small@0.25", "teacher.epochs=1", "train.epochs=1",
-                  "train.batch_size=8", "eval.latency_runs=2", "eval.warmup_runs=1",
+                  "train.warmup_epochs=0", "train.batch_size=8", "eval.latency_runs=2", "eval.warmup_runs=1",
                   "distill.terms=[{name: pkd}, {name: fpn_cwd}, {name: head_kd}]")
     assert code == 0
     run = tmp_path / "det-demo"
