@@ -86,3 +86,18 @@ def test_detection_recipe_refuses_a_classification_method():
                       "student": {"model": "det:fcos_mobilenet_v3_small"}, "distill": {"terms": [{"name": "kd"}]}})
     msg = str(e.value)
     assert "method 'kd' does not apply to task=detection" in msg and "pkd" in msg and "head_kd" in msg
+
+
+def test_fpn_terms_keep_the_finest_levels_only_and_refuse_more_than_there_are():
+    teacher, student = model("det:fcos_mobilenet_v3_small@0.5"), model()
+    from edgedistill.distill.det_base import probe
+
+    s, t = probe(student, X), probe(teacher, X)
+    for name in ("pkd", "fpn_cwd"):
+        def term(**p):
+            r = build_recipe({**recipe(name).model_dump(mode="json"), "distill": {"terms": [{"name": name, **p}]}})
+            return build_terms(r.distill, student, teacher, X)[name][1]
+
+        assert len(term(levels=1).pairs(s, t)[0]) == 1 and len(term().pairs(s, t)[0]) == 5
+        with pytest.raises(UserError, match="levels=9 but the models have 5 FPN levels"):
+            term(levels=9)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ..errors import UserError
@@ -41,8 +41,15 @@ def probe(model: nn.Module, example: torch.Tensor) -> Outputs:
         model.train(was)
 
 
+class FPNParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    levels: int | None = Field(None, gt=0, description="the finest N FPN levels only (default: all); e.g. 1 = P3 "
+                               "alone, where small images put every object")
+
+
 class FPNTerm(Term):
-    """A term on the student's and the teacher's FPN maps, paired level by level (finest first).
+    """A term on the student's and the teacher's FPN maps, paired level by level (finest first); `levels` keeps
+    the finest N (on 64-px scenes P4..P7 are 4×4..1×1 maps that hold no object, and imitating them hurt).
 
     Where their channel counts differ, a 1×1 convolution per level maps the student's to the teacher's (trained
     with the student, never exported); where sizes differ, the larger map is average-pooled."""
@@ -59,10 +66,16 @@ class FPNTerm(Term):
                             "with as many levels (e.g. det:fcos_* and det:retinanet_* have 5)", key="distill.terms")
         self.connectors = nn.ModuleList(nn.Conv2d(a.shape[1], b.shape[1], 1) if a.shape[1] != b.shape[1]
                                         else nn.Identity() for a, b in zip(s, t, strict=True))
+        n = getattr(params, "levels", None)
+        if n is not None and n > len(s):
+            raise UserError(f"{name}: levels={n} but the models have {len(s)} FPN levels; allowed: 1..{len(s)}",
+                            key="distill.terms")
+        self.levels = n or len(s)
 
     def pairs(self, student: Outputs, teacher: Outputs) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         s, t = [], []
-        for conn, a, b in zip(self.connectors, fpn_levels(student), fpn_levels(teacher), strict=True):
+        n = self.levels
+        for conn, a, b in zip(self.connectors[:n], fpn_levels(student)[:n], fpn_levels(teacher)[:n], strict=True):
             a, b = match_spatial(conn(a), b)
             s.append(a)
             t.append(b)
@@ -106,4 +119,4 @@ class DetDistiller(Distiller):
         return "the detection losses or a distillation term overflowed; try a lower train.lr or train.grad_clip"
 
 
-__all__ = ["DET", "DetDistiller", "FPNTerm", "det_outputs", "fpn_levels", "probe"]
+__all__ = ["DET", "DetDistiller", "FPNParams", "FPNTerm", "det_outputs", "fpn_levels", "probe"]

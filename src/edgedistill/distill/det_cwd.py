@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..losses.detection import fpn_cwd_loss
 from .base import Outputs
-from .det_base import DET, FPNTerm
+from .det_base import DET, FPNParams, FPNTerm
 from .registry import METHODS
 
 
-class FPNCWDParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FPNCWDParams(FPNParams):
     T: float = Field(1.0, gt=0, description="softmax temperature over locations")
 
 

@@ -8,7 +8,7 @@ import torch
 
 from ..losses.detection import pkd_loss
 from .base import Outputs
-from .det_base import DET, FPNTerm
+from .det_base import DET, FPNParams, FPNTerm
 from .registry import METHODS
 
 
@@ -18,6 +18,8 @@ from .registry import METHODS
 class PKD(FPNTerm):
     """Each FPN channel standardized over the batch and its locations, then MSE/2 to the teacher's: the student
     imitates the teacher's feature pattern, not its magnitudes (robust to heterogeneous detector pairs)."""
+
+    Params = FPNParams
 
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:
         return pkd_loss(*self.pairs(student, teacher))
