@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
@@ -58,6 +58,18 @@ def first_samples(ds: Dataset, n: int | None, seed: int) -> Dataset:
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(ds), generator=g)[:n]  # type: ignore[arg-type]
     return Subset(ds, sorted(perm.tolist()))
+
+
+def held_splits(raw: Any, where: str, eval_split: str) -> dict[str, Dataset]:
+    """A dense task's held-out splits (val, and test when the source has one), every split checked non-empty
+    and eval.split among them: one check for segmentation and detection sources."""
+    held = {"val": raw.val, **({"test": raw.test} if raw.test is not None else {})}
+    for split, ds in {"train": raw.train, **held}.items():
+        if len(ds) == 0:
+            raise UserError(f"the {split} split of {where} holds no images", key="data.root")
+    if eval_split not in held:
+        raise UserError(f"this dataset has no {eval_split} split; allowed: {', '.join(held)}", key="eval.split")
+    return held
 
 
 def build_data(cfg: DataConfig) -> DataBundle:

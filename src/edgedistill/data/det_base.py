@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from ..errors import UserError
 from ..registry import Registry
@@ -111,13 +111,6 @@ def det_loader(ds: Dataset, batch: int, *, train: bool, workers: int, seed: int)
                       num_workers=workers, persistent_workers=workers > 0, collate_fn=collate)
 
 
-def capped(ds: Dataset, n: int | None, seed: int) -> Dataset:
-    """A fixed random subset of at most n samples (data.max_train_samples / max_val_samples)."""
-    if n is None or n >= len(ds):  # type: ignore[arg-type]
-        return ds
-    return Subset(ds, sorted(torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].tolist()))
-
-
 def det_names(r: Recipe, n: int) -> list[str]:
     return list(r.detection.class_names or [str(i) for i in range(n)])
 
@@ -129,4 +122,4 @@ def needs_detection(name: str) -> Callable[..., Any]:
     return refuse
 
 
-__all__ = ["DET_SOURCES", "DetDataset", "DetSplits", "SampleList", "capped", "check_boxes", "det_loader"]
+__all__ = ["DET_SOURCES", "DetDataset", "DetSplits", "SampleList", "check_boxes", "det_loader"]

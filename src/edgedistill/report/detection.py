@@ -9,26 +9,21 @@ from rich.console import Console
 from rich.table import Table
 
 from ..atomic import atomic_write_text
+from .model_table import model_rows, terms_text
 
 COLUMNS = (("mAP", "map", "{:.1f}"), ("mAP50", "map50", "{:.1f}"), ("mAP small", "map_small", "{:.1f}"),
            ("mAP medium", "map_medium", "{:.1f}"), ("mAP large", "map_large", "{:.1f}"),
            ("teacher agreement", "teacher_agreement", "{:.1f}"), ("params", "params", "{:,}"),
            ("latency ms (b=1)", "latency_ms_median", "{:.2f}"))
-LABELS = {"teacher": "teacher", "student_alone": "student alone", "student": "student distilled"}
-
-
-def _cell(v: Any, fmt: str) -> str:
-    return "–" if v is None else fmt.format(v)
 
 
 def _rows(metrics: dict[str, Any]) -> list[list[str]]:
-    return [[LABELS.get(n, n), f"`{e['model']}`", *(_cell(e.get(k), f) for _, k, f in COLUMNS)]
-            for n, e in metrics["models"].items()]
+    return model_rows(metrics, COLUMNS)
 
 
 def det_lines(metrics: dict[str, Any]) -> list[str]:
     c = metrics["comparison"]
-    terms = ", ".join(f"{t['name']} ×{t['weight']:g}" for t in metrics["terms"]) or "none"
+    terms = terms_text(metrics)
     out = [f"Detection, {metrics['split']} split, {metrics['n_images']} images, {metrics['n_boxes']} boxes, "
            f"{len(metrics['class_names'])} classes, {metrics['image_size']} px; distillation terms: {terms}. "
            "COCO box AP by pycocotools (torchmetrics MeanAveragePrecision): mAP over IoU 0.50:0.95, mAP50 at IoU "

@@ -9,25 +9,20 @@ from rich.console import Console
 from rich.table import Table
 
 from ..atomic import atomic_write_text
+from .model_table import LABELS, cell, model_rows, terms_text
 
 COLUMNS = (("mIoU", "miou", "{:.1f}"), ("pixel acc", "pixel_acc", "{:.1f}"), ("boundary F1", "boundary_f1", "{:.1f}"),
            ("teacher agreement", "teacher_agreement", "{:.1f}"), ("params", "params", "{:,}"),
            ("latency ms (b=1)", "latency_ms_median", "{:.2f}"))
-LABELS = {"teacher": "teacher", "student_alone": "student alone", "student": "student distilled"}
-
-
-def _cell(v: Any, fmt: str) -> str:
-    return "–" if v is None else fmt.format(v)
 
 
 def _rows(metrics: dict[str, Any]) -> list[list[str]]:
-    return [[LABELS.get(n, n), f"`{e['model']}`", *(_cell(e.get(k), f) for _, k, f in COLUMNS)]
-            for n, e in metrics["models"].items()]
+    return model_rows(metrics, COLUMNS)
 
 
 def seg_lines(metrics: dict[str, Any]) -> list[str]:
     c = metrics["comparison"]
-    terms = ", ".join(f"{t['name']} ×{t['weight']:g}" for t in metrics["terms"]) or "none"
+    terms = terms_text(metrics)
     out = [f"Segmentation, {metrics['split']} split, {metrics['n_images']} images, "
            f"{len(metrics['class_names'])} classes (ignore index {metrics['ignore_index']}); distillation terms: "
            f"{terms}. mIoU, pixel accuracy and per-class IoU over the whole split (confusion matrix), boundary F1 "
@@ -50,7 +45,7 @@ def write_seg_report(run_dir: Path, metrics: dict[str, Any]) -> Path:
     lines += ["| class | " + " | ".join(LABELS.get(n, n) for n in metrics["models"]) + " |",
               "|---|" + "---|" * len(metrics["models"])]
     for i, cls in enumerate(names):
-        cells = [_cell(e["per_class_iou"][i], "{:.1f}") for e in metrics["models"].values()]
+        cells = [cell(e["per_class_iou"][i], "{:.1f}") for e in metrics["models"].values()]
         lines.append(f"| {cls} | " + " | ".join(cells) + " |")
     secs = ", ".join(f"{k} {v:.0f} s" for k, v in metrics["seconds"].items())
     lines += ["", f"Time: {secs}. All numbers: [metrics.json](metrics.json); recipe: [recipe.yaml](recipe.yaml).", ""]
@@ -86,8 +81,8 @@ def _stage_row(r: dict[str, Any]) -> list[str]:
         note.append(f"{r['int8_format']}/{r['int8_graph']}")
     if r.get("ratio") is not None:
         note.append(f"{100 * r['ratio']:.0f}% channels pruned, {r.get('params', 0):,} params")
-    return [r["stage"], _cell(r.get("miou"), "{:.2f}"), _cell(r.get("pixel_acc"), "{:.1f}"),
-            _cell(r.get("agreement"), "{:.1f}"), _cell(r.get("size_mb"), "{:.2f}"), _cell(r.get("latency_ms"), "{:.2f}"),
+    return [r["stage"], cell(r.get("miou"), "{:.2f}"), cell(r.get("pixel_acc"), "{:.1f}"),
+            cell(r.get("agreement"), "{:.1f}"), cell(r.get("size_mb"), "{:.2f}"), cell(r.get("latency_ms"), "{:.2f}"),
             "–" if not lat else f"{lat['speedup']:.2f} ({lat['speedup_min']:.2f}–{lat['speedup_max']:.2f})",
             ", ".join(note)]
 

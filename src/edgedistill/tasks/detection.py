@@ -19,13 +19,13 @@ from torch.utils.data import Dataset
 
 from .. import __version__
 from ..atomic import atomic_write_text
-from ..data.det_base import DET_SOURCES, DetDataset, capped, det_loader
+from ..data.build import first_samples, held_splits
+from ..data.det_base import DET_SOURCES, DetDataset, det_loader
 from ..deploy import profile_model
 from ..distill import build_terms
 from ..distill.det_base import DetDistiller
 from ..engine import fit, resolve_device
 from ..engine.checkpoint import seed_everything
-from ..errors import UserError
 from ..evaluate.detection import det_evaluate, quick_map
 from ..models import create_model, load_model, save_model
 from ..models.weights import load_state, read_state_dict
@@ -39,15 +39,10 @@ from ..run.identity import settings_tag
 def build_det_data(r: Recipe) -> tuple[Dataset, dict[str, Dataset], list[str]]:
     """Train set (flipped when data.hflip) and held-out sets; every annotation checked by the source."""
     raw = DET_SOURCES.get(r.data.source, key="data.source")(r)
-    held = {"val": raw.val, **({"test": raw.test} if raw.test is not None else {})}
-    for split, ds in {"train": raw.train, **held}.items():
-        if len(ds) == 0:  # type: ignore[arg-type]
-            raise UserError(f"the {split} split of {r.data.root or r.data.source} holds no images", key="data.root")
-    if r.eval.split not in held:
-        raise UserError(f"this dataset has no {r.eval.split} split; allowed: {', '.join(held)}", key="eval.split")
+    held = held_splits(raw, r.data.root or r.data.source, r.eval.split)
     seed, size = r.data.split_seed, r.data.image_size
-    train = DetDataset(capped(raw.train, r.data.max_train_samples, seed), size, r.data.hflip, seed=r.train.seed)
-    evals = {k: DetDataset(capped(v, r.data.max_val_samples, seed), size, False) for k, v in held.items()}
+    train = DetDataset(first_samples(raw.train, r.data.max_train_samples, seed), size, r.data.hflip, seed=r.train.seed)
+    evals = {k: DetDataset(first_samples(v, r.data.max_val_samples, seed), size, False) for k, v in held.items()}
     return train, evals, raw.class_names
 
 
@@ -124,7 +119,7 @@ def run_detection(r: Recipe, console: Console) -> Path:
         return out
 
     models: dict[str, tuple[str, nn.Module]] = {}
-    if r.teacher.weights in (None, "", "none", "None"):
+    if r.teacher.weights is None:  # the recipe reads "none" and "" as None
         teacher = timed("teacher", run.train_stage, "teacher", r.teacher.model, DetDistiller(teacher),
                         epochs=r.teacher.epochs, lr=r.teacher.lr)
     models["teacher"] = (r.teacher.model, teacher)

@@ -106,7 +106,7 @@ def run_segmentation(r: Recipe, console: Console) -> Path:
     smoothing = r.train.label_smoothing
 
     models: dict[str, tuple[str, nn.Module]] = {}
-    if r.teacher.weights in (None, "", "none", "None"):
+    if r.teacher.weights is None:  # the recipe reads "none" and "" as None
         teacher = timed("teacher", run.train_stage, "teacher", r.teacher.model,
                         SegDistiller(teacher, ignore_index=ignore, label_smoothing=smoothing),
                         epochs=r.teacher.epochs, lr=r.teacher.lr)
