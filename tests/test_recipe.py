@@ -108,6 +108,13 @@ def test_warmup_longer_than_training():
     assert "warmup_epochs" in err(["train.epochs=2", "train.warmup_epochs=3"])
 
 
+def test_warmup_longer_than_the_teachers_training():
+    msg = err(["train.epochs=6", "train.warmup_epochs=2", "teacher.epochs=2"])
+    assert "teacher.epochs (2)" in msg and "warmup_epochs (2)" in msg
+    err_free = ["train.epochs=6", "train.warmup_epochs=2", "teacher.epochs=3"]
+    build_recipe({}, err_free)  # one epoch past the warm-up is allowed
+
+
 def test_yaml_python_tags_are_refused_not_run(tmp_path):
     marker = tmp_path / "pwned"
     bad = tmp_path / "bad.yaml"

@@ -58,6 +58,16 @@ class Recipe(Section):
         return self
 
     @model_validator(mode="after")
+    def _teacher_outlasts_warmup(self) -> Recipe:
+        """A teacher trained for no more epochs than the warm-up would end at a fraction of its lr, silently."""
+        epochs, warm = self.teacher.epochs, self.train.warmup_epochs
+        if epochs is not None and warm >= epochs:
+            raise ValueError(f"train.warmup_epochs ({warm:g}) must be < teacher.epochs ({epochs}): the teacher's "
+                             "training uses the same warm-up and would end before it does; allowed: teacher.epochs "
+                             "above the warm-up, or a smaller train.warmup_epochs")
+        return self
+
+    @model_validator(mode="after")
     def _cache_matches_data_path(self) -> Recipe:
         if self.distill.teacher_cache and self.data.device_resident and self.data.augment != "none":
             raise ValueError(
