@@ -97,3 +97,14 @@ def test_saved_dataset_with_image_and_mask_columns(tmp_path):
     assert len(train) + len(evals["val"]) == 6
     with pytest.raises(UserError, match="row 4 holds value"):
         build_seg_data(seg_recipe(source="hf-disk", root=str(tmp_path / "hf"), segmentation={"num_classes": 2}))
+
+
+def test_saved_dataset_mask_of_another_size_is_refused_naming_the_row(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    wide = Image.fromarray(np.zeros((16, 20, 3), np.uint8))
+    images = [Image.fromarray(np.zeros((16, 16, 3), np.uint8))] * 5 + [wide]
+    ds = datasets.Dataset.from_dict({"image": images, "mask": [Image.fromarray(np.zeros((16, 16), np.uint8))] * 6},
+                                    features=datasets.Features({"image": datasets.Image(), "mask": datasets.Image()}))
+    ds.save_to_disk(str(tmp_path / "hf"))
+    with pytest.raises(UserError, match=r"row 5: mask is 16×16 px but its image is 20×16"):
+        build_seg_data(seg_recipe(source="hf-disk", root=str(tmp_path / "hf"), segmentation={"num_classes": 2}))

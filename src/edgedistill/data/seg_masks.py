@@ -7,9 +7,11 @@ Cityscapes *_labelIds-style index PNGs both read as class indices). Every mask i
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from PIL import Image
 
 from ..errors import UserError
@@ -99,6 +101,32 @@ def masks_source(r: Recipe) -> SegSplits:
                      _files(splits["test"]) if "test" in splits else None, class_names_for(r, n))
 
 
+def _row_sizes(ds: Any, column: str, where: str) -> list[tuple[int, int]]:
+    """(width, height) of every row's image: an Image column is read undecoded (file headers only)."""
+    from datasets import Image as ImageFeature
+
+    if not isinstance(ds.features[column], ImageFeature):
+        return [to_rgb(v).size for v in ds[column]]
+    sizes = []
+    for i, raw in enumerate(ds.cast_column(column, ImageFeature(decode=False))[column]):
+        try:
+            with Image.open(io.BytesIO(raw["bytes"]) if raw.get("bytes") else raw["path"]) as im:
+                sizes.append(im.size)
+        except (OSError, TypeError) as e:
+            raise UserError(f"{where} row {i}: cannot read its image ({e}); allowed: images PIL reads",
+                            key="data.root") from None
+    return sizes
+
+
+def _same_size(mask: Any, size: tuple[int, int], where: str) -> Any:
+    """The mask, once its height and width are its image's (stretched apart they would no longer align)."""
+    h, w = np.asarray(mask).shape[:2]
+    if (w, h) != tuple(size):
+        raise UserError(f"{where}: mask is {w}×{h} px but its image is {size[0]}×{size[1]}; allowed: a mask of "
+                        "its image's size", key="data.root")
+    return mask
+
+
 @SEG_SOURCES.register("hf-disk")
 def hf_masks_source(r: Recipe) -> SegSplits:
     """A dataset saved with save_to_disk holding an image column and a mask column."""
@@ -115,8 +143,10 @@ def hf_masks_source(r: Recipe) -> SegSplits:
     val = next((found[k] for k in VAL_KEYS if k in found), None)
     n = int(s.num_classes)  # type: ignore[arg-type]
     for name, ds in found.items():
-        check_masks(((f"{r.data.root} split {name} row {i}", row) for i, row in enumerate(ds[s.mask_column])),
-                    n, s.ignore_index)
+        where = f"{r.data.root} split {name}"
+        sizes = _row_sizes(ds, s.image_column, where)
+        check_masks(((f"{where} row {i}", _same_size(row, sizes[i], f"{where} row {i}"))
+                     for i, row in enumerate(ds[s.mask_column])), n, s.ignore_index)
 
     def rows(ds: Any, idx: list[int] | None = None) -> PairList:
         idx = list(range(len(ds))) if idx is None else idx
