@@ -14,6 +14,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..registry import unknown_name_message
+from . import seg_timm
 from .base import MODEL_SOURCES
 
 BN_MOMENTUM = 0.1
@@ -96,24 +97,31 @@ class SegSource:
     """Models for task=segmentation; weights=None always (a weights file is loaded by the caller)."""
 
     def validate(self, name: str) -> None:
-        parse(name)
+        if name.startswith(seg_timm.PREFIX):
+            seg_timm.check(name)
+        else:
+            parse(name)
 
     def create(self, name: str, num_classes: int | None, pretrained: bool) -> nn.Module:
         if pretrained:
             raise UserError("seg: models are built without downloads; allowed: weights none or a weights file")
-        base, width = parse(name)
-        net, layer = BUILDERS[base](num_classes or 21, width)
+        if name.startswith(seg_timm.PREFIX):
+            net, layer = seg_timm.build(name, num_classes or 21)
+        else:
+            base, width = parse(name)
+            net, layer = BUILDERS[base](num_classes or 21, width)
         for m in net.modules():  # torchvision's MobileNetV3 uses 0.01: its running statistics would lag far
             if isinstance(m, nn.BatchNorm2d):  # behind on the few hundred steps a small dataset gives
                 m.momentum = BN_MOMENTUM
         return SegNet(net, layer)
 
     def names(self) -> list[str]:
-        return [*BUILDERS, "lraspp_mobilenet_v3_small@0.5"]
+        return [*BUILDERS, "lraspp_mobilenet_v3_small@0.5", f"{seg_timm.PREFIX}resnet18"]
 
     def native_classes(self, name: str, pretrained: bool) -> int | None:
         return None
 
 
 MODEL_SOURCES.register("seg", description="task=segmentation: torchvision LR-ASPP / DeepLabV3 (MobileNetV3, "
-                       "ResNet), no download; @W sets the MobileNetV3 width")(SegSource())
+                       "ResNet), no download; @W sets the MobileNetV3 width; lraspp_timm:NAME puts the LR-ASPP "
+                       "head on a timm backbone")(SegSource())
