@@ -9,13 +9,15 @@ import torch
 from edgedistill.distill import METHODS, build_terms
 from edgedistill.distill.base import Outputs
 from edgedistill.distill.dense import SegDistiller
-from edgedistill.losses.dense import cwd_loss, pairwise_loss, pixel_kd_loss
+from edgedistill.losses.dense import cwd_loss, pairwise_loss, pixel_dkd_loss, pixel_kd_loss
+from edgedistill.losses.dkd import dkd_loss
+from edgedistill.losses.standardize import zscore
 from edgedistill.losses.kd import kd_loss
 from edgedistill.models import create_model
 from edgedistill.recipe import DistillConfig
 
 SPEC = "seg:lraspp_mobilenet_v3_small@0.25"
-SEG_METHODS = ("pixel_kd", "cwd", "pairwise", "fitnet")
+SEG_METHODS = ("pixel_kd", "pixel_dkd", "cwd", "pairwise", "fitnet")
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +77,27 @@ def test_decoder_features_are_the_default_layer(nets):
     assert default_feature_layer(nets[0]) == "net.classifier.cbr"
     assert default_feature_layer(create_model("seg:deeplabv3_mobilenet_v3_large@0.25", 3)) == "net.classifier.3"
     assert isinstance(Outputs(torch.zeros(1)).features, dict)
+
+
+def test_pixel_dkd_is_dkd_on_the_labelled_pixels_only():
+    torch.manual_seed(1)
+    s, t = torch.randn(2, 4, 5, 5), torch.randn(2, 4, 5, 5)
+    masks = torch.randint(0, 4, (2, 5, 5))
+    masks[0, :2] = 255  # the ignore index: no target class, no DKD
+    rows = lambda x: x.permute(0, 2, 3, 1).reshape(-1, 4)  # noqa: E731
+    keep = masks.reshape(-1) != 255
+    want = dkd_loss(rows(s)[keep], rows(t)[keep], masks.reshape(-1)[keep], 1.0, 8.0, 4.0)
+    assert pixel_dkd_loss(s, t, masks).item() == pytest.approx(want.item(), rel=1e-5)
+    other = pixel_dkd_loss(s, t, masks * 0).item()  # other labels: another TCKD/NCKD split
+    assert pixel_dkd_loss(s, t, masks).item() != pytest.approx(other, rel=1e-3)
+    assert pixel_dkd_loss(s, t, torch.full_like(masks, 255)).item() == 0
+    assert pixel_dkd_loss(t, t, masks).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_pixel_kd_standardize_matches_the_teachers_shape_not_its_scale():
+    t = torch.randn(2, 4, 5, 5)
+    assert pixel_kd_loss(3 * t + 1, t, standardize=True).item() == pytest.approx(0, abs=1e-5)
+    assert pixel_kd_loss(3 * t + 1, t).item() > 0.01
+    rows = t.permute(0, 2, 3, 1).reshape(-1, 4)
+    want = kd_loss(zscore(rows * 2), zscore(rows), 2.0).item()
+    assert pixel_kd_loss(t * 2, t, 2.0, True).item() == pytest.approx(want, abs=1e-6)

@@ -16,6 +16,7 @@ from .registry import METHODS
 class PixelKDParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     T: float = Field(1.0, gt=0, description="softmax temperature over classes")
+    standardize: bool = Field(False, description="z-score each pixel's logits first (Sun et al. CVPR 2024)")
 
 
 @METHODS.register("pixel_kd", family="dense (segmentation)", tasks=SEG,
@@ -26,4 +27,4 @@ class PixelKD(Term):
     Params = PixelKDParams
 
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:
-        return pixel_kd_loss(student.logits, teacher.logits, self.params.T)
+        return pixel_kd_loss(student.logits, teacher.logits, self.params.T, self.params.standardize)
