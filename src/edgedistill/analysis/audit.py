@@ -7,7 +7,6 @@ representation similarity (CKA), calibration and behaviour under perturbations o
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
+from ..data.build import first_samples
 from ..errors import UserError
 from ..evaluate import classification_metrics, fidelity
 from ..models import load_model
@@ -132,14 +132,6 @@ def load_inputs(run_dir: Path, alone: Path | None = None) -> AuditInputs:
     return AuditInputs(run_dir, recipe, metrics, models)
 
 
-def seeded_subset(ds: Any, n: int, seed: int) -> Any:
-    """At most n held-out images, a seeded sample so a small budget still covers every class."""
-    if n >= len(ds):
-        return ds
-    perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n]
-    return Subset(ds, sorted(perm.tolist()))
-
-
 def _pooled(feat: Any) -> torch.Tensor:
     """A tapped map [B,C,H,W] (or tokens) → the pooled [B,C] vector the classifier head reads."""
     return to_spatial(feat).float().mean(dim=(2, 3)).cpu()
@@ -179,7 +171,7 @@ def collect(inputs: AuditInputs, chosen: dict[str, tuple[float, ...]], max_image
 
     r = inputs.recipe
     data = build_data(r.data)
-    ds = seeded_subset(data.held_out(split), max_images, r.data.split_seed)
+    ds = first_samples(data.held_out(split), max_images, r.data.split_seed)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
     px_map = Pixels(data.mean, data.std)
     models = {n: m for n, (_, m) in inputs.models.items()}

@@ -14,11 +14,12 @@ from typing import Any
 
 from rich.console import Console
 
-from ..analysis.audit import seeded_subset, check_device, load_teacher
+from ..analysis.audit import check_device, load_teacher
 from ..analysis.embedding import classifier_head, embed, fit_features
 from ..analysis.surrogate import BoxMixture, TreeSettings
 from ..analysis.surrogate_stability import Problem, repeated_fits
 from ..atomic import atomic_write_text
+from ..data.build import first_samples
 from ..errors import UserError
 from ..recipe import build_recipe
 from ..recipe.loading import check_read_keys
@@ -50,7 +51,7 @@ def run_explain(run_dir: Path, overrides: list[str] | None = None, *, depth: int
     cfg, class_names = recipe.explain, list(metrics["class_names"])
     head_name, head = classifier_head(teacher, len(class_names))
     data = build_data(recipe.data)
-    train = seeded_subset(TransformedDataset(data.train.base, data.val.transform), cfg.max_images, cfg.seed)
+    train = first_samples(TransformedDataset(data.train.base, data.val.transform), cfg.max_images, cfg.seed)
     limit = min(head.in_features, len(train) - 1)
     if cfg.components > limit:
         raise UserError(f"{cfg.components} components; allowed: 2 to {limit} (the teacher's embedding has "
