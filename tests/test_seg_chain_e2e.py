@@ -35,3 +35,16 @@ def test_segmentation_run_compress_deploy_eval(tmp_path, capsys):
     assert invoke("eval", run / "student" / "model.safetensors", "--json", tmp_path / "e.json") == 0
     assert "miou" in json.loads((tmp_path / "e.json").read_text())
     assert invoke("deploy", run, "--image-dir", tmp_path) == 2  # masks are needed for mIoU
+    # a compress killed after export: prune and export are reloaded, quantize reruns, the rows are the same
+    comp = run / "compress"
+    (comp / "quantize" / "entry.json").unlink()
+    (comp / "stages.json").unlink()
+    pruned = (comp / "prune" / "model.safetensors").stat().st_mtime_ns
+    capsys.readouterr()
+    assert invoke("compress", run, "--resume") == 0
+    assert capsys.readouterr().out.count("finished earlier, reusing") == 2
+    again = json.loads((comp / "stages.json").read_text())
+    assert [s["stage"] for s in again["stages"]] == ["student", "prune", "export", "quantize"]
+    assert again["stages"][1] == res["stages"][1] and again["stages"][2] == res["stages"][2]
+    assert (comp / "prune" / "model.safetensors").stat().st_mtime_ns == pruned and not (run / "compress-2").exists()
+    assert invoke("compress", run, "--resume", "compress.stages=[{name: export}]") == 2  # another stage list

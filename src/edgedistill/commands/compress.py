@@ -67,10 +67,11 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
 
     ckpt, meta, run_dir, base = read_target(target)
     if (chain := task_chain(meta, "compress")) is not None:  # segmentation: the task's own chain (tasks/)
-        if resume:
-            raise UserError(f"--resume is not yet available for task={meta['task']}; allowed: a fresh compress",
-                            key="--resume")
         r = chain.recipe(base, overrides, meta)
+        out = _resume_dir(run_dir, r, Path(ckpt)) if resume else None
+        if out is not None:
+            check_plan(out, r)  # before any work: a changed stage list is refused, not mixed in
+            return chain.compress(ckpt, meta, run_dir, r, out, console, resume=True)
         out = make_run_dir(r, False) if run_dir is None else _free_dir(run_dir / "compress")
         return chain.compress(ckpt, meta, run_dir, r, out, console)
     # A run folder's compress goes into RUN/compress[-k] unless output.dir/output.name is given: honoured.

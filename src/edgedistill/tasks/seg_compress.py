@@ -25,11 +25,14 @@ from rich.console import Console
 from torch import nn
 
 from ..atomic import atomic_write_text
+from ..compress.chain import ENTRY, TRAINING_STATE
 from ..deploy.ab_latency import interleaved_rounds
 from ..deploy.export import check_parity, export_onnx
 from ..errors import UserError
 from ..recipe.task import SEG_STAGES
 from .seg_chain import int8_gate, onnx_predict, score, seg_data, stack, torch_predict, train_images
+
+REF = "ref.npy"  # a finished stage's argmax maps: the next stage's reference
 
 
 
@@ -136,9 +139,14 @@ class SegCompress:
         return pred
 
 
-def compress_seg(ckpt: Path, meta: dict[str, Any], run_dir: Path | None, r: Any, out: Path, console: Console
-                 ) -> dict[str, Any]:
-    """Every stage of compress.stages for a segmentation student; writes stages.json and report.md into `out`."""
+def compress_seg(ckpt: Path, meta: dict[str, Any], run_dir: Path | None, r: Any, out: Path, console: Console,
+                 resume: bool = False) -> dict[str, Any]:
+    """Every stage of compress.stages for a segmentation student; writes stages.json and report.md into `out`.
+
+    resume: `out` is a compress folder started with the same stages (plan.json, checked by the caller); every
+    stage whose entry.json exists is reloaded from disk, the first unfinished one reruns (a prune fine-tune
+    from its last.pt)."""
+    from ..compress.chain import PLAN, plan
     from ..compress.prune import load_pruned, save_pruned
     from ..report.segmentation import print_seg_stages, seg_stage_lines
 
@@ -147,15 +155,21 @@ def compress_seg(ckpt: Path, meta: dict[str, Any], run_dir: Path | None, r: Any,
     job = SegCompress(r, meta, out, console)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "recipe.yaml", r.to_yaml())
-    console.print(f"compress folder: [bold]{out}[/]")
+    if not (out / PLAN).exists():
+        atomic_write_text(out / PLAN, json.dumps({"stages": plan(r), "source": str(Path(ckpt).resolve())}))
+    console.print(f"compress folder: [bold]{out}[/]" + (" (resuming: finished stages are reused)" if resume else ""))
     model: nn.Module = student.cpu().float().eval()
     ref = job.add("student", str(ckpt), model, None, None)
     current: nn.Module | Path = model
     for cfg in r.compress.stages:
         d = out / cfg.name
         d.mkdir(exist_ok=True)
+        if resume and (d / ENTRY).exists():
+            model, current, ref = _reload(job, d, model, current, ref, load_pruned)
+            continue
+        rows = len(job.rows)
         if cfg.name == "prune":
-            model = _prune_stage(job, model, cfg, d, save_pruned)
+            model = _prune_stage(job, model, cfg, d, save_pruned, resume)
             ref = job.add("prune", str(d / "model.safetensors"), model, current, ref, ratio=cfg.ratio)
             current = model
         elif cfg.name == "export":
@@ -164,6 +178,7 @@ def compress_seg(ckpt: Path, meta: dict[str, Any], run_dir: Path | None, r: Any,
             current = path
         else:
             current, ref = _quantize(job, model, current, cfg, d, ref)
+        _finish(d, job.rows[rows:], model if cfg.name == "prune" else None, current, ref)
     teacher = _teacher_speed(job, run_dir, current)
     result = {"task": "segmentation", "model": meta["model"], "checkpoint": str(ckpt), "split": r.eval.split,
               "images": len(job.images), "stages": job.rows, "final": str(current), "teacher": teacher,
@@ -177,7 +192,33 @@ def compress_seg(ckpt: Path, meta: dict[str, Any], run_dir: Path | None, r: Any,
     return result
 
 
-def _prune_stage(job: SegCompress, model: nn.Module, cfg: Any, d: Path, save: Any) -> nn.Module:
+def _finish(d: Path, rows: list[dict[str, Any]], pruned: nn.Module | None, current: nn.Module | Path,
+            ref: np.ndarray) -> None:
+    """A stage is done once its entry.json exists (written last, atomically): its rows, what the next stage
+    takes (the pruned weights, the current artifact) and its argmax maps (the next stage's reference)."""
+    np.save(d / REF, ref.astype(np.int16))
+    atomic_write_text(d / ENTRY, json.dumps({
+        "rows": rows, "model": str(d / "model.safetensors") if pruned is not None else None,
+        "current": str(current) if isinstance(current, Path) else None}, default=str))
+    for f in TRAINING_STATE:  # the fine-tune's resume point is spent once the stage is recorded
+        (d / f).unlink(missing_ok=True)
+
+
+def _reload(job: SegCompress, d: Path, model: nn.Module, current: nn.Module | Path, ref: np.ndarray,
+            load: Any) -> tuple[nn.Module, nn.Module | Path, np.ndarray]:
+    """A finished stage from its entry.json: rows, model, artifact and reference maps as it left them."""
+    e = json.loads((d / ENTRY).read_text())
+    job.rows.extend(e["rows"])
+    if e["model"]:
+        model = current = load(e["model"])[0].cpu().float().eval()
+    if e["current"]:
+        current = Path(e["current"])
+    job.console.print(f"[cyan]{d.name}[/]: finished earlier, reusing {d / ENTRY}")
+    return model, current, np.load(d / REF).astype(np.int64)
+
+
+def _prune_stage(job: SegCompress, model: nn.Module, cfg: Any, d: Path, save: Any, resume: bool = False
+                 ) -> nn.Module:
     from ..distill import build_terms
     from ..distill.dense import SegDistiller
     from ..engine import fit, resolve_device
@@ -198,7 +239,7 @@ def _prune_stage(job: SegCompress, model: nn.Module, cfg: Any, d: Path, save: An
         lr = r.train.lr / 10 if cfg.lr == "auto" else float(cfg.lr)
         device = resolve_device(r.train.device)
         fit(module, loader, r.train, d, monitor="miou", epochs=epochs, lr=lr, name="prune", console=job.console,
-            evaluate=lambda: quick_miou(pruned, seen, device, job.k, job.ignore))
+            evaluate=lambda: quick_miou(pruned, seen, device, job.k, job.ignore), resume=resume)
     pruned = pruned.cpu().eval()
     save(d / "model.safetensors", pruned, {**job.meta, "stage": "prune"})
     return pruned
