@@ -39,6 +39,8 @@ def match_count(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], iou: flo
     if len(a["boxes"]) == 0 or len(b["boxes"]) == 0:
         return 0
     m = box_iou(a["boxes"].float(), b["boxes"].float())
+    same = (a["boxes"][:, None] == b["boxes"][None]).all(-1)
+    m = torch.where(m.isnan(), same.float(), m)  # two zero-area boxes: 0/0; the same box still matches itself
     m = m * (a["labels"][:, None] == b["labels"][None, :])
     rows, cols = linear_sum_assignment(m.numpy(), maximize=True)
     return int((m[rows, cols] >= iou).sum())

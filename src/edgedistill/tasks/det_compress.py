@@ -4,7 +4,8 @@ end to end (an ONNX stage includes decoding and NMS in Python).
 
 - prune: Torch-Pruning's DepGraph on a copy of the DetNet's head graph (tasks/det_graph.py HeadGraph); the head's
   final class / box / centerness convs are ignored (their outputs are classes × anchors, 4 box values, 1), so
-  the head stays legal while DepGraph keeps the FPN's inner/layer blocks consistent. The pruned student is then
+  the head stays legal while DepGraph keeps the FPN's inner/layer blocks consistent; FCOS's GroupNorm'd head
+  tower keeps its width (det_stages.group_normed). The pruned student is then
   distilled from the unpruned one (DetDistiller through the run's engine; the stage's terms, else the run's)
   for the stage's step_epochs.
 - export: fp32 ONNX of the head graph (fixed input size, dynamic batch; NMS outside the graph, written in the

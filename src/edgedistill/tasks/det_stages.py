@@ -27,6 +27,17 @@ def head_outputs(det: nn.Module) -> list[nn.Module]:
                         getattr(h.regression_head, "bbox_ctrness", None)) if m is not None]
 
 
+def group_normed(det: nn.Module) -> list[nn.Module]:
+    """The head's convs feeding a GroupNorm (FCOS: 32 groups): pruned, a 64-wide tower keeps 1 channel a group
+    and GroupNorm cannot train on the 1×1 P7 map, so the tower keeps its width (its inputs still follow the FPN)."""
+    out = []
+    for seq in det.net.head.modules():
+        if isinstance(seq, nn.Sequential):
+            kids = list(seq)
+            out += [a for a, b in zip(kids, kids[1:]) if isinstance(a, nn.Conv2d) and isinstance(b, nn.GroupNorm)]
+    return out
+
+
 def prune_det(model: nn.Module, ratio: float, example: torch.Tensor) -> nn.Module:
     """Torch-Pruning (DepGraph, L2 magnitude) on a copy of the DetNet, traced through its head graph."""
     import torch_pruning as tp
@@ -36,7 +47,7 @@ def prune_det(model: nn.Module, ratio: float, example: torch.Tensor) -> nn.Modul
     with torch.no_grad():
         before = graph(example).shape
     pruner = tp.pruner.MagnitudePruner(graph, example, tp.importance.MagnitudeImportance(p=2), pruning_ratio=ratio,
-                                       ignored_layers=head_outputs(m))
+                                       ignored_layers=head_outputs(m) + group_normed(m))
     pruner.step()
     with torch.no_grad():
         if graph(example).shape != before:
@@ -154,4 +165,4 @@ def teacher_speed(job: Any, run_dir: Path | None, final: nn.Module | Path) -> di
             "rounds": t["rounds"], "batch": t["batch"], "threads": t["threads"], "student_artifact": str(final)}
 
 
-__all__ = ["export_det", "head_outputs", "prune_det", "prune_stage", "quantize_det", "teacher_speed"]
+__all__ = ["export_det", "group_normed", "head_outputs", "prune_det", "prune_stage", "quantize_det", "teacher_speed"]

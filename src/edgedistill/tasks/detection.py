@@ -71,6 +71,7 @@ class DetRun:
         d = self.r.data
         return {"model": spec, "num_classes": len(self.names), "class_names": self.names, "task": "detection",
                 "image_size": d.image_size, "stage": stage, "data": d.model_dump(mode="json"),
+                "detection": self.r.detection.model_dump(mode="json"),
                 "edgedistill": __version__}
 
     def train_stage(self, stage: str, spec: str, module: DetDistiller, *, epochs: int | None = None,
