@@ -27,7 +27,7 @@ def _stage_row(r: dict[str, Any]) -> list[str]:
         note.append(f"{r['int8_format']}/{r['int8_graph']}")
     if r.get("parity"):
         p = r["parity"]
-        note.append(f"parity: max |Δ| {p['max_abs_diff']:.1e}, mAP {p['map_onnx']:.2f} vs PyTorch {p['map_pytorch']:.2f}")
+        note.append(f"parity: max abs Δ {p['max_abs_diff']:.1e}, mAP {p['map_onnx']:.2f} vs PyTorch {p['map_pytorch']:.2f}")
     if r.get("ratio") is not None:
         note.append(f"{100 * r['ratio']:.0f}% channels pruned, {r.get('params', 0):,} params")
     return [r["stage"], cell(r.get("map"), "{:.2f}"), cell(r.get("map50"), "{:.2f}"), cell(r.get("agreement"), "{:.1f}"),
