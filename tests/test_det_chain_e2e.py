@@ -20,7 +20,7 @@ def test_detection_run_compress_deploy_eval(tmp_path):
     assert invoke("run", "recipes/det-demo.yaml", f"output.dir={tmp_path}", *TINY) == 0
     run = tmp_path / "det-demo"
     stages = f"compress.stages=[{{name: prune, ratio: 0.3, step_epochs: 1}}, {{name: export}}, {QUANT}]"
-    assert invoke("compress", run, stages) == 0
+    assert invoke("compress", run, stages, "detection.int8_max_map_drop=100") == 0  # 1 epoch: ~1 mAP to lose
     res = json.loads((run / "compress" / "stages.json").read_text())
     assert [s["stage"] for s in res["stages"]] == ["student", "prune", "export", "quantize"]
     assert "outside the graph" in res["nms"] and res["decode"]["nms_thresh"] > 0

@@ -136,7 +136,7 @@ def quantize_det(job: Any, model: nn.Module, current: nn.Module | Path, cfg: Any
         failed = path.replace(path.with_name("model.int8.gate-failed.onnx"))
         job.console.print(f"[red]int8 rejected[/]: {'; '.join(gate['reasons'])}; kept as {failed}, not shipped")
         job.add("quantize", str(failed), failed, fp32, ref, shipped=False, **keep)
-        return current, ref
+        return fp32, ref  # the parity-checked fp32 file is what ships
     shipped = choice.get("shipped", "int8") == "int8"
     ref = job.add("quantize", str(path), path, fp32, ref, shipped=shipped, **keep)
     return (path if shipped else fp32), ref
