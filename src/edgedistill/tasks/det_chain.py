@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..evaluate.detection import Agreement, _kept, ap_scores, mean_ap
+from ..evaluate.detection import Agreement, kept, ap_scores, mean_ap
 from .det_graph import DetDecoder
 
 Dets = list[dict[str, torch.Tensor]]
@@ -95,7 +95,7 @@ def score(dets: Dets, targets: Targets, min_score: float, agreement_score: float
           ) -> dict[str, Any]:
     """COCO mAP numbers (%) of `dets` on the targets; with `ref`, the box agreement with it (`agreement`, %)."""
     metric = mean_ap()
-    metric.update([_kept(d, min_score) for d in dets], targets)
+    metric.update([kept(d, min_score) for d in dets], targets)
     out: dict[str, Any] = {**ap_scores(metric), "images": len(dets), "boxes": sum(len(t["boxes"]) for t in targets)}
     out["map"] = out["map"] or 0.0
     out["agreement"] = agreement(dets, ref, agreement_score) if ref is not None else None
