@@ -35,7 +35,7 @@ def det_recipe(base: dict[str, Any], overrides: list[str]) -> Any:
 
 def det_data(r: Any, meta: dict[str, Any]) -> tuple[Any, dict[str, Any], list[str]]:
     """Train set, held-out sets and class names; the classes must be the model's."""
-    from .detection import build_det_data
+    from .det_data import build_det_data
 
     train, evals, names = build_det_data(r)
     if list(names) != list(meta["class_names"]):
