@@ -11,7 +11,7 @@ from PIL import Image
 from edgedistill.data.det_shapes import CLASSES, shape_boxes
 from edgedistill.data.seg_shapes import shape_scene
 from edgedistill.recipe import build_recipe
-from edgedistill.tasks.detection import build_det_data
+from edgedistill.tasks.det_data import build_det_data
 from tests.conftest import invoke
 
 DET = {"task": "detection", "teacher": {"model": "det:fcos_mobilenet_v3_small@0.25"},

@@ -24,7 +24,7 @@ MAX_IMAGES = 10_000  # held-out images run through every row
 MAX_CALIB = 1024  # calibration images (NNCF, PT2E and ONNX Runtime each calibrate on all of them)
 MAX_ROUNDS, MAX_RUNS = 50, 10_000
 # what deploy reads of the recipe: the data, the deploy setting, the int8 gate and the run's quantize stage
-DEPLOY_READS = ("data.", "deploy.", "segmentation.", "compress.min_int8_agreement", "compress.stages",
+DEPLOY_READS = ("data.", "deploy.", "segmentation.", "detection.", "compress.min_int8_agreement", "compress.stages",
                 "compress.stages.")
 MAX_DEPLOY_BATCH = 256  # the deploy setting is timed too: one input of that many images per row
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -52,14 +52,15 @@ def check_options(opts: dict[str, Any]) -> tuple[list[str], list[str]]:
     return runtimes, precisions
 
 
-def ort_int8_builder(recipe: Recipe, select: np.ndarray, rounds: int, runs: int, console: Console
+def ort_int8_builder(recipe: Recipe, select: np.ndarray, rounds: int, runs: int, console: Console,
+                     agreement: Callable[[np.ndarray, np.ndarray], float] | None = None
                      ) -> Callable[[Path, Path, np.ndarray], dict[str, Any]]:
     """The ONNX Runtime int8 file, built as the compress stage builds it: the one place that picks it.
 
     compress.int8_choice.choose_int8 tries every format correct on deploy.target, keeps those passing
     compress.min_int8_agreement on `select` (train images), and keeps the fastest (interleaved against fp32,
     `rounds` × `runs` at the deploy batch and threads). The run's own static quantize stage settings are used
-    when it has one.
+    when it has one. agreement: how a candidate's outputs are compared with fp32's (a task's; default top-1).
     """
     from ..compress.cpu import detect_cpu, resolve
     from ..compress.int8_choice import choose_int8
@@ -72,7 +73,7 @@ def ort_int8_builder(recipe: Recipe, select: np.ndarray, rounds: int, runs: int,
     def build(fp32: Path, out: Path, calib: np.ndarray) -> dict[str, Any]:
         info = choose_int8(fp32, out, calib, select, cfg, resolve(cfg.format, recipe.deploy.target, detect_cpu()),
                            recipe.compress.min_int8_agreement, "compress.stages.quantize.fp32_layers", deploy,
-                           runs, console)
+                           runs, console, **({"agreement": agreement} if agreement is not None else {}))
         return {"quantizer": f"onnxruntime quantize_static, {info.get('int8_choice', {}).get('chosen', '?')}",
                 **info}
 
@@ -189,6 +190,7 @@ def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], conso
         own: dict[str, Any] = {}  # a task's matrix settings, ONNX metadata and result fields
     else:
         images, calib, select, own = chain.deploy_inputs(recipe, meta, model, opts)
+        model, meta = own.get("model", model), {**meta, **own.get("meta", {})}  # detection: its head graph
     with torch.no_grad():
         ref = torch.cat([model(torch.from_numpy(images[i:i + 256])) for i in range(0, len(images), 256)]).numpy()
     cfg = MatrixConfig(runtimes, precisions, recipe.compress.min_int8_agreement,
@@ -199,7 +201,8 @@ def deploy_target(target: str, overrides: list[str], opts: dict[str, Any], conso
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
         task = bar.add_task("deploy matrix", total=None)
-        int8 = ort_int8_builder(recipe, select, opts["rounds"], min(opts["runs"], 50), console)
+        int8 = ort_int8_builder(recipe, select, opts["rounds"], min(opts["runs"], 50), console,
+                                own.get("int8_agreement"))
         result = run_matrix(_source(model, meta, calib, images[:64], out, int8, own.get("onnx_meta")), images,
                             ref, out, cfg,
                             lambda text: bar.update(task, description=text))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,22 @@ def resolve_layers(names: list[str], nodes: list[str], key: str) -> list[str]:
     return out
 
 
+Agree = Callable[[np.ndarray, np.ndarray], float]  # fp32's raw outputs, a candidate's → share that agrees (0..1)
+
+
+def outputs(path: Path, images: np.ndarray, exact: bool) -> np.ndarray:
+    """Raw ORT outputs; exact=True runs the QDQ graph unfused (what a non-saturating CPU computes)."""
+    return ort_predict(ort_session(path, optimize=not exact), images)
+
+
 def predictions(path: Path, images: np.ndarray, exact: bool) -> np.ndarray:
-    """Top-1 classes from ORT; exact=True runs the QDQ graph unfused (what a non-saturating CPU computes)."""
-    return ort_predict(ort_session(path, optimize=not exact), images).argmax(1)
+    """Top-1 classes (per image, or per pixel for N×K×H×W logits) from ORT."""
+    return outputs(path, images, exact).argmax(1)
+
+
+def top1_agreement(ref: np.ndarray, got: np.ndarray) -> float:
+    """The default agreement: the share of argmax-over-axis-1 readings (classes, or pixel classes) that match."""
+    return float(np.mean(ref.argmax(1) == got.argmax(1)))
 
 
 def _latency(path: Path, shape: tuple[int, ...], threads: int, runs: int) -> float:
@@ -54,10 +68,12 @@ def _latency(path: Path, shape: tuple[int, ...], threads: int, runs: int) -> flo
 
 def build_int8(fp32: Path, out: Path, calib: np.ndarray, select: np.ndarray, cfg: Any, resolved: dict[str, Any],
                gate: float, key: str, deploy: tuple[int, int], latency_runs: int, console: Any,
-               cache: Path | None = None, ref: np.ndarray | None = None) -> dict[str, Any]:
+               cache: Path | None = None, ref: np.ndarray | None = None, agreement: Agree = top1_agreement
+               ) -> dict[str, Any]:
     """Write `out` in resolved['format'] and resolved['graph'] (fp32 layers forced by cfg.fp32_layers, or found
     by sensitivity). cache: a calibration-range file shared by several builds of the same fp32 file; ref:
-    fp32's top-1 on `select` when the caller already has it.
+    fp32's raw outputs on `select` when the caller already has them; agreement: how a candidate's outputs are
+    compared with fp32's (a detector's: matched boxes after decoding).
 
     Returns the stage info: format facts, agreement on the selection images and, when layers stay fp32,
     which ones, their sensitivity and the latency of all-int8 vs mixed at the deploy batch and threads.
@@ -65,10 +81,10 @@ def build_int8(fp32: Path, out: Path, calib: np.ndarray, select: np.ndarray, cfg
     nodes = quantizable_nodes(fp32)
     forced = resolve_layers(list(cfg.fp32_layers), nodes, key)
     exact = not resolved["measurable_here"]  # the target's kernels are not this CPU's: score exact int8
-    ref = predictions(fp32, select, exact=False) if ref is None else ref
+    ref = outputs(fp32, select, exact=False) if ref is None else ref
 
     def agree(path: Path) -> float:
-        return float(np.mean(predictions(path, select, exact) == ref))
+        return agreement(ref, outputs(path, select, exact))
 
     graph = str(resolved.get("graph", "qdq"))
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..deploy.ab_latency import interleaved_latency
 from .cpu import correct_int8, in_format
-from .int8 import build_int8, predictions
+from .int8 import Agree, build_int8, outputs, top1_agreement
 
 GRAPH_NAMES = ("qdq", "qoperator")
 QOPERATOR_MARGIN = 0.03  # a QOperator file (ORT's com.microsoft ops, unreadable by OpenVINO) must be 3% faster
@@ -55,18 +55,20 @@ def _name(fmt: str, graph: str) -> str:
 
 
 def choose_int8(fp32: Path, out: Path, calib: np.ndarray, select: np.ndarray, cfg: Any, resolved: dict[str, Any],
-                gate: float, key: str, deploy: tuple[int, int], latency_runs: int, console: Any) -> dict[str, Any]:
+                gate: float, key: str, deploy: tuple[int, int], latency_runs: int, console: Any,
+                agreement: Agree = top1_agreement) -> dict[str, Any]:
     """Write the fastest int8 file that passes the gate to `out`; the info says what was tried and what ships.
 
     Returns build_int8's info for the chosen file plus `int8_choice`: every candidate's agreement on the
     selection images and latency (median and spread of round medians), fp32's latency, the speed-up and
-    `shipped` ("int8", or "fp32" when no int8 file beat fp32 and cfg.ship is "fastest").
+    `shipped` ("int8", or "fp32" when no int8 file beat fp32 and cfg.ship is "fastest"). agreement: how a
+    candidate's outputs are compared with fp32's on `select` (default top-1; a detector's: matched boxes).
     """
     pairs = candidates(cfg, resolved)
     batch, threads = deploy
     rounds = int(getattr(cfg, "choice_rounds", 5))
     tried: dict[str, dict[str, Any]] = {}
-    ref = predictions(fp32, select, exact=False)  # fp32's top-1 on the selection, once for every candidate
+    ref = outputs(fp32, select, exact=False)  # fp32's outputs on the selection, once for every candidate
     with tempfile.TemporaryDirectory() as tmp:
         t, cache = Path(tmp), Path(tmp) / "calibration.json"
         quiet = _with(cfg, mixed_precision="off") if len(pairs) > 1 else cfg
@@ -74,7 +76,7 @@ def choose_int8(fp32: Path, out: Path, calib: np.ndarray, select: np.ndarray, cf
             path = t / f"{fmt}-{graph}.onnx"
             try:
                 info = build_int8(fp32, path, calib, select, quiet, in_format(resolved, fmt, graph=graph), gate, key,
-                                  deploy, latency_runs, console, cache, ref)
+                                  deploy, latency_runs, console, cache, ref, agreement)
             except Exception as e:  # noqa: BLE001 — one format the runtime cannot build must not stop the others
                 tried[_name(fmt, graph)] = {"format": fmt, "graph": graph, "error": str(e).splitlines()[0][:200]}
                 continue
@@ -89,7 +91,7 @@ def choose_int8(fp32: Path, out: Path, calib: np.ndarray, select: np.ndarray, cf
             best = max(built.values(), key=lambda v: v["agreement"])  # mixed precision on the most faithful one
             path = t / "mixed.onnx"
             info = build_int8(fp32, path, calib, select, cfg, in_format(resolved, best["format"], graph=best["graph"]),
-                              gate, key, deploy, latency_runs, console, cache, ref)
+                              gate, key, deploy, latency_runs, console, cache, ref, agreement)
             best.update(path=path, info=info, agreement=info["mixed_precision"]["agreement"],
                         passed=info["mixed_precision"]["passed_on_selection"], mixed=True)
         pool = {k: v for k, v in built.items() if v["passed"]} or built

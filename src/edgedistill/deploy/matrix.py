@@ -44,7 +44,8 @@ class MatrixConfig:
     memory: bool = True
     threads: list[int] = field(default_factory=lambda: sorted({1, all_threads()}))
     # A task's own figures per row (segmentation: mIoU and its drop from PyTorch's on the held-out masks): logits,
-    # precision → fields; a "gate_reason" field fails the row. `columns`: (header, field) pairs the tables add;
+    # precision → fields; a "gate_reason" field fails the row, an "agreement" field (0..1) replaces top-1's.
+    # `columns`: (header, field) pairs the tables add;
     # `agreement`: what agreement counts (top-1 per image, or per pixel).
     score: Callable[[np.ndarray, str], dict[str, Any]] | None = None
     columns: tuple[tuple[str, str], ...] = ()
@@ -80,19 +81,19 @@ def build_row(source: Source, runtime: str, precision: str, images: np.ndarray, 
         logits = predict_batches(backend.runner(path, all_threads()), images)
     except Exception as e:  # noqa: BLE001 — an op the runtime lacks is that row's finding; the others still run
         return {**row, "status": "failed", "reason": failure_reason(e), "build_s": time.perf_counter() - t0}
-    agree = float(np.mean(logits.argmax(1) == ref.argmax(1))) if len(ref) else 1.0
+    extra = cfg.score(logits, precision) if cfg.score is not None else {}
+    reason = extra.pop("gate_reason", None)
+    agree = extra.pop("agreement", None)  # a task's own agreement (detection: boxes), else top-1 along axis 1
+    if agree is None:
+        agree = float(np.mean(logits.argmax(1) == ref.argmax(1))) if len(ref) else 1.0
     row.update(path=str(path), info=info, images=len(images), agreement=agree,
                max_abs_diff=float(np.max(np.abs(logits - ref))) if len(ref) else 0.0,
-               size_bytes=sum(f.stat().st_size for f in backend.files(path)))
+               size_bytes=sum(f.stat().st_size for f in backend.files(path)), **extra)
     row["status"] = "pass" if agree >= row["gate"] else "below gate"
     if row["status"] != "pass":
         row["reason"] = f"agreement {100 * agree:.1f}% < gate {100 * row['gate']:.1f}%"
-    if cfg.score is not None:
-        extra = cfg.score(logits, precision)
-        reason = extra.pop("gate_reason", None)
-        row.update(extra)
-        if reason and row["status"] == "pass":
-            row.update(status="below gate", reason=reason)
+    elif reason:
+        row.update(status="below gate", reason=reason)
     return row
 
 

@@ -39,12 +39,15 @@ def match_count(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], iou: flo
     if len(a["boxes"]) == 0 or len(b["boxes"]) == 0:
         return 0
     m = box_iou(a["boxes"].float(), b["boxes"].float())
+    same = (a["boxes"][:, None] == b["boxes"][None]).all(-1)
+    m = torch.where(m.isnan(), same.float(), m)  # two zero-area boxes: 0/0; the same box still matches itself
     m = m * (a["labels"][:, None] == b["labels"][None, :])
     rows, cols = linear_sum_assignment(m.numpy(), maximize=True)
     return int((m[rows, cols] >= iou).sum())
 
 
-def _kept(d: dict[str, torch.Tensor], min_score: float) -> dict[str, torch.Tensor]:
+def kept(d: dict[str, torch.Tensor], min_score: float) -> dict[str, torch.Tensor]:
+    """The boxes of at least min_score (what the metrics and the agreement count)."""
     keep = d["scores"] >= min_score
     return {k: v[keep] for k, v in d.items()}
 
@@ -54,7 +57,7 @@ class Agreement:
         self.min_score, self.sums = min_score, np.zeros(3)  # matches, student boxes, teacher boxes
 
     def update(self, student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> None:
-        s, t = _kept(student, self.min_score), _kept(teacher, self.min_score)
+        s, t = kept(student, self.min_score), kept(teacher, self.min_score)
         self.sums += [match_count(s, t), len(s["boxes"]), len(t["boxes"])]
 
     def compute(self) -> float | None:
@@ -79,7 +82,7 @@ def det_evaluate(models: dict[str, nn.Module], loader: Any, device: torch.device
         preds = {n: [{k: v.cpu() for k, v in d.items()} for d in m(images.to(device))] for n, m in models.items()}
         target = _targets(boxes, labels)
         for n, p in preds.items():
-            maps[n].update([_kept(d, min_score) for d in p], target)
+            maps[n].update([kept(d, min_score) for d in p], target)
             if n in agree:
                 for s, t in zip(p, preds[teacher], strict=True):  # type: ignore[index]
                     agree[n].update(s, t)
@@ -99,4 +102,4 @@ def quick_map(model: nn.Module, loader: Any, device: torch.device, min_score: fl
     return {"map": scores["map"] or 0.0}
 
 
-__all__ = ["Agreement", "ap_scores", "det_evaluate", "match_count", "mean_ap", "quick_map"]
+__all__ = ["Agreement", "ap_scores", "det_evaluate", "kept", "match_count", "mean_ap", "quick_map"]

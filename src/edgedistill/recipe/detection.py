@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .core import Recipe
 
 DET_SOURCES = ("det-shapes", "det-coco", "det-yolo", "det-voc")  # data.source values task=detection reads
+DET_STAGES = ("prune", "export", "quantize")  # compress stages task=detection runs (tasks/det_compress.py)
 
 
 class DetectionConfig(Section):
@@ -31,6 +32,8 @@ class DetectionConfig(Section):
                                    "low-score boxes too)")
     agreement_score: float = Field(0.3, ge=0, lt=1, description="teacher agreement: boxes of at least this "
                                    "score are compared")
+    int8_max_map_drop: float = Field(1.0, ge=0, le=100, description="int8 gate of compress and deploy: mAP "
+                                     "points the int8 file may lose against the fp32 file on the held-out split")
 
 
 def check_detection(r: Recipe) -> None:
@@ -53,14 +56,15 @@ def check_detection(r: Recipe) -> None:
         "distill.teacher_cache": (r.distill.teacher_cache, False),
         "distill.function_matching": (r.distill.function_matching, False),
         "data.device_resident": (r.data.device_resident, False), "data.unlabeled": (r.data.unlabeled, None),
-        "compress.stages": (bool(r.compress.stages), False), "teacher.probe": (r.teacher.probe, False),
-        "train.amp": (r.train.amp, "off"),
+        "teacher.probe": (r.teacher.probe, False), "train.amp": (r.train.amp, "off"),
     }
     for key, (value, ok) in unsupported.items():
         if value != ok:
-            raise ValueError(f"{key} is not yet available for task=detection (got {value!r}); allowed: {ok!r}"
-                             + ("; compress and deploy run on classification students only"
-                                if key == "compress.stages" else ""))
+            raise ValueError(f"{key} is not yet available for task=detection (got {value!r}); allowed: {ok!r}")
+    for i, stage in enumerate(r.compress.stages):
+        if stage.name not in DET_STAGES:
+            raise ValueError(f"compress.stages.{i}: stage {stage.name!r} is not available for task=detection; "
+                             f"allowed: {', '.join(DET_STAGES)}")
 
 
-__all__ = ["DET_SOURCES", "DetectionConfig", "check_detection"]
+__all__ = ["DET_SOURCES", "DET_STAGES", "DetectionConfig", "check_detection"]

@@ -86,6 +86,37 @@ CHAINS.register("segmentation", description="prune (Torch-Pruning), ONNX export,
     TaskChain(_seg_recipe, _seg_compress, _seg_deploy_inputs, _seg_evaluate))
 
 
+def _det_recipe(base: dict[str, Any], overrides: list[str], meta: dict[str, Any]) -> Recipe:
+    from .det_chain import det_recipe
+
+    spec = {"model": str(meta["model"]), "weights": None}  # a model file names no recipe: its own model stands in
+    return det_recipe({"detection": meta.get("detection") or {}, "student": spec, "teacher": spec,
+                       "distill": {"terms": [{"name": "pkd"}]}, **base}, overrides)
+
+
+def _det_compress(*a: Any, **kw: Any) -> dict[str, Any]:
+    from .det_compress import compress_det
+
+    return compress_det(*a, **kw)
+
+
+def _det_deploy_inputs(*a: Any, **kw: Any) -> tuple[Any, Any, Any, dict[str, Any]]:
+    from .det_deploy import det_deploy_inputs
+
+    return det_deploy_inputs(*a, **kw)
+
+
+def _det_evaluate(*a: Any, **kw: Any) -> dict[str, Any]:
+    from .det_deploy import det_evaluate
+
+    return det_evaluate(*a, **kw)
+
+
+CHAINS.register("detection", description="FCOS/RetinaNet: prune (Torch-Pruning), ONNX export of the head graph "
+                "(NMS outside it), int8 gated on mAP drop and box agreement; deploy matrix and eval on mAP")(
+    TaskChain(_det_recipe, _det_compress, _det_deploy_inputs, _det_evaluate))
+
+
 def task_chain(meta: dict[str, Any], what: str) -> TaskChain | None:
     """None for a classification model (the spine's chain); the task's chain; a task without one is refused."""
     task = meta.get("task", "classification")

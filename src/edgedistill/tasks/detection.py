@@ -19,8 +19,7 @@ from torch.utils.data import Dataset
 
 from .. import __version__
 from ..atomic import atomic_write_text
-from ..data.build import first_samples, held_splits
-from ..data.det_base import DET_SOURCES, DetDataset, det_loader
+from ..data.det_base import det_loader
 from ..deploy import profile_model
 from ..distill import build_terms
 from ..distill.det_base import DetDistiller
@@ -34,16 +33,7 @@ from ..recipe import Recipe
 from ..report.detection import print_det_summary, write_det_report
 from ..run.folder import make_run_dir
 from ..run.identity import settings_tag
-
-
-def build_det_data(r: Recipe) -> tuple[Dataset, dict[str, Dataset], list[str]]:
-    """Train set (flipped when data.hflip) and held-out sets; every annotation checked by the source."""
-    raw = DET_SOURCES.get(r.data.source, key="data.source")(r)
-    held = held_splits(raw, r.data.root or r.data.source, r.eval.split)
-    seed, size = r.data.split_seed, r.data.image_size
-    train = DetDataset(first_samples(raw.train, r.data.max_train_samples, seed), size, r.data.hflip, seed=r.train.seed)
-    evals = {k: DetDataset(first_samples(v, r.data.max_val_samples, seed), size, False) for k, v in held.items()}
-    return train, evals, raw.class_names
+from .det_data import build_det_data
 
 
 def build_det_model(spec: str, k: int, size: int, weights: str | None, key: str) -> nn.Module:
@@ -71,6 +61,7 @@ class DetRun:
         d = self.r.data
         return {"model": spec, "num_classes": len(self.names), "class_names": self.names, "task": "detection",
                 "image_size": d.image_size, "stage": stage, "data": d.model_dump(mode="json"),
+                "detection": self.r.detection.model_dump(mode="json"),
                 "edgedistill": __version__}
 
     def train_stage(self, stage: str, spec: str, module: DetDistiller, *, epochs: int | None = None,
@@ -96,11 +87,19 @@ def run_detection(r: Recipe, console: Console) -> Path:
     """Every stage of a task=detection recipe; returns the run folder."""
     t0 = time.perf_counter()
     check_output_dir(r.output.dir)
+    if r.compress.stages:
+        from .det_compress import check_det_stages
+
+        check_det_stages(r)  # a bad stage list fails now, not after training
     train, evals, names = build_det_data(r)  # every annotation checked before a folder is made
     k, size = len(names), r.data.image_size
     seed_everything(r.train.seed)
     teacher = build_det_model(r.teacher.model, k, size, r.teacher.weights, "teacher.weights")
     student_init = build_det_model(r.student.model, k, size, r.student.weights, "student.weights")
+    if r.compress.stages:
+        from .det_graph import check_exportable
+
+        check_exportable(student_init)  # SSDlite / Faster R-CNN: refused before training, not after
     example = torch.stack([evals["val"][i][0] for i in range(min(2, len(evals["val"])))])  # type: ignore[arg-type]
     build_terms(r.distill, copy.deepcopy(student_init), teacher, example)  # a bad pairing fails now
     device = resolve_device(r.train.device)
@@ -145,6 +144,12 @@ def run_detection(r: Recipe, console: Console) -> Path:
     write_det_report(run_dir, metrics)
     print_det_summary(metrics, console)
     console.print(f"\nreport: [bold]{run_dir / 'report.md'}[/]")
+    if r.compress.stages:  # the same chain as `edgedistill compress RUN_DIR`, into RUN_DIR/compress
+        from ..models import read_meta
+        from .det_compress import compress_det
+
+        ckpt = run_dir / "student" / "model.safetensors"
+        compress_det(ckpt, read_meta(ckpt), run_dir, r, run_dir / "compress", console)
     return run_dir
 
 
@@ -178,4 +183,4 @@ def det_compare(models: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["build_det_data", "build_det_model", "run_detection"]
+__all__ = ["build_det_model", "run_detection"]

@@ -1,0 +1,71 @@
+"""The stage table of a detection compress (report.md and the console): mAP, box agreement with the stage's input,
+size and end-to-end latency against its input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .model_table import cell
+
+STAGE_HEAD = ("stage", "mAP", "mAP50", "box agreement with input %", "size MB", "latency ms", "× its input", "note")
+
+
+def _stage_row(r: dict[str, Any]) -> list[str]:
+    lat = r.get("latency")
+    note = []
+    if r.get("gate"):
+        g = r["gate"]
+        note.append(f"int8 gate {'passed' if g['passed'] else 'FAILED: ' + '; '.join(g['reasons'])} "
+                    f"(mAP drop {g['map_drop']:+.2f} ≤ {g['max_map_drop']:g})")
+        if g["passed"] and not r.get("shipped", True):
+            note.append("not faster than fp32 here: the fp32 file ships")
+    if r.get("int8_format"):
+        note.append(f"{r['int8_format']}/{r['int8_graph']}")
+    if r.get("parity"):
+        p = r["parity"]
+        note.append(f"parity: max abs Δ {p['max_abs_diff']:.1e}, mAP {p['map_onnx']:.2f} vs PyTorch {p['map_pytorch']:.2f}")
+    if r.get("ratio") is not None:
+        note.append(f"{100 * r['ratio']:.0f}% channels pruned, {r.get('params', 0):,} params")
+    return [r["stage"], cell(r.get("map"), "{:.2f}"), cell(r.get("map50"), "{:.2f}"), cell(r.get("agreement"), "{:.1f}"),
+            cell(r.get("size_mb"), "{:.2f}"), cell(r.get("latency_ms"), "{:.2f}"),
+            "–" if not lat else f"{lat['speedup']:.2f} ({lat['speedup_min']:.2f}–{lat['speedup_max']:.2f})",
+            ", ".join(note)]
+
+
+def det_stage_lines(result: dict[str, Any]) -> list[str]:
+    """The stage table of a detection compress, with what runs outside the ONNX graph and the teacher's speed."""
+    d, dec = result["deploy"], result["decode"]
+    out = [f"{result['split']} split, {result['images']} images. Latency: median of 5 interleaved rounds against "
+           f"the stage's input, batch {d['batch']}, {d['threads']} thread(s), end to end (an ONNX stage includes "
+           "box decoding and NMS in Python); box agreement: boxes matched one to one (IoU ≥ 0.5, same class) with "
+           "the input stage's.", "",
+           f"NMS: {result['nms']} — score_thresh {dec['score_thresh']:g}, nms_thresh {dec['nms_thresh']:g}, "
+           f"{dec['detections_per_img']} detections per image; ONNX outputs {dec['outputs']}.", "",
+           "| " + " | ".join(STAGE_HEAD) + " |", "|" + "---|" * len(STAGE_HEAD),
+           *("| " + " | ".join(_stage_row(r)) + " |" for r in result["stages"])]
+    t = result.get("teacher")
+    if t:
+        out += ["", f"Teacher ({t['form']}, mAP {t['map']:.2f}) {t['teacher_ms']:.2f} ms vs the final student "
+                f"`{Path(t['student_artifact']).name}` {t['student_ms']:.2f} ms: the student is "
+                f"**{t['student_speedup']:.1f}× faster** ({t['speedup_min']:.1f}–{t['speedup_max']:.1f} over "
+                f"{t['rounds']} interleaved rounds)."]
+    return out
+
+
+def print_det_stages(result: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"edgedistill compress (detection) — {result['split']} split, {result['images']} images")
+    for col in STAGE_HEAD:
+        table.add_column(col, justify="left" if col in ("stage", "note") else "right")
+    for r in result["stages"]:
+        table.add_row(*_stage_row(r))
+    console.print(table)
+    console.print(det_stage_lines(result)[2])
+    if result.get("teacher"):
+        console.print(det_stage_lines(result)[-1].replace("**", ""))
+
+
+__all__ = ["det_stage_lines", "print_det_stages"]

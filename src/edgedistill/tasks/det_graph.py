@@ -1,0 +1,95 @@
+"""The exportable part of a dense detector (FCOS / RetinaNet) and the Python half that finishes it.
+
+HeadGraph: normalized input → backbone/FPN → head, one tensor out (N×A×C: per-anchor class logits, the 4 box
+regression values, and FCOS's centerness), a fixed input size, dynamic batch. Box decoding and NMS stay
+outside the graph (data-dependent shapes, ops runtimes differ on): DetDecoder hands the ONNX outputs to the
+model's own torchvision postprocess_detections (its box coder, score_thresh, topk, batched_nms, nms_thresh,
+detections_per_img) on the anchors torchvision's AnchorGenerator makes for that image size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import UserError
+
+NMS_NOTE = "outside the graph (torchvision batched_nms after the session)"
+KEYS = ("cls_logits", "bbox_regression", "bbox_ctrness")
+
+
+def check_exportable(model: nn.Module, key: str = "student.model") -> None:
+    """Only FCOS/RetinaNet (a dense head with raw per-anchor outputs) have an exportable head graph."""
+    if not getattr(model, "has_head", False):
+        raise UserError("compress/deploy of task=detection exports the dense head of FCOS or RetinaNet (NMS "
+                        "outside the graph); this model has none (SSDlite, Faster R-CNN); allowed: det:fcos_* or "
+                        "det:retinanet_* models", key=key)
+
+
+class HeadGraph(nn.Module):
+    """A DetNet's forward up to its head's raw outputs, on N×3×S×S images in 0..1 (its own normalization and
+    stride padding inside, as torchvision's transform does them), concatenated on the last axis."""
+
+    def __init__(self, det: nn.Module):
+        super().__init__()
+        check_exportable(det)
+        self.det = det
+        t = det.net.transform
+        self.register_buffer("mean", torch.tensor(t.image_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(t.image_std).view(1, 3, 1, 1), persistent=False)
+        self.stride = int(t.size_divisible)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std
+        h, w = x.shape[-2:]
+        pad_h, pad_w = -int(h) % self.stride, -int(w) % self.stride
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        net = self.det.net
+        out = net.head(list(net.backbone(x).values()))
+        return torch.cat([out[k] for k in KEYS if k in out], dim=2)
+
+
+class DetDecoder:
+    """Raw head outputs (N×A×C, numpy or torch) → one dict per image (boxes x1y1x2y2 px, labels 0..K-1, scores),
+    through the model's own postprocess_detections; anchors are made once for the input size."""
+
+    def __init__(self, det: nn.Module, size: int):
+        check_exportable(det)
+        self.net, self.offset, self.size = det.net, int(det.offset), (int(size), int(size))
+        was = det.training
+        det.eval()
+        with torch.no_grad():
+            images, _ = self.net.transform([torch.zeros(3, size, size)])
+            feats = list(self.net.backbone(images.tensors).values())
+            anchors = self.net.anchor_generator(images, feats)[0]
+            out = self.net.head(feats)
+        det.train(was)
+        hw = [f.shape[2] * f.shape[3] for f in feats]
+        per = anchors.shape[0] // sum(hw)
+        self.per_level = [n * per for n in hw]
+        self.anchors = list(anchors.split(self.per_level))
+        self.widths = {k: int(out[k].shape[2]) for k in KEYS if k in out}
+
+    def __call__(self, raw: np.ndarray | torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        t = torch.as_tensor(np.asarray(raw, np.float32)) if not isinstance(raw, torch.Tensor) else raw.float()
+        parts = t.split(list(self.widths.values()), dim=2)
+        head = {k: list(p.split(self.per_level, dim=1)) for k, p in zip(self.widths, parts, strict=True)}
+        with torch.no_grad():
+            dets = self.net.postprocess_detections(head, [self.anchors] * len(t), [self.size] * len(t))
+        return [{**d, "labels": d["labels"] - self.offset} for d in dets]
+
+    def settings(self) -> dict[str, Any]:
+        """What the decoding applies, for the ONNX metadata and compress.json."""
+        n = self.net
+        return {"nms": NMS_NOTE, "score_thresh": float(n.score_thresh), "nms_thresh": float(n.nms_thresh),
+                "detections_per_img": int(n.detections_per_img), "topk_candidates": int(n.topk_candidates),
+                "outputs": "N×A×C: " + ", ".join(f"{k} ({w})" for k, w in self.widths.items()),
+                "anchors": int(sum(self.per_level))}
+
+
+__all__ = ["DetDecoder", "HeadGraph", "NMS_NOTE", "check_exportable"]
