@@ -50,3 +50,4 @@ def test_detection_run_compress_deploy_eval(tmp_path):
     assert invoke("compress", run, "compress.stages=[{name: quantize, mode: dynamic}]") == 2
     assert invoke("compress", run, "detection.int8_max_map_drop=nan") == 2
     assert invoke("deploy", run, "--image-dir", tmp_path) == 2  # boxes are needed for mAP
+    assert invoke("compress", run, "--resume") == 2  # not yet for detection: refused, not a traceback

@@ -67,6 +67,9 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
 
     ckpt, meta, run_dir, base = read_target(target)
     if (chain := task_chain(meta, "compress")) is not None:  # segmentation: the task's own chain (tasks/)
+        if resume and not chain.resumable:
+            raise UserError(f"--resume is not yet available for task={meta['task']}; allowed: a fresh compress",
+                            key="--resume")
         r = chain.recipe(base, overrides, meta)
         out = _resume_dir(run_dir, r, Path(ckpt)) if resume else None
         if out is not None:

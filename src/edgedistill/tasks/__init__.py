@@ -41,15 +41,16 @@ def _detection(recipe: Recipe, console: Console) -> Path:
 class TaskChain:
     """What compress, deploy and eval do for a task other than classification (whose chain is the spine's).
 
-    recipe(base, overrides, meta): the command's recipe; compress(ckpt, meta, run_dir, recipe, out, console);
-    deploy_inputs(recipe, meta, model, opts) → held-out images, calibration and selection images, and the task's
-    matrix settings; evaluate(ckpt, meta, recipe, split, json_out, console).
+    recipe(base, overrides, meta): the command's recipe; compress(ckpt, meta, run_dir, recipe, out, console
+    [, resume=True] where `resumable`); deploy_inputs(recipe, meta, model, opts) → held-out images, calibration
+    and selection images, and the task's matrix settings; evaluate(ckpt, meta, recipe, split, json_out, console).
     """
 
     recipe: Callable[..., Recipe]
     compress: Callable[..., dict[str, Any]]
     deploy_inputs: Callable[..., tuple[Any, Any, Any, dict[str, Any]]]
     evaluate: Callable[..., dict[str, Any]]
+    resumable: bool = False  # compress --resume reloads its finished stages
 
 
 CHAINS: Registry[TaskChain] = Registry("task chain")
@@ -83,7 +84,7 @@ def _seg_evaluate(*a: Any, **kw: Any) -> dict[str, Any]:
 
 CHAINS.register("segmentation", description="prune (Torch-Pruning), ONNX export, int8 gated on mIoU drop and "
                 "per-pixel agreement; deploy matrix and eval on mIoU")(
-    TaskChain(_seg_recipe, _seg_compress, _seg_deploy_inputs, _seg_evaluate))
+    TaskChain(_seg_recipe, _seg_compress, _seg_deploy_inputs, _seg_evaluate, resumable=True))
 
 
 def _det_recipe(base: dict[str, Any], overrides: list[str], meta: dict[str, Any]) -> Recipe:
