@@ -66,6 +66,7 @@ class FPNTerm(Term):
                             "with as many levels (e.g. det:fcos_* and det:retinanet_* have 5)", key="distill.terms")
         self.connectors = nn.ModuleList(nn.Conv2d(a.shape[1], b.shape[1], 1) if a.shape[1] != b.shape[1]
                                         else nn.Identity() for a, b in zip(s, t, strict=True))
+        self.channels = [b.shape[1] for b in t]  # the teacher's, per level: what the student's are mapped to
         n = getattr(params, "levels", None)
         if n is not None and n > len(s):
             raise UserError(f"{name}: levels={n} but the models have {len(s)} FPN levels; allowed: 1..{len(s)}",
