@@ -34,7 +34,7 @@ def recipe(*terms):
 
 def test_detection_methods_are_registered_for_detection_only():
     det = {e.name for e in METHODS if "detection" in e.meta.get("tasks", ())}
-    assert det == {"pkd", "fpn_cwd", "head_kd"}
+    assert det == {"pkd", "fpn_cwd", "head_kd", "fgd", "ld"}
 
 
 @pytest.mark.parametrize("name", ["pkd", "fpn_cwd", "head_kd"])

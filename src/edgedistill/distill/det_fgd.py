@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from torch import nn
 
 from ..losses.fgd import GlobalContext, fgd_loss
@@ -17,6 +17,7 @@ from .registry import METHODS
 
 
 class FGDParams(FPNParams):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     T: float = Field(0.5, gt=0, le=100, description="temperature of the teacher's spatial and channel attention "
                      "(paper: 0.5 RetinaNet, 0.8 FCOS)")
     alpha_fgd: float = Field(1e-3, ge=0, description="weight of the foreground feature loss (paper: 1e-3 "
