@@ -118,7 +118,7 @@ def test_bad_fgd_parameters_are_refused_naming_the_key(params, needle):
 def test_bad_fgd_parameter_exits_2_and_ld_is_refused_with_why(tmp_path):
     assert invoke("run", "recipes/det-demo.yaml", f"output.dir={tmp_path}", "distill.terms=[{name: fgd, "
                   "beta_fgd: -0.5}]") == 2
-    with pytest.raises(UserError, match="box edge.*allowed for det: models: pkd, fpn_cwd, fgd"):
+    with pytest.raises(UserError, match="box edge.*allowed for det: models: box_kd .*pkd, fpn_cwd, fgd"):
         build_terms(build_recipe({**fgd_recipe().model_dump(mode="json"),
                                   "distill": {"terms": [{"name": "ld"}]}}).distill, model(), model(), X)
     assert not any(tmp_path.iterdir())

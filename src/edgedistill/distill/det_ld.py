@@ -4,7 +4,8 @@ Localization distillation (Zheng et al. CVPR 2022) softens the teacher's per-edg
 General Focal Loss / DFL head of GFL) and distills them with KL. torchvision's FCOS regresses four edge distances
 per point and RetinaNet four box deltas per anchor: one number per edge, no distribution to soften. Inventing one
 (e.g. a Gaussian around the teacher's edge) would be another method under LD's name, so `ld` is listed, explains
-itself and exits 2 until a det: model with a distribution head exists (`has_box_distribution`).
+itself and exits 2 until a det: model with a distribution head exists (`has_box_distribution`). What does fit
+these heads, the teacher's boxes as regression targets, is `box_kd` under its own name.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ class LD(Term):
             raise UserError("ld (localization distillation) needs a student and a teacher whose heads predict a "
                             "distribution over each box edge (GFL/DFL heads); torchvision's FCOS regresses edge "
                             "distances and RetinaNet box deltas, one number per edge, so there is nothing to "
-                            "soften; allowed for det: models: pkd, fpn_cwd, fgd (features) and head_kd "
-                            "(class scores)", key="distill.terms")
+                            "soften; allowed for det: models: box_kd (the teacher's boxes as regression targets), "
+                            "pkd, fpn_cwd, fgd (features) and head_kd (class scores)", key="distill.terms")
 
     def forward(self, student: Outputs, teacher: Outputs, batch: Any) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError("refused in __init__")
