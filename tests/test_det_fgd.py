@@ -74,9 +74,9 @@ def test_fgd_loss_vanishes_only_when_features_and_context_blocks_agree():
     assert float(fgd_loss([x * 1.5 for x in t], t, boxes, (64, 64), ctx).detach()) > 0
     cs, ct = ctx[0]
     torch.nn.init.normal_(cs.transform[-1].weight)  # trained apart, the two blocks no longer agree
-    assert float(global_loss(t[0], t[0], cs, ct)) > 0
+    assert float(global_loss(t[0], t[0], cs, ct).detach()) > 0
     ct.load_state_dict(cs.state_dict())
-    assert float(global_loss(t[0], t[0], cs, ct)) == pytest.approx(0.0, abs=1e-6)
+    assert float(global_loss(t[0], t[0], cs, ct).detach()) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_fgd_term_trains_the_student_and_its_own_blocks_never_the_teacher():
