@@ -34,10 +34,10 @@ def recipe(*terms):
 
 def test_detection_methods_are_registered_for_detection_only():
     det = {e.name for e in METHODS if "detection" in e.meta.get("tasks", ())}
-    assert det == {"pkd", "fpn_cwd", "head_kd"}
+    assert det == {"pkd", "fpn_cwd", "head_kd", "fgd", "ld", "box_kd"}
 
 
-@pytest.mark.parametrize("name", ["pkd", "fpn_cwd", "head_kd"])
+@pytest.mark.parametrize("name", ["pkd", "fpn_cwd", "head_kd", "box_kd"])
 def test_term_gradient_reaches_the_student(name):
     teacher, student = model("det:fcos_mobilenet_v3_small@0.5"), model()
     terms = build_terms(recipe(name).distill, student, teacher, X)
@@ -53,7 +53,7 @@ def test_term_gradient_reaches_the_student(name):
 def test_terms_vanish_when_student_is_the_teacher():
     teacher = model().eval()
     student = copy.deepcopy(teacher).eval()
-    terms = build_terms(recipe("pkd", "fpn_cwd", "head_kd").distill, student, teacher, X)
+    terms = build_terms(recipe("pkd", "fpn_cwd", "head_kd", "box_kd").distill, student, teacher, X)
     from edgedistill.distill.det_base import probe
 
     s, t = probe(student, X), probe(teacher, X)

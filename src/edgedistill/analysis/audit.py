@@ -116,6 +116,11 @@ def load_inputs(run_dir: Path, alone: Path | None = None) -> AuditInputs:
 
     alone: another run whose student is the baseline trained alone (when this run has none of its own)."""
     run_dir, recipe, metrics = read_finished_run(run_dir)
+    task = metrics.get("task", "classification")
+    if task != "classification":  # its checks (top-1 agreement, calibration, class-label perturbations) are per label
+        raise UserError(f"{run_dir} is a task={task} run; audit checks classifiers (label agreement, calibration, "
+                        "perturbed top-1, CKA); allowed: a classification run. Its own metrics.json holds the "
+                        "teacher agreement, and `edgedistill compare` pairs runs image by image", key="RUN_DIR")
     primary = metrics.get("primary", "student")
     student_file = run_dir / primary / "model.safetensors"
     if not student_file.is_file():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..evaluate.predictions import load_predictions
-from ..evaluate.segmentation import PER_IMAGE, load_per_image
+from ..evaluate.per_image import PER_IMAGE, load_per_image
 from ..recipe.compare import METRICS
 from ..registry import Registry
 from ..run.reader import read_metrics
@@ -41,22 +40,35 @@ def _classification_unit(run: Path, model: str) -> dict[str, Any]:
     return {"pred": pred, "labels": p["labels"], "images": p["images"], "unit": pred == p["labels"]}
 
 
-def _segmentation_unit(run: Path, model: str) -> dict[str, Any]:
-    if not (run / PER_IMAGE).exists():
-        return {}
-    p = load_per_image(run / PER_IMAGE)
-    return {"labels": np.zeros(0), "images": p["images"], "unit": p["models"][model]}
+def _per_image_unit(unit: str) -> Callable[[Path, str], dict[str, Any]]:
+    """A loader of one per-image score (per_image.npz's `unit`: iou for segmentation, map for detection)."""
+
+    def load(run: Path, model: str) -> dict[str, Any]:
+        if not (run / PER_IMAGE).exists():
+            return {}
+        p = load_per_image(run / PER_IMAGE, unit=unit)
+        return {"labels": np.zeros(0), "images": p["images"], "unit": p["models"][model]}
+
+    return load
+
+
+def _defined_wilcoxon(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """Wilcoxon on the images scored in both arms (per-image mAP is NaN where an image has no ground truth)."""
+    keep = ~(np.isnan(a) | np.isnan(b))
+    return {**stats.per_image_wilcoxon(a[keep], b[keep]), "left_out": int((~keep).sum())}
 
 
 PAIRED_UNITS.register("classification", description="per-image correctness, McNemar's test")(
     PairedUnit(_classification_unit, stats.mcnemar, "mcnemar"))
 PAIRED_UNITS.register("segmentation", description="per-image IoU, Wilcoxon signed-rank test")(
-    PairedUnit(_segmentation_unit, stats.per_image_wilcoxon, "per_image_iou"))
+    PairedUnit(_per_image_unit("iou"), stats.per_image_wilcoxon, "per_image_iou"))
+PAIRED_UNITS.register("detection", description="per-image COCO mAP, Wilcoxon signed-rank test")(
+    PairedUnit(_per_image_unit("map"), _defined_wilcoxon, "per_image_map"))
 
 
 def collect(plan: Plan) -> dict[str, dict[tuple[int, int], dict[str, Any]]]:
     """arm → (seed, split) → {value, run, task, and the task's per-image unit} from each cell's metrics.json and
-    its per-image file (predictions.npz; per_image.npz for segmentation)."""
+    its per-image file (predictions.npz; per_image.npz for segmentation and detection)."""
     out: dict[str, dict[tuple[int, int], dict[str, Any]]] = {a: {} for a in plan.arms}
     for c in plan.cells:
         run = c.recipe.output.dir / c.recipe.output.name

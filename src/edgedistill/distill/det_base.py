@@ -22,12 +22,15 @@ DET = ("detection",)
 
 
 def det_outputs(fpn: list[torch.Tensor], head: dict[str, torch.Tensor] | None) -> Outputs:
+    """FPN maps as fpn.0, fpn.1, …; a dense head's class logits as logits and its other outputs as head.NAME
+    (bbox_regression N×A×4, and FCOS's bbox_ctrness N×A×1)."""
     logits = head["cls_logits"] if head is not None else torch.zeros(0)
-    return Outputs(logits, {f"fpn.{i}": f for i, f in enumerate(fpn)})
+    extra = {f"head.{k}": v for k, v in (head or {}).items() if k != "cls_logits"}
+    return Outputs(logits, {**{f"fpn.{i}": f for i, f in enumerate(fpn)}, **extra})
 
 
 def fpn_levels(out: Outputs) -> list[torch.Tensor]:
-    return [out.features[f"fpn.{i}"] for i in range(len(out.features))]
+    return [out.features[f"fpn.{i}"] for i in range(sum(k.startswith("fpn.") for k in out.features))]
 
 
 @torch.no_grad()
@@ -39,6 +42,15 @@ def probe(model: nn.Module, example: torch.Tensor) -> Outputs:
         return det_outputs(*model.maps(example))
     finally:
         model.train(was)
+
+
+def dense_pair(name: str, student: nn.Module, teacher: nn.Module | None, example: torch.Tensor | None
+               ) -> tuple[Outputs, Outputs]:
+    """The student's and the teacher's head outputs on `example`; a pair without dense heads exits 2."""
+    if teacher is None or example is None or not all(getattr(m, "has_head", False) for m in (student, teacher)):
+        raise UserError(f"{name} needs a teacher and a student with a dense class head; allowed: det:fcos_* and "
+                        "det:retinanet_* models", key="distill.terms")
+    return probe(student, example), probe(teacher, example)
 
 
 class FPNParams(BaseModel):
@@ -66,6 +78,7 @@ class FPNTerm(Term):
                             "with as many levels (e.g. det:fcos_* and det:retinanet_* have 5)", key="distill.terms")
         self.connectors = nn.ModuleList(nn.Conv2d(a.shape[1], b.shape[1], 1) if a.shape[1] != b.shape[1]
                                         else nn.Identity() for a, b in zip(s, t, strict=True))
+        self.channels = [b.shape[1] for b in t]  # the teacher's, per level: what the student's are mapped to
         n = getattr(params, "levels", None)
         if n is not None and n > len(s):
             raise UserError(f"{name}: levels={n} but the models have {len(s)} FPN levels; allowed: 1..{len(s)}",
@@ -119,4 +132,4 @@ class DetDistiller(Distiller):
         return "the detection losses or a distillation term overflowed; try a lower train.lr or train.grad_clip"
 
 
-__all__ = ["DET", "DetDistiller", "FPNParams", "FPNTerm", "det_outputs", "fpn_levels", "probe"]
+__all__ = ["DET", "DetDistiller", "FPNParams", "FPNTerm", "dense_pair", "det_outputs", "fpn_levels", "probe"]

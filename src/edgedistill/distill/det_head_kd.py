@@ -12,7 +12,7 @@ from torch import nn
 from ..errors import UserError
 from ..losses.detection import head_kd_loss
 from .base import Outputs, Term
-from .det_base import DET, probe
+from .det_base import DET, dense_pair
 from .registry import METHODS
 
 
@@ -34,11 +34,8 @@ class HeadKD(Term):
     def __init__(self, params: BaseModel, student: nn.Module, teacher: nn.Module | None,
                  example: torch.Tensor | None = None):
         super().__init__(params, student, teacher, example)
-        heads = [getattr(m, "has_head", False) for m in (student, teacher)]
-        if teacher is None or example is None or not all(heads):
-            raise UserError("head_kd needs a teacher and a student with a dense class head; allowed: det:fcos_* and "
-                            "det:retinanet_* models", key="distill.terms")
-        s, t = probe(student, example).logits.shape, probe(teacher, example).logits.shape
+        s_out, t_out = dense_pair("head_kd", student, teacher, example)
+        s, t = s_out.logits.shape, t_out.logits.shape
         if s != t:
             raise UserError(f"head_kd: the student scores {tuple(s)} anchors×classes and the teacher {tuple(t)}; "
                             "allowed: the same detector type on both sides (e.g. det:fcos_* with det:fcos_*)",

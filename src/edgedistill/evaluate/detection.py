@@ -5,6 +5,10 @@ Teacher agreement: in each image the student's and the teacher's boxes of at lea
 to one (scipy's linear_sum_assignment on IoU, same class only, IoU ≥ 0.5); agreement = 2·matches /
 (student boxes + teacher boxes) over the split, in % (an F1 of the student against the teacher's boxes; 100
 when both find the same boxes; None when neither finds any). Written here: no library scores two detectors against each other.
+
+Per-image mAP (compare's paired unit): COCO mAP@[.5:.95] of each image on its own, by the same MeanAveragePrecision
+— the headline metric, image by image, so a paired test speaks of what the table reports; NaN for an image with no
+ground-truth box (COCO has no AP there), which the paired test leaves out.
 """
 
 from __future__ import annotations
@@ -65,15 +69,31 @@ class Agreement:
         return float(100 * 2 * self.sums[0] / both) if both else None  # neither found a box: nothing to compare
 
 
+def per_image_map(preds: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]]) -> list[float]:
+    """Each image's COCO mAP in % scored alone (NaN where it has no ground-truth box)."""
+    metric, out = mean_ap(), []
+    for p, t in zip(preds, targets, strict=True):
+        if len(t["boxes"]) == 0:
+            out.append(float("nan"))
+            continue
+        metric.reset()
+        metric.update([p], [t])
+        out.append(100 * max(float(metric.compute()["map"]), 0.0))
+    return out
+
+
 def _targets(boxes: list[torch.Tensor], labels: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
     return [{"boxes": b, "labels": c} for b, c in zip(boxes, labels, strict=True)]
 
 
 @torch.no_grad()
 def det_evaluate(models: dict[str, nn.Module], loader: Any, device: torch.device, min_score: float = 0.05,
-                 agreement_score: float = 0.3, teacher: str | None = "teacher") -> dict[str, dict[str, Any]]:
-    """Every model on the same batches: COCO AP numbers, and for each non-teacher its agreement with `teacher`."""
+                 agreement_score: float = 0.3, teacher: str | None = "teacher", per_image: bool = False
+                 ) -> dict[str, dict[str, Any]]:
+    """Every model on the same batches: COCO AP numbers, and for each non-teacher its agreement with `teacher`;
+    with `per_image`, each image's mAP too (`per_image_map`, a list in image order)."""
     maps = {n: mean_ap() for n in models}
+    images_map: dict[str, list[float]] = {n: [] for n in models}
     agree = {n: Agreement(agreement_score) for n in models if n != teacher and teacher in models}
     for m in models.values():
         m.to(device).eval()
@@ -82,13 +102,17 @@ def det_evaluate(models: dict[str, nn.Module], loader: Any, device: torch.device
         preds = {n: [{k: v.cpu() for k, v in d.items()} for d in m(images.to(device))] for n, m in models.items()}
         target = _targets(boxes, labels)
         for n, p in preds.items():
-            maps[n].update([kept(d, min_score) for d in p], target)
+            shown = [kept(d, min_score) for d in p]
+            maps[n].update(shown, target)
+            if per_image:
+                images_map[n] += per_image_map(shown, target)
             if n in agree:
                 for s, t in zip(p, preds[teacher], strict=True):  # type: ignore[index]
                     agree[n].update(s, t)
         n_images += len(images)
         n_boxes += sum(len(b) for b in boxes)
-    out = {n: {**ap_scores(maps[n]), "n": n_images, "boxes": n_boxes} for n in models}
+    out = {n: {**ap_scores(maps[n]), "n": n_images, "boxes": n_boxes,
+               **({"per_image_map": images_map[n]} if per_image else {})} for n in models}
     for n, a in agree.items():
         out[n]["teacher_agreement"] = a.compute()
     return out
@@ -102,4 +126,4 @@ def quick_map(model: nn.Module, loader: Any, device: torch.device, min_score: fl
     return {"map": scores["map"] or 0.0}
 
 
-__all__ = ["Agreement", "ap_scores", "det_evaluate", "kept", "match_count", "mean_ap", "quick_map"]
+__all__ = ["Agreement", "ap_scores", "det_evaluate", "kept", "match_count", "mean_ap", "per_image_map", "quick_map"]

@@ -8,12 +8,13 @@ A class absent from both the masks and the predictions has no IoU (null) and is 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .per_image import PER_IMAGE, load_per_image, save_per_image
 
 
 def boundaries(labels: torch.Tensor, ignore_index: int | None = None) -> torch.Tensor:
@@ -108,29 +109,6 @@ def seg_evaluate(models: dict[str, nn.Module], loader: Any, device: torch.device
             per_image[n] += per_image_iou(p, masks, num_classes, ignore_index)
         n_images += len(images)
     return {n: {**s.compute(), "n": n_images, "per_image_iou": per_image[n]} for n, s in scores.items()}
-
-
-PER_IMAGE = "per_image.npz"
-
-
-def save_per_image(path: Path, per_image: dict[str, list[float]], images: str) -> None:
-    """Each model's per-image IoU on the held-out split (float32) and the split's identity (held_out_id)."""
-    import numpy as np
-
-    from ..atomic import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, images=np.array(images),
-                            **{f"iou_{k}": np.asarray(v, dtype=np.float32) for k, v in per_image.items()})
-
-
-def load_per_image(path: Path) -> dict[str, Any]:
-    """{'images': held-out id, 'models': {name: per-image IoU}} from a segmentation run's per_image.npz."""
-    import numpy as np
-
-    with np.load(path) as z:
-        return {"images": str(z["images"]), "models": {k.removeprefix("iou_"): z[k] for k in z.files
-                                                        if k.startswith("iou_")}}
 
 
 def quick_miou(model: nn.Module, loader: Any, device: torch.device, num_classes: int, ignore_index: int

@@ -44,4 +44,28 @@ def head_kd_loss(student: torch.Tensor, teacher: torch.Tensor, T: float = 1.0, f
     return (per_anchor * w).sum() / w.sum().clamp_min(1e-6) * T * T
 
 
-__all__ = ["fpn_cwd_loss", "head_kd_loss", "pearson_normalize", "pkd_loss"]
+def box_kd_loss(student: torch.Tensor, teacher: torch.Tensor, teacher_logits: torch.Tensor, giou: bool
+                ) -> torch.Tensor:
+    """The teacher's box regression as the student's soft target at the same N×A anchors/points, each weighted by
+    the teacher's highest class score. `giou` (FCOS: ReLU'd edge distances l, t, r, b in units of the point's
+    size): 1 − GIoU of the boxes (−l, −t, r, b) — the decoded boxes' GIoU, which a shared point's position and
+    size do not change; else (RetinaNet's box deltas) L1 summed over the 4 deltas, as its own regression loss."""
+    from torchvision.ops import generalized_box_iou_loss
+
+    s, t = student.float(), teacher.float()
+    if giou:
+        per_anchor = generalized_box_iou_loss(_ltrb_box(s), _ltrb_box(t), reduction="none")
+    else:
+        per_anchor = (s - t).abs().sum(-1)
+    w = torch.sigmoid(teacher_logits.float()).amax(-1)
+    return (per_anchor * w).sum() / w.sum().clamp_min(1e-6)
+
+
+def _ltrb_box(d: torch.Tensor, pad: float = 0.05) -> torch.Tensor:
+    """Edge distances (l, t, r, b) from a point at the origin → the box (−l, −t, r, b), x1y1x2y2, each edge moved
+    out by `pad` (5% of the point's size) so that two equal empty boxes (a dead point: all 0) have GIoU 1, not 0."""
+    d = d + pad
+    return torch.cat([-d[..., :2], d[..., 2:]], dim=-1)
+
+
+__all__ = ["box_kd_loss", "fpn_cwd_loss", "head_kd_loss", "pearson_normalize", "pkd_loss"]

@@ -14,6 +14,8 @@ METRICS: dict[str, bool] = {
     "recall_macro": True, "kappa": True, "qwk": True, "mcc": True, "roc_auc": True, "agreement": True,
     "log_loss": False, "ece": False, "kl": False, "js": False, "kd_loss": False,
     "miou": True, "pixel_acc": True, "boundary_f1": True, "teacher_agreement": True,  # task=segmentation
+    "map": True, "map50": True, "map75": True, "map_small": True, "map_medium": True, "map_large": True,
+    "mar100": True,  # task=detection
 }
 
 

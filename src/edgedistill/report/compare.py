@@ -30,10 +30,18 @@ def _ci(lo_hi: list[float | None]) -> str:
     return "–" if lo is None else f"[{lo:.2f}, {hi:.2f}]"
 
 
+_UNIT_NOTE = {
+    "mcnemar": "McNemar: per-image correctness pooled over the paired runs.",
+    "per_image_iou": "per-image IoU: Wilcoxon signed-rank on each image's IoU, pooled over the paired runs.",
+    "per_image_map": "per-image mAP: Wilcoxon signed-rank on each image's COCO mAP, pooled over the paired runs "
+                     "(images without a ground-truth box left out).",
+}
+
+
 def verdict_rows(res: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     m, corr = res["metric"], _CORR[res["correction"]]
-    unit = res.get("per_image_test", "mcnemar")  # segmentation: Wilcoxon on per-image IoU
-    label = "McNemar p" if unit == "mcnemar" else "per-image IoU Wilcoxon p"
+    unit = res.get("per_image_test", "mcnemar")  # segmentation/detection: Wilcoxon on per-image IoU/mAP
+    label = {"mcnemar": "McNemar p", "per_image_map": "per-image mAP Wilcoxon p"}.get(unit, "per-image IoU Wilcoxon p")
     head = ["arm", "vs", f"Δ {m}", "95% CI", "p (t)", f"p {corr} (verdict's test)", "Wilcoxon p", label, "dz",
             "P(improve)", f"verdict (α={res['alpha']})"]
     rows = [[c["arm"], c["vs"], f"{c['diff']:+.2f}", _ci(c["diff_ci"]), _p(c["t_p"]), _p(c.get("p_adj", c.get("t_p_adj"))),
@@ -104,8 +112,8 @@ def write_compare_report(folder: Path, res: dict[str, Any]) -> Path:
         "## Verdicts", "", markdown_table(*verdict_rows(res)), "",
         (f"Verdict from the paired t-test, {_CORR[res['correction']]}-corrected over all {len(res['comparisons'])} "
          "comparisons (Wilcoxon needs ≥ 6 pairs to reach p < 0.05, so it is reported, not used); Δ = arm − vs; "
-         "dz: paired Cohen's d; P(improve): share of paired runs where arm beats vs (ties ½); McNemar: "
-         "per-image correctness pooled over the paired runs."), "",
+         "dz: paired Cohen's d; P(improve): share of paired runs where arm beats vs (ties ½); "
+         + _UNIT_NOTE.get(res.get("per_image_test", "mcnemar"), "")), "",
         "![Paired differences with 95% intervals](forest.png)", "",
         *(["## Sensitivity", "", "![Metric surface of the sweep](sensitivity.png)", ""]
           if sweep_chart(res, folder / "sensitivity.png") else []),

@@ -26,6 +26,8 @@ from ..distill.det_base import DetDistiller
 from ..engine import fit, resolve_device
 from ..engine.checkpoint import seed_everything
 from ..evaluate.detection import det_evaluate, quick_map
+from ..evaluate.per_image import PER_IMAGE, save_per_image
+from ..evaluate.predictions import held_out_id
 from ..models import create_model, load_model, save_model
 from ..models.weights import load_state, read_state_dict
 from ..output_folder import check_output_dir
@@ -156,7 +158,11 @@ def run_detection(r: Recipe, console: Console) -> Path:
 def evaluate_det_models(run: DetRun, models: dict[str, tuple[str, nn.Module]]) -> dict[str, Any]:
     r = run.r
     nets = {n: m for n, (_, m) in models.items()}
-    scores = det_evaluate(nets, run.held, run.device, r.detection.score_threshold, r.detection.agreement_score)
+    scores = det_evaluate(nets, run.held, run.device, r.detection.score_threshold, r.detection.agreement_score,
+                          per_image=True)
+    per_image = {n: s.pop("per_image_map") for n, s in scores.items()}  # compare's paired unit
+    save_per_image(run.run_dir / PER_IMAGE, per_image, held_out_id(r.data.model_dump(mode="json"), r.eval.split),
+                   unit="map")
     shape = (1, 3, r.data.image_size, r.data.image_size)
     out = {}
     for name, (spec, model) in models.items():
