@@ -20,6 +20,7 @@ def add_options(ap: argparse.ArgumentParser, task: str, **defaults: Any) -> None
     ap.add_argument("--results", type=Path, default=Path(f"benchmarks/results/{task}"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--teacher-seed", type=int, default=0)
+    ap.add_argument("--teacher-weights", type=Path, help="a trained teacher every seed loads (none is trained)")
     ap.add_argument("--teacher")
     ap.add_argument("--student")
     ap.add_argument("--image-size", type=int)
@@ -39,7 +40,9 @@ def teacher_first(args: argparse.Namespace) -> list[int]:
 
 
 def teacher_weights(args: argparse.Namespace, prefix: str, wait_s: float = 4 * 3600) -> Path:
-    """The teacher of the --teacher-seed run; waits while another process trains it."""
+    """--teacher-weights, or the teacher of the --teacher-seed run (waits while another process trains it)."""
+    if args.teacher_weights is not None:
+        return args.teacher_weights
     file = args.out / f"{prefix}-s{args.teacher_seed}" / "teacher" / "model.safetensors"
     deadline = time.time() + wait_s
     while not file.exists():
@@ -55,7 +58,7 @@ def seed_run(args: argparse.Namespace, prefix: str, seed: int, overrides: list[s
     done = args.out / name / "metrics.json"
     if not done.exists():
         ov = overrides + [f"output.name={name}"]
-        if seed != args.teacher_seed:
+        if seed != args.teacher_seed or args.teacher_weights is not None:
             ov.append(f"teacher.weights={teacher_weights(args, prefix)}")
         if (args.out / name).is_dir():
             ov.append("train.resume=true")
