@@ -40,7 +40,8 @@ def boxes_of(xml: bytes, stem: str, w: int, h: int, log: dict[str, list[str]]) -
     for i, obj in enumerate(ElementTree.fromstring(xml).iter("object")):
         name = (obj.findtext("name") or "").strip()
         box = obj.find("bndbox")
-        x1, y1, x2, y2 = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))  # type: ignore[union-attr,arg-type]
+        corners = ("xmin", "ymin", "xmax", "ymax")
+        x1, y1, x2, y2 = (float(box.findtext(k)) for k in corners)  # type: ignore[union-attr,arg-type]
         x1, y1 = x1 - 1, y1 - 1  # VOC: 1-based, inclusive
         if name not in CLASSES:
             log["dropped_unknown_class"].append(f"{stem} object {i}: name {name!r}")
@@ -60,7 +61,8 @@ def voc_xml(name: str, w: int, h: int, objects: list[tuple[str, list[float]]], s
     rows = "".join(f"<object><name>{c}</name><bndbox><xmin>{b[0] * scale + 1:.2f}</xmin><ymin>{b[1] * scale + 1:.2f}"
                    f"</ymin><xmax>{b[2] * scale:.2f}</xmax><ymax>{b[3] * scale:.2f}</ymax></bndbox></object>"
                    for c, b in objects)
-    return f"<annotation><filename>{name}</filename><size><width>{w}</width><height>{h}</height></size>{rows}</annotation>\n"
+    size = f"<size><width>{w}</width><height>{h}</height></size>"
+    return f"<annotation><filename>{name}</filename>{size}{rows}</annotation>\n"
 
 
 def convert(repo: Path, out: Path, scale: float) -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:

@@ -108,7 +108,8 @@ def table(res: dict[str, Any], args: argparse.Namespace) -> list[str]:
              "student": f"{args.student} distilled ({res['terms_text']})"}
     out = [f"Data: {res['data']}; {res['split']} split, {res['n_images']} images, {res['n_boxes']} boxes; "
            f"seeds {res['seeds']}.", "",
-           "| model | mAP % (mean ± sd over seeds) | mAP50 % | mAP small % | teacher agreement % | params | per seed mAP |",
+           "| model | mAP % (mean ± sd over seeds) | mAP50 % | mAP small % | teacher agreement % | params "
+           "| per seed mAP |",
            "|---|---|---|---|---|---|---|"]
     for k in ARMS:
         col = {m: [r["models"][k][m] for r in runs] for m in METRICS}
