@@ -21,6 +21,7 @@ ordinary run folder under --out (reused when finished); writes seg.json and seg.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 from pathlib import Path
