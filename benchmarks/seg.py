@@ -24,16 +24,14 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+from arms import add_options, mean_sd, seed_run, teacher_first
 from portable import portable
 
 from edgedistill.analysis.stats import paired
-from edgedistill.pipeline import run
-from edgedistill.recipe import load_recipe
 
 CAMVID = ["sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence", "car", "pedestrian",
           "bicyclist"]
@@ -56,35 +54,11 @@ def base(args: argparse.Namespace, seed: int) -> list[str]:
             "eval.warmup_runs=1", "eval.baseline=true", f"distill.terms={args.terms}", f"output.dir={args.out}"]
 
 
-def teacher_weights(args: argparse.Namespace, wait_s: float = 4 * 3600) -> Path:
-    """The teacher of the --teacher-seed run; waits while another process trains it."""
-    file = args.out / f"seg-s{args.teacher_seed}" / "teacher" / "model.safetensors"
-    deadline = time.time() + wait_s
-    while not file.exists():
-        if time.time() > deadline:
-            raise SystemExit(f"no teacher at {file}: run --seeds {args.teacher_seed} first")
-        time.sleep(30)
-    return file
-
-
 def arm(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """One seed's run (teacher trained by the --teacher-seed run, loaded by the others); its models' metrics."""
-    name = f"seg-s{seed}"
-    done = args.out / name / "metrics.json"
-    if not done.exists():
-        ov = base(args, seed) + [f"output.name={name}"]
-        if seed != args.teacher_seed:
-            ov.append(f"teacher.weights={teacher_weights(args)}")
-        if (args.out / name).is_dir():
-            ov.append("train.resume=true")
-        run(load_recipe(None, ov))
-    m = json.loads(done.read_text())
+    m = seed_run(args, "seg", seed, base(args, seed))
     return {"models": {k: {s: v.get(s) for s in METRICS} for k, v in m["models"].items()},
             "seconds": m["seconds"], "n_images": m["n_images"]}
-
-
-def mean_sd(v: list[float]) -> dict[str, float]:
-    return {"mean": statistics.mean(v), "sd": statistics.stdev(v) if len(v) > 1 else 0.0}
 
 
 def table(res: dict[str, Any], args: argparse.Namespace) -> list[str]:
@@ -113,23 +87,10 @@ def table(res: dict[str, Any], args: argparse.Namespace) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, help="CamVid image + mask folders (benchmarks/camvid_data.py)")
-    ap.add_argument("--out", type=Path, default=Path("runs/bench-seg"))
-    ap.add_argument("--results", type=Path, default=Path("benchmarks/results/seg"))
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--teacher-seed", type=int, default=0)
-    ap.add_argument("--teacher", default="seg:lraspp_mobilenet_v3_large")
-    ap.add_argument("--student", default="seg:lraspp_mobilenet_v3_small@0.5")
-    ap.add_argument("--image-size", type=int, default=96)
-    ap.add_argument("--split", choices=["val", "test"], default="test")
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--teacher-epochs", type=int, default=12)
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--eval-every", type=int, default=4)
-    ap.add_argument("--terms", default="[{name: pixel_kd, weight: 1.0, T: 1.0}, {name: cwd, weight: 1.0, T: 4.0}]")
-    ap.add_argument("--threads", type=int, default=1)
+    add_options(ap, "seg", teacher="seg:lraspp_mobilenet_v3_large", student="seg:lraspp_mobilenet_v3_small@0.5",
+                image_size=96, epochs=12, teacher_epochs=12, batch_size=16, lr=0.01, eval_every=4, threads=1,
+                terms="[{name: pixel_kd, weight: 1.0, T: 1.0}, {name: cwd, weight: 1.0, T: 4.0}]")
     ap.add_argument("--synthetic", action="store_true", help="seg-shapes scenes (labelled synthetic in the table)")
-    ap.add_argument("--no-table", action="store_true", help="only run the arms (e.g. one seed per process)")
     ap.add_argument("--smoke", action="store_true", help="tiny seg-shapes, 1 epoch, seeds 0 1, temp folder")
     args = ap.parse_args()
     if args.smoke:
@@ -137,9 +98,7 @@ def main() -> None:
         args.out = args.results = Path(tempfile.mkdtemp(prefix="bench-seg-"))
     elif not args.synthetic and args.root is None:
         ap.error("--root (CamVid folders from benchmarks/camvid_data.py), or --synthetic / --smoke")
-    if args.teacher_seed in args.seeds:  # the teacher's run first: the other seeds load its weights
-        args.seeds = [args.teacher_seed] + [s for s in args.seeds if s != args.teacher_seed]
-    runs = {s: arm(args, s) for s in args.seeds}
+    runs = {s: arm(args, s) for s in teacher_first(args)}
     if args.no_table:
         return
     seeds = sorted(runs)
