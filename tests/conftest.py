@@ -5,7 +5,16 @@ import pytest
 import torch
 
 # Two cores: keep tests from oversubscribing them, and make timings comparable.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+THREADS = max(1, min(2, os.cpu_count() or 1))
+torch.set_num_threads(THREADS)
+
+
+@pytest.fixture(autouse=True)
+def _same_threads_for_every_test():
+    """A test that runs a command in-process with train.threads=1 must not leave the next test at 1 thread: a
+    reference run computed in-process would then differ in the last bits from the same run in a subprocess."""
+    yield
+    torch.set_num_threads(THREADS)
 
 
 @pytest.fixture

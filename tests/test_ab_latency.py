@@ -33,3 +33,16 @@ def test_interleaved_rounds_and_speedup(two_files):
 def test_rejects_empty_rounds(two_files):
     with pytest.raises(ValueError, match="at least 1"):
         interleaved_latency({"a": two_files[0]}, (1, 3, 32, 32), rounds=0)
+
+
+def test_a_timed_call_that_sets_torch_threads_leaves_the_callers_count():
+    from edgedistill.deploy.ab_latency import interleaved_rounds
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        per = interleaved_rounds({"one": lambda: torch.set_num_threads(1), "two": lambda: None}, rounds=2, runs=2,
+                                 warmup=1)
+        assert torch.get_num_threads() == 2 and len(per["one"]) == 2
+    finally:
+        torch.set_num_threads(before)

@@ -21,22 +21,31 @@ from .onnx_runtime import ort_session
 
 def interleaved_rounds(calls: dict[str, Callable[[], object]], rounds: int = 7, runs: int = 200,
                        warmup: int = 20) -> dict[str, list[float]]:
-    """Per name: the median ms of each round, the calls timed in alternating order (any runtime's callable)."""
+    """Per name: the median ms of each round, the calls timed in alternating order (any runtime's callable).
+
+    A call may set PyTorch's thread count to the one it is timed at; the caller's count is restored after, so a
+    measurement never changes how the process trains or evaluates next."""
+    import torch
+
     if rounds < 1 or runs < 1:
         raise ValueError(f"rounds and runs must be at least 1, got {rounds}, {runs}")
-    for call in calls.values():
-        for _ in range(warmup):
-            call()
+    previous = torch.get_num_threads()
     per: dict[str, list[float]] = {k: [] for k in calls}
-    for r in range(rounds):
-        order = list(calls) if r % 2 == 0 else list(reversed(calls))  # neither call always goes first
-        for k in order:
-            call, t = calls[k], []
-            for _ in range(runs):
-                t0 = time.perf_counter()
+    try:
+        for call in calls.values():
+            for _ in range(warmup):
                 call()
-                t.append((time.perf_counter() - t0) * 1e3)
-            per[k].append(statistics.median(t))
+        for r in range(rounds):
+            order = list(calls) if r % 2 == 0 else list(reversed(calls))  # neither call always goes first
+            for k in order:
+                call, t = calls[k], []
+                for _ in range(runs):
+                    t0 = time.perf_counter()
+                    call()
+                    t.append((time.perf_counter() - t0) * 1e3)
+                per[k].append(statistics.median(t))
+    finally:
+        torch.set_num_threads(previous)
     return per
 
 
