@@ -56,6 +56,9 @@ def check_det_stages(r: Any) -> None:
 class DetCompress(SegCompress):
     """One compress folder: recipe, data, the held-out split, the decoder, and the stage rows as they are made."""
 
+    KEYS = ("map", "map50", "map75", "mar100", "agreement")
+    HEADLINE = ("map", "mAP", "box agreement")
+
     def __init__(self, r: Any, meta: dict[str, Any], out: Path, console: Console, model: nn.Module):
         self.r, self.meta, self.out, self.console = r, meta, out, console
         self.train, evals, self.names = det_data(r, meta)
@@ -87,29 +90,6 @@ class DetCompress(SegCompress):
             torch.set_num_threads(self.threads)
             dec(s.run(None, feed)[0])
         return run
-
-    def add(self, stage: str, artifact: str, thing: nn.Module | Path, before: nn.Module | Path | None,
-            ref: Any, **info: Any) -> Any:
-        """Score and time one stage against its input; returns its detections (the next stage's reference)."""
-        s, dets = self.scores(self.predictor(thing), ref)
-        row: dict[str, Any] = {"stage": stage, "artifact": artifact, **{k: s[k] for k in (
-            "map", "map50", "map75", "mar100", "agreement")}, **info}
-        if isinstance(thing, Path):
-            row["size_mb"] = thing.stat().st_size / 1e6
-        else:
-            row["params"] = sum(p.numel() for p in thing.parameters())
-            row["size_mb"] = sum(p.numel() * p.element_size() for p in thing.state_dict().values()) / 1e6
-        if before is not None:
-            row["latency"] = self.timing({"input": self.call(before), stage: self.call(thing)})
-            row["latency_ms"] = row["latency"]["ms"][stage]
-            row["input_latency_ms"] = row["latency"]["ms"]["input"]
-        if self.rows:
-            row["map_drop_vs_input"] = self.rows[-1]["map"] - s["map"]
-        self.rows.append(row)
-        lat = f", {row['latency_ms']:.2f} ms ({row['latency']['speedup']:.2f}× its input)" if before is not None else ""
-        self.console.print(f"{stage}: mAP {s['map']:.2f}" + (f", box agreement {s['agreement']:.1f}%"
-                                                             if s["agreement"] is not None else "") + lat)
-        return dets
 
 
 def compress_det(ckpt: Path, meta: dict[str, Any], run_dir: Path | None, r: Any, out: Path, console: Console

@@ -75,6 +75,9 @@ def prune_seg(model: nn.Module, ratio: float, example: torch.Tensor) -> nn.Modul
 class SegCompress:
     """One compress folder: recipe, data, the held-out split, and the stage rows as they are made."""
 
+    KEYS = ("miou", "pixel_acc", "boundary_f1", "agreement", "per_image_iou")  # a stage row's scores
+    HEADLINE = ("miou", "mIoU", "agreement")  # the metric, its label, the agreement's label
+
     def __init__(self, r: Any, meta: dict[str, Any], out: Path, console: Console):
         self.r, self.meta, self.out, self.console = r, meta, out, console
         self.train, evals, self.names = seg_data(r, meta)
@@ -114,13 +117,14 @@ class SegCompress:
                 m(t)
         return run
 
+    def predictor(self, thing: nn.Module | Path) -> Any:
+        return onnx_predict(thing, None) if isinstance(thing, Path) else torch_predict(thing)
+
     def add(self, stage: str, artifact: str, thing: nn.Module | Path, before: nn.Module | Path | None,
-            ref: np.ndarray | None, **info: Any) -> np.ndarray:
-        """Score and time one stage against its input; returns its argmax maps (the next stage's reference)."""
-        predict = onnx_predict(thing, None) if isinstance(thing, Path) else torch_predict(thing)
-        s, pred = self.scores(predict, ref)
-        row: dict[str, Any] = {"stage": stage, "artifact": artifact, **{k: s[k] for k in (
-            "miou", "pixel_acc", "boundary_f1", "agreement", "per_image_iou")}, **info}
+            ref: Any, **info: Any) -> Any:
+        """Score and time one stage against its input; returns its predictions (the next stage's reference)."""
+        s, pred = self.scores(self.predictor(thing), ref)
+        row: dict[str, Any] = {"stage": stage, "artifact": artifact, **{k: s[k] for k in self.KEYS}, **info}
         if isinstance(thing, Path):
             row["size_mb"] = thing.stat().st_size / 1e6
         else:
@@ -130,12 +134,13 @@ class SegCompress:
             row["latency"] = self.timing({"input": self.call(before), stage: self.call(thing)})
             row["latency_ms"] = row["latency"]["ms"][stage]
             row["input_latency_ms"] = row["latency"]["ms"]["input"]
+        metric, label, agreement = self.HEADLINE
         if self.rows:
-            row["miou_drop_vs_input"] = self.rows[-1]["miou"] - s["miou"]
+            row[f"{metric}_drop_vs_input"] = self.rows[-1][metric] - s[metric]
         self.rows.append(row)
         lat = f", {row['latency_ms']:.2f} ms ({row['latency']['speedup']:.2f}× its input)" if before is not None else ""
-        self.console.print(f"{stage}: mIoU {s['miou']:.2f}" + (f", agreement {s['agreement']:.1f}%"
-                                                               if s["agreement"] is not None else "") + lat)
+        self.console.print(f"{stage}: {label} {s[metric]:.2f}" + (f", {agreement} {s['agreement']:.1f}%"
+                                                                   if s["agreement"] is not None else "") + lat)
         return pred
 
 
