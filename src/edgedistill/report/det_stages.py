@@ -3,13 +3,11 @@ size and end-to-end latency against its input."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from .model_table import cell
+from .model_table import cell, stage_table, teacher_speed_line
 
 STAGE_HEAD = ("stage", "mAP", "mAP50", "box agreement with input %", "size MB", "latency ms", "× its input", "note")
 
@@ -49,20 +47,13 @@ def det_stage_lines(result: dict[str, Any]) -> list[str]:
            *("| " + " | ".join(_stage_row(r)) + " |" for r in result["stages"])]
     t = result.get("teacher")
     if t:
-        out += ["", f"Teacher ({t['form']}, mAP {t['map']:.2f}) {t['teacher_ms']:.2f} ms vs the final student "
-                f"`{Path(t['student_artifact']).name}` {t['student_ms']:.2f} ms: the student is "
-                f"**{t['student_speedup']:.1f}× faster** ({t['speedup_min']:.1f}–{t['speedup_max']:.1f} over "
-                f"{t['rounds']} interleaved rounds)."]
+        out += ["", teacher_speed_line(t, f"{t['form']}, mAP {t['map']:.2f}")]
     return out
 
 
 def print_det_stages(result: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"edgedistill compress (detection) — {result['split']} split, {result['images']} images")
-    for col in STAGE_HEAD:
-        table.add_column(col, justify="left" if col in ("stage", "note") else "right")
-    for r in result["stages"]:
-        table.add_row(*_stage_row(r))
-    console.print(table)
+    console.print(stage_table(f"edgedistill compress (detection) — {result['split']} split, {result['images']} "
+                              "images", STAGE_HEAD, [_stage_row(r) for r in result["stages"]]))
     console.print(det_stage_lines(result)[2])
     if result.get("teacher"):
         console.print(det_stage_lines(result)[-1].replace("**", ""))

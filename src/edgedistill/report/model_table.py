@@ -1,5 +1,6 @@
 """The model table of a dense task's report (segmentation, detection): one row per trained model, the task's
-metric columns, and the distillation terms in words."""
+metric columns, and the distillation terms in words; and the compress stage table and teacher-speed line both
+tasks' compress reports share."""
 
 from __future__ import annotations
 
@@ -20,3 +21,24 @@ def model_rows(metrics: dict[str, Any], columns: tuple[Column, ...]) -> list[lis
 
 def terms_text(metrics: dict[str, Any]) -> str:
     return ", ".join(f"{t['name']} ×{t['weight']:g}" for t in metrics["terms"]) or "none"
+
+
+def teacher_speed_line(t: dict[str, Any], form: str) -> str:
+    """The run's teacher (`form`, its headline score) against the final student artifact, interleaved."""
+    from pathlib import Path
+
+    return (f"Teacher ({form}) {t['teacher_ms']:.2f} ms vs the final student `{Path(t['student_artifact']).name}` "
+            f"{t['student_ms']:.2f} ms: the student is **{t['student_speedup']:.1f}× faster** "
+            f"({t['speedup_min']:.1f}–{t['speedup_max']:.1f} over {t['rounds']} interleaved rounds).")
+
+
+def stage_table(title: str, head: list[str] | tuple[str, ...], rows: list[list[str]]) -> Any:
+    """A rich table of compress stages: text columns left, numbers right."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in head:
+        table.add_column(col, justify="left" if col in ("stage", "note") else "right")
+    for r in rows:
+        table.add_row(*r)
+    return table

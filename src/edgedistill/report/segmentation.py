@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..atomic import atomic_write_text
-from .model_table import LABELS, cell, model_rows, terms_text
+from .model_table import LABELS, cell, model_rows, stage_table, teacher_speed_line, terms_text
 
 COLUMNS = (("mIoU", "miou", "{:.1f}"), ("pixel acc", "pixel_acc", "{:.1f}"), ("boundary F1", "boundary_f1", "{:.1f}"),
            ("teacher agreement", "teacher_agreement", "{:.1f}"), ("params", "params", "{:,}"),
@@ -97,20 +97,13 @@ def seg_stage_lines(result: dict[str, Any]) -> list[str]:
            "|" + "---|" * len(STAGE_HEAD), *("| " + " | ".join(_stage_row(r)) + " |" for r in result["stages"])]
     t = result.get("teacher")
     if t:
-        out += ["", f"Teacher (fp32 ONNX, mIoU {t['miou']:.2f}) {t['teacher_ms']:.2f} ms vs the final student "
-                f"`{Path(t['student_artifact']).name}` {t['student_ms']:.2f} ms: the student is "
-                f"**{t['student_speedup']:.1f}× faster** ({t['speedup_min']:.1f}–{t['speedup_max']:.1f} over "
-                f"{t['rounds']} interleaved rounds)."]
+        out += ["", teacher_speed_line(t, f"fp32 ONNX, mIoU {t['miou']:.2f}")]
     return out
 
 
 def print_seg_stages(result: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"edgedistill compress (segmentation) — {result['split']} split, {result['images']} images")
-    for col in STAGE_HEAD:
-        table.add_column(col, justify="left" if col in ("stage", "note") else "right")
-    for r in result["stages"]:
-        table.add_row(*_stage_row(r))
-    console.print(table)
+    console.print(stage_table(f"edgedistill compress (segmentation) — {result['split']} split, {result['images']} "
+                              "images", STAGE_HEAD, [_stage_row(r) for r in result["stages"]]))
     for line in seg_stage_lines(result)[len(result["stages"]) + 4:]:
         if line:
             console.print(line.replace("**", ""))
