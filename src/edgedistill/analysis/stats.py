@@ -129,6 +129,13 @@ def per_image_wilcoxon(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
             "better_b": int(np.sum(d < 0)), "p": p}
 
 
+def defined_wilcoxon(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """per_image_wilcoxon on the images scored in both (per-image mAP is NaN where an image has no ground truth)."""
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    return {**per_image_wilcoxon(x[keep], y[keep]), "left_out": int((~keep).sum())}
+
+
 def correct(pvalues: Sequence[float], method: str = "holm", alpha: float = 0.05) -> list[float]:
     """Adjusted p-values over one family (statsmodels multipletests): holm or bh (Benjamini–Hochberg)."""
     if not len(pvalues):
