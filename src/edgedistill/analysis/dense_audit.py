@@ -24,6 +24,7 @@ from ..errors import UserError
 from . import stats
 from .perturb import PERTURBATIONS, Pixels, perturb
 
+TEST = "asymptotic"  # scipy's normal approximation: the audit runs up to 3 tests per row (stats.per_image_wilcoxon)
 Batch = tuple[Any, ...]  # (images, *targets) as the task's loader yields them
 Evaluate = Callable[[dict[str, nn.Module], Iterable[Batch]], dict[str, dict[str, Any]]]
 Fgsm = Callable[[nn.Module, torch.Tensor, Batch, float, Callable[[torch.Tensor], torch.Tensor]], torch.Tensor]
@@ -113,8 +114,8 @@ def _row(task: DenseAudit, level: float, clean: dict[str, dict[str, Any]], got: 
         "drop_gap": {s: drop[s] - drop["teacher"] for s in students},
         "agreement": {s: got[s].get("teacher_agreement") for s in students},
         "scores": {n: _scores(task, s) for n, s in got.items()},
-        "clean_vs_perturbed": {n: stats.defined_wilcoxon(img0[n], img[n]) for n in got},
-        "drop_vs_teacher": {s: stats.defined_wilcoxon(drop_i[s], drop_i["teacher"]) for s in students},
+        "clean_vs_perturbed": {n: stats.defined_wilcoxon(img0[n], img[n], TEST) for n in got},
+        "drop_vs_teacher": {s: stats.defined_wilcoxon(drop_i[s], drop_i["teacher"], TEST) for s in students},
     }
 
 
@@ -126,8 +127,7 @@ def _holm(rows: list[dict[str, Any]], test: str) -> None:
 
 
 def run_dense_audit(task: DenseAudit, models: dict[str, nn.Module], loader: Iterable[Batch],
-                    chosen: dict[str, tuple[float, ...]], say: Callable[[str], None] = lambda _: None
-                    ) -> dict[str, Any]:
+                    chosen: dict[str, tuple[float, ...]]) -> dict[str, Any]:
     """Every model clean, then under every perturbation at every severity; the audit dict (no files written)."""
     students = [s for s in ("student", "student_alone") if s in models]
     clean = task.evaluate(models, loader)
@@ -141,7 +141,6 @@ def run_dense_audit(task: DenseAudit, models: dict[str, nn.Module], loader: Iter
     for name, levels in chosen.items():
         rows = []
         for i, level in enumerate(levels):
-            say(f"{name} {level:g}")
             got = task.evaluate(models, perturbed(task, loader, name, level, i, models["teacher"]))
             rows.append(_row(task, level, clean, got, students))
         out["perturbations"][name] = {"meaning": PERTURBATIONS[name][3], "rows": rows}

@@ -52,7 +52,7 @@ def perturbation_rows(audit: dict[str, Any]) -> tuple[list[str], list[list[str]]
     for name, p in audit["perturbations"].items():
         for r in p["rows"]:
             rows.append([name, f"{r['level']:.4g}", *(_f(r[m][n]) for n in models),
-                         *(_f(r["drop"][n], "+.1f") for n in models), *(_f(r["retention"][n]) for n in models),
+                         *(_f(round(r["drop"][n], 1) + 0.0, "+.1f") for n in models), *(_f(r["retention"][n]) for n in models),
                          *(_f(r["agreement"][s]) for s in students),
                          *(_p(r["drop_vs_teacher"][s]["p_holm"]) for s in students)])
     return head, rows
