@@ -39,21 +39,24 @@ def clean_rows(audit: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def _with_drop(v: Any, drop: Any) -> str:
+    return "–" if v is None else f"{v:.1f} ({round(drop, 1) + 0.0:+.1f})"
+
+
 def perturbation_rows(audit: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Per perturbation and severity: metric and drop of every model, retention, agreement with the teacher and
-    the Holm-corrected p that a student's per-image drop differs from the teacher's."""
+    """Per perturbation and severity: metric (and its drop from clean) and retention of every model, agreement with
+    the teacher and the Holm-corrected p that a student's per-image drop differs from the teacher's."""
     models, students, m, label = list(audit["clean"]), list(audit["fidelity"]), audit["metric"], audit["metric_label"]
-    head = ["perturbation", "level", *(f"{label} {SHORT.get(n, n)}" for n in models),
-            *(f"drop {SHORT.get(n, n)}" for n in models), *(f"retention {SHORT.get(n, n)} (%)" for n in models),
-            *(f"agree {SHORT.get(s, s)}" for s in students), *(f"p drop {SHORT.get(s, s)} vs teacher" for s in students)]
-    rows = [["clean", "–", *(_f(audit["clean"][n][m]) for n in models), *("–" for _ in models),
+    head = ["perturbation", "level", *(f"{label} {SHORT.get(n, n)} (drop)" for n in models),
+            *(f"retention {SHORT.get(n, n)} (%)" for n in models), *(f"agree {SHORT.get(s, s)}" for s in students),
+            *(f"p drop {SHORT.get(s, s)} vs teacher" for s in students)]
+    rows = [["clean", "–", *(_f(audit["clean"][n][m]) for n in models),
              *("100.0" if audit["clean"][n][m] else "–" for n in models),
              *(_f(audit["fidelity"][s]["agreement"]) for s in students), *("–" for _ in students)]]
     for name, p in audit["perturbations"].items():
         for r in p["rows"]:
-            rows.append([name, f"{r['level']:.4g}", *(_f(r[m][n]) for n in models),
-                         *(_f(round(r["drop"][n], 1) + 0.0, "+.1f") for n in models), *(_f(r["retention"][n]) for n in models),
-                         *(_f(r["agreement"][s]) for s in students),
+            rows.append([name, f"{r['level']:.4g}", *(_with_drop(r[m][n], r["drop"][n]) for n in models),
+                         *(_f(r["retention"][n]) for n in models), *(_f(r["agreement"][s]) for s in students),
                          *(_p(r["drop_vs_teacher"][s]["p_holm"]) for s in students)])
     return head, rows
 
@@ -77,8 +80,8 @@ def write_dense_audit_report(folder: Path, audit: dict[str, Any]) -> Path:
         "## Under perturbation",
         "",
         (f"Perturbations are applied to the [0, 1] pixels before normalization; each is photometric, so the "
-         f"{'masks' if audit['task'] == 'segmentation' else 'boxes'} stay as they are. Drop: clean {label} minus "
-         f"perturbed (points); retention: perturbed / clean (%); agree: {audit['agreement_kind']} agreement of the "
+         f"{'masks' if audit['task'] == 'segmentation' else 'boxes'} stay as they are. In brackets: the change from "
+         f"clean (points); retention: perturbed / clean (%); agree: {audit['agreement_kind']} agreement of the "
          f"student with the teacher on the same perturbed images. p: Wilcoxon signed-rank test of the student's "
          f"{unit} drop against the teacher's on the same images, Holm-corrected over the table (audit.json also "
          f"holds each model's clean-vs-perturbed test)."),
