@@ -12,7 +12,6 @@ holds no metric of its own.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,37 +20,17 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..evaluate.audit_spec import AuditSpec, Batch
 from . import stats
-from .perturb import PERTURBATIONS, Pixels, perturb
+from .perturb import PERTURBATIONS, Pixels, fgsm_pixels, perturb
 
 TEST = "asymptotic"  # scipy's normal approximation: the audit runs up to 3 tests per row (stats.per_image_wilcoxon)
-Batch = tuple[Any, ...]  # (images, *targets) as the task's loader yields them
-Evaluate = Callable[[dict[str, nn.Module], Iterable[Batch]], dict[str, dict[str, Any]]]
-Fgsm = Callable[[nn.Module, torch.Tensor, Batch, float, Callable[[torch.Tensor], torch.Tensor]], torch.Tensor]
 
 
-@dataclass
-class DenseAudit:
-    """What a task gives the audit: its metric, its per-image unit and agreement, the evaluation of every model on
-    the same batches, the pixel mapping of its loader's images, and its FGSM (None: the task has none)."""
-
-    task: str
-    metric: str  # key of the headline metric in evaluate()'s scores: miou, map
-    label: str  # its name in tables: mIoU, mAP
-    per_image: str  # key of the per-image list in evaluate()'s scores
-    agreement: str  # what teacher_agreement counts: per-pixel, box
-    evaluate: Evaluate
-    pixels: Pixels
-    fgsm: Fgsm | None = None
-    fgsm_skip: str = ""  # why fgsm is skipped when fgsm is None
-    extra: tuple[str, ...] = ()  # further scores kept per model and row (pixel_acc, map50, …)
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-
-def check_perturbations(task: DenseAudit, chosen: dict[str, tuple[float, ...]], named: str | None
+def check_perturbations(task: AuditSpec, chosen: dict[str, tuple[float, ...]], named: str | None
                         ) -> tuple[dict[str, tuple[float, ...]], dict[str, str]]:
     """The perturbations this task can run and the skipped ones with why; a skipped one named in --perturb: exit 2."""
-    if "fgsm" not in chosen or task.fgsm is not None:
+    if "fgsm" not in chosen or task.fgsm_target is not None:
         return chosen, {}
     if named is not None:
         can = ", ".join(n for n in PERTURBATIONS if n != "fgsm")
@@ -81,26 +60,28 @@ def student_teacher_models(run_dir: Path, recipe: Any, metrics: dict[str, Any], 
     return models
 
 
-def perturbed(task: DenseAudit, loader: Iterable[Batch], name: str, level: float, i: int,
+def perturbed(task: AuditSpec, loader: Iterable[Batch], name: str, level: float, i: int,
               teacher: nn.Module) -> Iterator[Batch]:
     """The loader's batches with perturbation `name` at `level` applied to the [0, 1] pixels, targets untouched
     (every perturbation here maps images to images: no box or mask moves); seeded as classification's audit."""
+    pixels = Pixels(task.mean, task.std)
     for b, (x, *rest) in enumerate(loader):
-        px = task.pixels.to_pixels(x)
+        px = pixels.to_pixels(x)
         if name == "fgsm":  # made on the teacher, transferred unchanged to the students
-            assert task.fgsm is not None
+            assert task.fgsm_target is not None
+            target = task.fgsm_target((x, *rest)).to(task.device)
             with torch.enable_grad():
-                adv = task.fgsm(teacher, px.to(task.device), (x, *rest), level, task.pixels.normalize).cpu()
+                adv = fgsm_pixels(teacher, px.to(task.device), target, level, pixels.normalize).cpu()
         else:
             adv = perturb(name, px, level, seed=10_000 * b + i)
-        yield (task.pixels.normalize(adv), *rest)
+        yield (pixels.normalize(adv), *rest)
 
 
-def _scores(task: DenseAudit, s: dict[str, Any]) -> dict[str, Any]:
+def _scores(task: AuditSpec, s: dict[str, Any]) -> dict[str, Any]:
     return {k: s.get(k) for k in (task.metric, *task.extra)}
 
 
-def _row(task: DenseAudit, level: float, clean: dict[str, dict[str, Any]], got: dict[str, dict[str, Any]],
+def _row(task: AuditSpec, level: float, clean: dict[str, dict[str, Any]], got: dict[str, dict[str, Any]],
          students: list[str]) -> dict[str, Any]:
     """One severity: metric, drop, retention and agreement per model, and the per-image tests."""
     m = task.metric
@@ -126,7 +107,7 @@ def _holm(rows: list[dict[str, Any]], test: str) -> None:
         c["p_holm"] = p
 
 
-def run_dense_audit(task: DenseAudit, models: dict[str, nn.Module], loader: Iterable[Batch],
+def run_dense_audit(task: AuditSpec, models: dict[str, nn.Module], loader: Iterable[Batch],
                     chosen: dict[str, tuple[float, ...]]) -> dict[str, Any]:
     """Every model clean, then under every perturbation at every severity; the audit dict (no files written)."""
     students = [s for s in ("student", "student_alone") if s in models]
@@ -150,21 +131,20 @@ def run_dense_audit(task: DenseAudit, models: dict[str, nn.Module], loader: Iter
     return out
 
 
-def audit_run(task: DenseAudit, run_dir: Path, r: Any, metrics: dict[str, Any], chosen: dict[str, tuple[float, ...]],
-              *, data: Callable[[], dict[str, Any]], loader: Callable[[Any, int], Iterable[Batch]],
-              teacher: Callable[[], nn.Module | None], load: Callable[[Path], nn.Module], named: str | None,
-              max_images: int, batch_size: int, split: str, alone: Path | None,
+def audit_run(task: AuditSpec, run_dir: Path, r: Any, metrics: dict[str, Any], chosen: dict[str, tuple[float, ...]],
+              *, named: str | None, max_images: int, batch_size: int, split: str, alone: Path | None,
               say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """A finished dense run audited: perturbations the task can run (checked first), its held-out split (a seeded
     sample of at most max_images), its models; returns the audit with the models' specs and what was skipped."""
     from ..data.build import first_samples
 
+    assert task.loader is not None and task.load is not None
     chosen, skipped = check_perturbations(task, chosen, named)
-    evals = data()
+    evals = task.data()
     if split not in evals:
         raise UserError(f"this dataset has no {split} split; allowed: {', '.join(evals)}", key="--split")
-    models = student_teacher_models(run_dir, r, metrics, teacher(), load, alone)
-    held = loader(first_samples(evals[split], max_images, r.data.split_seed), batch_size)
+    models = student_teacher_models(run_dir, r, metrics, task.teacher(), task.load, alone)
+    held = task.loader(first_samples(evals[split], max_images, r.data.split_seed), batch_size)
     say(f"auditing {run_dir}: {', '.join(models)} on ≤ {max_images} {split} images, "
         f"{sum(len(v) for v in chosen.values())} perturbed copies each"
         + "".join(f"; {n} skipped: {why}" for n, why in skipped.items()))
@@ -193,5 +173,5 @@ def dense_summary(audit: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["DenseAudit", "audit_run", "check_perturbations", "dense_summary", "perturbed", "run_dense_audit",
+__all__ = ["audit_run", "check_perturbations", "dense_summary", "perturbed", "run_dense_audit",
            "student_teacher_models"]

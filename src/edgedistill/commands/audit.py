@@ -32,9 +32,10 @@ def run_audit(run_dir: Path, *, max_images: int = 1000, batch_size: int = 128, p
     _, r, metrics = read_finished_run(run_dir)
     chain = task_chain(metrics, "audit")
     if chain is not None:  # segmentation, detection: the task's own metric under perturbation (tasks/)
-        return _task_audit(chain.audit, Path(run_dir).expanduser(), r, metrics, chosen, console, named=perturb,
-                           max_images=max_images, batch_size=batch_size, split=split or r.eval.split, alone=alone,
-                           device=device)
+        run_dir = Path(run_dir).expanduser()
+        spec = chain.audit(run_dir, r, metrics, resolve_device(device))
+        return _task_audit(spec, run_dir, r, metrics, chosen, console, named=perturb, max_images=max_images,
+                           batch_size=batch_size, split=split or r.eval.split, alone=alone)
     inputs = load_inputs(run_dir, alone)
     r = inputs.recipe
     split = split or r.eval.split
@@ -63,14 +64,14 @@ def _write(run_dir: Path, audit: dict[str, Any], write_report: Any, summarize: A
     return md
 
 
-def _task_audit(audit_fn: Any, run_dir: Path, r: Any, metrics: dict[str, Any], chosen: dict[str, Any],
-                console: Console, *, device: str, alone: Path | None, split: str, **opts: Any) -> dict[str, Any]:
-    """A segmentation or detection run's audit (the task chain's): audit/ and the run's fidelity section."""
-    from ..analysis.dense_audit import dense_summary
+def _task_audit(spec: Any, run_dir: Path, r: Any, metrics: dict[str, Any], chosen: dict[str, Any],
+                console: Console, *, alone: Path | None, split: str, **opts: Any) -> dict[str, Any]:
+    """A segmentation or detection run's audit (the task chain's side, analysis/dense_audit.py's run): audit/ and
+    the run's fidelity section."""
+    from ..analysis.dense_audit import audit_run, dense_summary
     from ..report.task_audit import print_dense_audit, write_dense_audit_report
 
-    audit = audit_fn(run_dir, r, metrics, chosen, resolve_device(device), alone=alone, split=split,
-                     say=console.print, **opts)
+    audit = audit_run(spec, run_dir, r, metrics, chosen, alone=alone, split=split, say=console.print, **opts)
     audit = {"run": str(run_dir), "split": split, **({"alone_from": str(alone)} if alone else {}), **audit}
     md = _write(run_dir, audit, write_dense_audit_report, dense_summary)
     print_dense_audit(audit, console)

@@ -44,14 +44,14 @@ class TaskChain:
     recipe(base, overrides, meta): the command's recipe; compress(ckpt, meta, run_dir, recipe, out, console
     [, resume=True] where `resumable`); deploy_inputs(recipe, meta, model, opts) → held-out images, calibration
     and selection images, and the task's matrix settings; evaluate(ckpt, meta, recipe, split, json_out, console);
-    audit(run_dir, recipe, metrics, perturbations, device, **options) → the audit (analysis/dense_audit.py).
+    audit(run_dir, recipe, metrics, device) → the task's side of `edgedistill audit` (evaluate/audit_spec.py).
     """
 
     recipe: Callable[..., Recipe]
     compress: Callable[..., dict[str, Any]]
     deploy_inputs: Callable[..., tuple[Any, Any, Any, dict[str, Any]]]
     evaluate: Callable[..., dict[str, Any]]
-    audit: Callable[..., dict[str, Any]]
+    audit: Callable[..., Any]
     resumable: bool = False  # compress --resume reloads its finished stages
 
 
@@ -84,7 +84,7 @@ def _seg_evaluate(*a: Any, **kw: Any) -> dict[str, Any]:
     return seg_evaluate(*a, **kw)
 
 
-def _seg_audit(*a: Any, **kw: Any) -> dict[str, Any]:
+def _seg_audit(*a: Any, **kw: Any) -> Any:
     from .seg_audit import seg_audit
 
     return seg_audit(*a, **kw)
@@ -121,7 +121,7 @@ def _det_evaluate(*a: Any, **kw: Any) -> dict[str, Any]:
     return det_evaluate(*a, **kw)
 
 
-def _det_audit(*a: Any, **kw: Any) -> dict[str, Any]:
+def _det_audit(*a: Any, **kw: Any) -> Any:
     from .det_audit import det_audit
 
     return det_audit(*a, **kw)
