@@ -15,7 +15,10 @@ from .audit import robustness_chart
 from .html import write_html
 from .tables import LABELS, markdown_table
 
-SHORT = {"teacher": "teacher", "student": "student", "student_alone": "alone"}
+SHORT = {"teacher": "T", "student": "S", "student_alone": "A"}  # the perturbation table is wide: LEGEND says them
+LEGEND = ("T teacher, S student (distilled), A student alone; (Δ) change from clean in points; kept: perturbed / "
+          "clean (%); agree: with the teacher on the same perturbed images; p: the student's per-image drop vs the "
+          "teacher's (Wilcoxon, Holm)")
 EXTRA = {"pixel_acc": "pixel acc (%)", "boundary_f1": "boundary F1", "map50": "mAP50"}
 
 
@@ -39,23 +42,23 @@ def clean_rows(audit: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
-def _with_drop(v: Any, drop: Any) -> str:
-    return "–" if v is None else f"{v:.1f} ({round(drop, 1) + 0.0:+.1f})"
+def _with_change(v: Any, drop: Any) -> str:
+    return "–" if v is None else f"{v:.1f} ({-round(drop, 1) + 0.0:+.1f})"
 
 
 def perturbation_rows(audit: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Per perturbation and severity: metric (and its drop from clean) and retention of every model, agreement with
     the teacher and the Holm-corrected p that a student's per-image drop differs from the teacher's."""
     models, students, m, label = list(audit["clean"]), list(audit["fidelity"]), audit["metric"], audit["metric_label"]
-    head = ["perturbation", "level", *(f"{label} {SHORT.get(n, n)} (drop)" for n in models),
-            *(f"retention {SHORT.get(n, n)} (%)" for n in models), *(f"agree {SHORT.get(s, s)}" for s in students),
-            *(f"p drop {SHORT.get(s, s)} vs teacher" for s in students)]
+    head = ["perturbation", "level", *(f"{label} {SHORT.get(n, n)} (Δ)" for n in models),
+            *(f"kept {SHORT.get(n, n)} %" for n in models), *(f"agree {SHORT.get(s, s)}" for s in students),
+            *(f"p {SHORT.get(s, s)}" for s in students)]
     rows = [["clean", "–", *(_f(audit["clean"][n][m]) for n in models),
              *("100.0" if audit["clean"][n][m] else "–" for n in models),
              *(_f(audit["fidelity"][s]["agreement"]) for s in students), *("–" for _ in students)]]
     for name, p in audit["perturbations"].items():
         for r in p["rows"]:
-            rows.append([name, f"{r['level']:.4g}", *(_with_drop(r[m][n], r["drop"][n]) for n in models),
+            rows.append([name, f"{r['level']:.4g}", *(_with_change(r[m][n], r["drop"][n]) for n in models),
                          *(_f(r["retention"][n]) for n in models), *(_f(r["agreement"][s]) for s in students),
                          *(_p(r["drop_vs_teacher"][s]["p_holm"]) for s in students)])
     return head, rows
@@ -80,11 +83,10 @@ def write_dense_audit_report(folder: Path, audit: dict[str, Any]) -> Path:
         "## Under perturbation",
         "",
         (f"Perturbations are applied to the [0, 1] pixels before normalization; each is photometric, so the "
-         f"{'masks' if audit['task'] == 'segmentation' else 'boxes'} stay as they are. In brackets: the change from "
-         f"clean (points); retention: perturbed / clean (%); agree: {audit['agreement_kind']} agreement of the "
-         f"student with the teacher on the same perturbed images. p: Wilcoxon signed-rank test of the student's "
-         f"{unit} drop against the teacher's on the same images, Holm-corrected over the table (audit.json also "
-         f"holds each model's clean-vs-perturbed test)."),
+         f"{'masks' if audit['task'] == 'segmentation' else 'boxes'} stay as they are. Agreement is "
+         f"{audit['agreement_kind']}; p is the Wilcoxon signed-rank test of the student's {unit} drop against the "
+         f"teacher's on the same images, Holm-corrected over the table (audit.json also holds each model's "
+         f"clean-vs-perturbed test). {LEGEND}."),
         *(["", *_skipped(audit)] if audit.get("skipped") else []),
         "",
         markdown_table(*perturbation_rows(audit)),
@@ -101,7 +103,8 @@ def write_dense_audit_report(folder: Path, audit: dict[str, Any]) -> Path:
 def print_dense_audit(audit: dict[str, Any], console: Console) -> None:
     for title, (head, rows) in (("Fidelity audit", clean_rows(audit)), ("Under perturbation",
                                                                          perturbation_rows(audit))):
-        t = Table(title=f"{title}: {audit['n_images']} images, {audit['split']} split ({audit['task']})")
+        t = Table(title=f"{title}: {audit['n_images']} images, {audit['split']} split ({audit['task']})",
+                  caption=LEGEND if title == "Under perturbation" else None)
         for i, h in enumerate(head):
             t.add_column(h, justify="left" if i == 0 else "right")
         for r in rows:
