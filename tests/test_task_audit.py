@@ -5,10 +5,12 @@ Hand-made models that read the image (a threshold on brightness) show that a per
 image makes the metric fall; tiny trained runs (the seg/det chain tests' settings) go through the real CLI."""
 
 import json
+import shutil
 from types import SimpleNamespace
 
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from edgedistill.analysis.dense_audit import check_perturbations, dense_summary, run_dense_audit
@@ -116,6 +118,23 @@ def test_fgsm_is_skipped_for_detection_and_refused_when_named():
     assert check_perturbations(seg, {"fgsm": (0.01,)}, "fgsm") == ({"fgsm": (0.01,)}, {})
 
 
+def test_bad_keys_on_a_detection_run_exit_2_before_any_model_is_read(tmp_path, capsys):
+    """A run folder with no model at all: every refusal comes from the options, the recipe or the data."""
+    from edgedistill.recipe import load_recipe
+
+    run = tmp_path / "run"
+    run.mkdir()
+    r = load_recipe("recipes/det-demo.yaml", ["detection.synthetic_images=12", "data.image_size=32"])
+    (run / "recipe.yaml").write_text(r.to_yaml())
+    (run / "metrics.json").write_text(json.dumps({"task": "detection", "class_names": ["rectangle", "circle", "triangle", "ellipse"]}))
+    for args, key in ((["--perturb", "fgsm"], "--perturb"), (["--max-images", "0"], "--max-images"),
+                      (["--split", "test"], "--split"), (["--levels", "noise=7"], "--levels")):
+        assert invoke("audit", run, *args) == 2, key
+        assert key in capsys.readouterr().err
+    assert invoke("audit", run, "--perturb", "noise") == 2  # the options pass; no student file: said, not crashed
+    assert "no distilled student" in capsys.readouterr().err and not (run / "audit").exists()
+
+
 # --- through the CLI on tiny trained runs ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -145,6 +164,7 @@ def _audited(run, metric: str, *extra: str) -> dict:
     return audit
 
 
+@pytest.mark.slow  # trains the tiny run and audits it 5 times
 def test_audit_of_a_segmentation_run(seg_run, tmp_path):
     audit = _audited(seg_run, "miou")
     assert "per-pixel agreement" in (seg_run / "audit" / "report.md").read_text()
@@ -152,6 +172,16 @@ def test_audit_of_a_segmentation_run(seg_run, tmp_path):
     for args, key in ((["--max-images", "0"], "--max-images"), (["--split", "test"], "--split"),
                       (["--batch-size", "5000"], "--batch-size")):
         assert invoke("audit", seg_run, *args) == 2, key
+    same, other = tmp_path / "same", tmp_path / "other"  # --alone: another run's student as the baseline
+    shutil.copytree(seg_run, same)
+    assert invoke("audit", seg_run, "--alone", same, "--max-images", "2", "--perturb", "blur") == 0
+    assert set(json.loads((seg_run / "audit" / "audit.json").read_text())["clean"]) == {"teacher", "student",
+                                                                                        "student_alone"}
+    shutil.copytree(seg_run, other)
+    recipe = yaml.safe_load((other / "recipe.yaml").read_text())
+    recipe["segmentation"]["synthetic_images"] += 8  # other scenes, same data section
+    (other / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    assert invoke("audit", seg_run, "--alone", other) == 2
 
 
 @pytest.mark.slow  # trains the tiny run: ~14 s on 2 busy cores

@@ -99,6 +99,9 @@ def alone_path(other: Path, recipe: Recipe, metrics: dict[str, Any]) -> Path:
     if o_recipe.data.model_dump(mode="json", exclude={"workers", "device_resident"}) != recipe.data.model_dump(
             mode="json", exclude={"workers", "device_resident"}):
         why.append("its data section differs (other images or another validation split)")
+    task = metrics.get("task", "classification")
+    if task != "classification" and getattr(o_recipe, task) != getattr(recipe, task):  # synthetic scenes, classes
+        why.append(f"its {task} section differs (other scenes, classes or thresholds)")
     if o_metrics.get("class_names") != metrics.get("class_names"):
         why.append("its classes differ")
     if o_recipe.student.model != recipe.student.model:
