@@ -115,7 +115,7 @@ def _det_evaluate(*a: Any, **kw: Any) -> dict[str, Any]:
 
 CHAINS.register("detection", description="FCOS/RetinaNet: prune (Torch-Pruning), ONNX export of the head graph "
                 "(NMS outside it), int8 gated on mAP drop and box agreement; deploy matrix and eval on mAP")(
-    TaskChain(_det_recipe, _det_compress, _det_deploy_inputs, _det_evaluate))
+    TaskChain(_det_recipe, _det_compress, _det_deploy_inputs, _det_evaluate, resumable=True))
 
 
 def task_chain(meta: dict[str, Any], what: str) -> TaskChain | None:
