@@ -57,11 +57,12 @@ CHAINS: Registry[TaskChain] = Registry("task chain")
 
 
 def _seg_recipe(base: dict[str, Any], overrides: list[str], meta: dict[str, Any]) -> Recipe:
-    from .seg_chain import seg_recipe
+    from .chain_data import task_recipe
 
     spec = {"model": str(meta["model"]), "weights": None}  # a model file names no recipe: its own model stands in
-    return seg_recipe({"segmentation": meta.get("segmentation") or {}, "student": spec, "teacher": spec,
-                       "distill": {"terms": [{"name": "pixel_kd"}]}, **base}, overrides)
+    return task_recipe("segmentation", {"segmentation": meta.get("segmentation") or {}, "student": spec,
+                                        "teacher": spec, "distill": {"terms": [{"name": "pixel_kd"}]}, **base},
+                       overrides)
 
 
 def _seg_compress(*a: Any, **kw: Any) -> dict[str, Any]:
@@ -88,11 +89,11 @@ CHAINS.register("segmentation", description="prune (Torch-Pruning), ONNX export,
 
 
 def _det_recipe(base: dict[str, Any], overrides: list[str], meta: dict[str, Any]) -> Recipe:
-    from .det_chain import det_recipe
+    from .chain_data import task_recipe
 
     spec = {"model": str(meta["model"]), "weights": None}  # a model file names no recipe: its own model stands in
-    return det_recipe({"detection": meta.get("detection") or {}, "student": spec, "teacher": spec,
-                       "distill": {"terms": [{"name": "pkd"}]}, **base}, overrides)
+    return task_recipe("detection", {"detection": meta.get("detection") or {}, "student": spec, "teacher": spec,
+                                     "distill": {"terms": [{"name": "pkd"}]}, **base}, overrides)
 
 
 def _det_compress(*a: Any, **kw: Any) -> dict[str, Any]:
