@@ -29,6 +29,7 @@ def test_detection_run_compress_deploy_eval(tmp_path, capsys):
     assert prune["params"] < res["stages"][0]["params"] and prune["latency"]["rounds"] == 5
     assert export["parity"]["passed"] and export["map"] == pytest.approx(prune["map"], abs=0.5)
     assert {"map", "agreement", "size_mb", "latency_ms", "gate"} <= set(quant) and quant["gate"]["passed"]
+    assert quant["int8_choice"]["timed"] == "end to end (graph + decode)"  # chosen with decoding and NMS timed
     assert res["teacher"]["student_speedup"] > 0 and "| quantize |" in (run / "compress" / "report.md").read_text()
     # a compress killed after export: prune and export (files and decoded boxes) are reloaded, quantize reruns
     comp = run / "compress"
