@@ -5,6 +5,7 @@ and options detection cannot do exit 2."""
 import json
 
 import pytest
+import torch
 
 from tests.conftest import invoke
 
@@ -16,7 +17,7 @@ QUANT = "{name: quantize, calib_samples: 8, sensitivity_images: 8, choice_rounds
 
 
 @pytest.mark.slow
-def test_detection_run_compress_deploy_eval(tmp_path):
+def test_detection_run_compress_deploy_eval(tmp_path, capsys):
     assert invoke("run", "recipes/det-demo.yaml", f"output.dir={tmp_path}", *TINY) == 0
     run = tmp_path / "det-demo"
     stages = f"compress.stages=[{{name: prune, ratio: 0.3, step_epochs: 1}}, {{name: export}}, {QUANT}]"
@@ -28,7 +29,25 @@ def test_detection_run_compress_deploy_eval(tmp_path):
     assert prune["params"] < res["stages"][0]["params"] and prune["latency"]["rounds"] == 5
     assert export["parity"]["passed"] and export["map"] == pytest.approx(prune["map"], abs=0.5)
     assert {"map", "agreement", "size_mb", "latency_ms", "gate"} <= set(quant) and quant["gate"]["passed"]
+    assert quant["int8_choice"]["timed"] == "end to end (graph + decode)"  # chosen with decoding and NMS timed
     assert res["teacher"]["student_speedup"] > 0 and "| quantize |" in (run / "compress" / "report.md").read_text()
+    # a compress killed after export: prune and export (files and decoded boxes) are reloaded, quantize reruns
+    comp = run / "compress"
+    (comp / "quantize" / "entry.json").unlink()
+    (comp / "stages.json").unlink()
+    kept = {f: (f.stat().st_mtime_ns, f.read_bytes()) for f in (comp / "prune" / "model.safetensors",
+                                                              comp / "export" / "model.onnx", comp / "export" / "ref.pt")}
+    capsys.readouterr()
+    assert invoke("compress", run, "--resume", stages, "detection.int8_max_map_drop=100") == 0
+    assert capsys.readouterr().out.count("finished earlier, reusing") == 2
+    again = json.loads((comp / "stages.json").read_text())
+    assert [s["stage"] for s in again["stages"]] == ["student", "prune", "export", "quantize"]
+    assert again["stages"][1:3] == res["stages"][1:3] and again["stages"][3]["gate"]["passed"]
+    boxes = torch.load(comp / "export" / "ref.pt", weights_only=True)  # export's boxes: quantize's reference
+    assert len(boxes) == res["images"] and {"boxes", "labels", "scores"} <= set(boxes[0])
+    assert all((f.stat().st_mtime_ns, f.read_bytes()) == v for f, v in kept.items())
+    assert (comp / "quantize" / "entry.json").exists() and not (run / "compress-2").exists()
+    assert invoke("compress", run, "--resume", "compress.stages=[{name: export}]") == 2  # another stage list
     out = tmp_path / "deploy"
     assert invoke("deploy", run, "--runtimes", "onnxruntime", "--images", "4", "--calib", "8", "--rounds", "1",
                   "--runs", "2", "--no-memory", "--out", out) == 0
@@ -50,4 +69,3 @@ def test_detection_run_compress_deploy_eval(tmp_path):
     assert invoke("compress", run, "compress.stages=[{name: quantize, mode: dynamic}]") == 2
     assert invoke("compress", run, "detection.int8_max_map_drop=nan") == 2
     assert invoke("deploy", run, "--image-dir", tmp_path) == 2  # boxes are needed for mAP
-    assert invoke("compress", run, "--resume") == 2  # not yet for detection: refused, not a traceback

@@ -185,3 +185,33 @@ def test_qat_file_for_avx2_computes_the_same_on_an_emulated_avx2_cpu(tmp_path):
     here = ort_predict(ort_session(path), x.numpy())
     (there,) = logits_on_haswell(tmp_path, x.numpy(), [path])
     np.testing.assert_allclose(there, here, atol=1e-5)  # 7-bit weights: no saturation, the same int8 sums
+
+
+def test_choice_and_faster_verdict_are_timed_end_to_end_when_the_task_decodes(net, tmp_path):
+    """A decoding step that costs 5 ms on any output but fp32's own (an int8 file's boxes, say, need more NMS):
+    end to end no int8 file beats fp32, so the verdict ships fp32 and the figures include the decoding."""
+    import time
+
+    from edgedistill.compress.int8_choice import TIMED_END_TO_END
+    from edgedistill.deploy.onnx_runtime import ort_session
+
+    _, path = net
+    calib, select = torch.randn(64, 3, 8, 8).numpy(), torch.randn(32, 3, 8, 8).numpy()
+    s = ort_session(path, 1)
+    fp32_out = s.run(None, {s.get_inputs()[0].name: select[:1]})[0]  # what the timing feeds at batch 1
+    calls = []
+
+    def decode(raw: np.ndarray) -> None:
+        calls.append(1)
+        if not np.array_equal(raw, fp32_out):
+            time.sleep(0.005)
+
+    info = choose_int8(path, tmp_path / "int8.onnx", calib, select, _cfg(graph="auto", ship="fastest", choice_rounds=1),
+                       resolve("auto", "auto", HOST), 0.5, "k", (1, 1), 5, _Quiet(), decode=decode)
+    ch = info["int8_choice"]
+    assert ch["timed"] == TIMED_END_TO_END and calls and ch["by"] == "measured"
+    assert ch["int8_ms"] >= 5.0 > ch["fp32_ms"] and ch["speedup_vs_fp32"] < 1.0
+    assert ch["shipped"] == "fp32" and TIMED_END_TO_END in ch["note"]
+    graph = choose_int8(path, tmp_path / "g.onnx", calib, select, _cfg(graph="qdq", ship="fastest", choice_rounds=1),
+                        resolve("auto", "auto", HOST), 0.5, "k", (1, 1), 5, _Quiet())["int8_choice"]
+    assert graph["timed"] == "graph" and graph["int8_ms"] < 5.0  # classification: the graph alone, as before

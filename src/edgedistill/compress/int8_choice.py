@@ -8,6 +8,11 @@ compress.min_int8_agreement, and times them with fp32 in interleaved rounds (dep
 deploy batch and threads. The fastest passing file is written; when it is not faster than fp32, the stage
 says so and `ship: fastest` marks the fp32 file as the deployable. A target that is not this CPU cannot be
 timed here: its table format is built and scored with exact int8 arithmetic, as before.
+
+A task whose deployed program decodes the graph's outputs (detection: boxes and NMS in Python) passes `decode`:
+every file is then timed end to end (session + decode, on the selection images) and the choice and the
+"faster than fp32?" verdict use that figure, since a file faster on the graph alone can be slower end to end
+(issue 25: 1.16× on the graph, 0.96× with decoding).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import copy
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,8 @@ from .int8 import Agree, build_int8, outputs, top1_agreement
 
 GRAPH_NAMES = ("qdq", "qoperator")
 QOPERATOR_MARGIN = 0.03  # a QOperator file (ORT's com.microsoft ops, unreadable by OpenVINO) must be 3% faster
+TIMED_GRAPH = "graph"  # what the choice timed: the ONNX Runtime session alone
+TIMED_END_TO_END = "end to end (graph + decode)"  # the session plus the task's decoding of its first output
 
 
 def candidates(cfg: Any, resolved: dict[str, Any]) -> list[tuple[str, str]]:
@@ -56,13 +64,16 @@ def _name(fmt: str, graph: str) -> str:
 
 def choose_int8(fp32: Path, out: Path, calib: np.ndarray, select: np.ndarray, cfg: Any, resolved: dict[str, Any],
                 gate: float, key: str, deploy: tuple[int, int], latency_runs: int, console: Any,
-                agreement: Agree = top1_agreement) -> dict[str, Any]:
+                agreement: Agree = top1_agreement, decode: Callable[[np.ndarray], Any] | None = None
+                ) -> dict[str, Any]:
     """Write the fastest int8 file that passes the gate to `out`; the info says what was tried and what ships.
 
     Returns build_int8's info for the chosen file plus `int8_choice`: every candidate's agreement on the
     selection images and latency (median and spread of round medians), fp32's latency, the speed-up and
     `shipped` ("int8", or "fp32" when no int8 file beat fp32 and cfg.ship is "fastest"). agreement: how a
     candidate's outputs are compared with fp32's on `select` (default top-1; a detector's: matched boxes).
+    decode: the task's step after the session (a detector's DetDecoder); given, every file is timed end to end
+    on the selection images and `int8_choice.timed` says so.
     """
     pairs = candidates(cfg, resolved)
     batch, threads = deploy
@@ -95,7 +106,7 @@ def choose_int8(fp32: Path, out: Path, calib: np.ndarray, select: np.ndarray, cf
             best.update(path=path, info=info, agreement=info["mixed_precision"]["agreement"],
                         passed=info["mixed_precision"]["passed_on_selection"], mixed=True)
         pool = {k: v for k, v in built.items() if v["passed"]} or built
-        timing = _time(fp32, built, select.shape[1:], batch, threads, rounds, latency_runs) \
+        timing = _time(fp32, built, select, batch, threads, rounds, latency_runs, decode) \
             if resolved["measurable_here"] else None  # every built file is timed; only passing ones may ship
         chosen = _pick(pool, timing)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -103,12 +114,17 @@ def choose_int8(fp32: Path, out: Path, calib: np.ndarray, select: np.ndarray, cf
     return _info(tried, chosen, timing, resolved, cfg, batch, threads, console)
 
 
-def _time(fp32: Path, pool: dict[str, dict[str, Any]], image_shape: tuple[int, ...], batch: int, threads: int,
-          rounds: int, runs: int) -> dict[str, Any]:
-    """fp32 and every candidate in interleaved rounds: one machine moment per ratio."""
+def _time(fp32: Path, pool: dict[str, dict[str, Any]], select: np.ndarray, batch: int, threads: int,
+          rounds: int, runs: int, decode: Callable[[np.ndarray], Any] | None = None) -> dict[str, Any]:
+    """fp32 and every candidate in interleaved rounds: one machine moment per ratio; with `decode`, end to end on
+    the selection images (decoding cost depends on what the outputs hold, so not on random input)."""
     files = {"fp32": fp32, **{k: v["path"] for k, v in pool.items()}}
-    return interleaved_latency(files, (batch, *image_shape), rounds=rounds, runs=runs, threads=threads,
-                               warmup=min(5, runs))
+    shape = (batch, *select.shape[1:])
+    x = np.ascontiguousarray(np.resize(select, shape), np.float32) if decode is not None else None
+    out = interleaved_latency(files, shape, rounds=rounds, runs=runs, threads=threads, warmup=min(5, runs),
+                              inputs=x, after=decode)
+    out["timed"] = TIMED_END_TO_END if decode is not None else TIMED_GRAPH
+    return out
 
 
 def _pick(pool: dict[str, dict[str, Any]], timing: dict[str, Any] | None) -> str:
@@ -146,13 +162,15 @@ def _info(tried: dict[str, dict[str, Any]], chosen: str, timing: dict[str, Any] 
         speedup = timing["speedup_vs_fp32"][chosen]["median"]
         choice.update(fp32_ms=fp["median_ms"], fp32_min_ms=fp["min_ms"], fp32_max_ms=fp["max_ms"],
                       int8_ms=timing["files"][chosen]["median_ms"], speedup_vs_fp32=speedup,
-                      rounds=timing["rounds"], runs_per_round=timing["runs_per_round"])
+                      rounds=timing["rounds"], runs_per_round=timing["runs_per_round"],
+                      timed=timing.get("timed", TIMED_GRAPH))
+        e2e = f" {TIMED_END_TO_END}" if choice["timed"] == TIMED_END_TO_END else ""
         passed = sum(r["passed_gate"] for r in rows)
         info["format_reason"] = (f"fastest of {passed} passing / {len(rows)} candidates correct on "
-                                 f"{resolved['target']} (interleaved ORT timing, b{batch} {threads}t)")
+                                 f"{resolved['target']} (interleaved ORT timing{e2e}, b{batch} {threads}t)")
         if speedup <= 1.0:
             shipped = "fp32" if getattr(cfg, "ship", "fastest") == "fastest" else "int8"
-            choice["note"] = (f"no int8 file is faster than fp32 on this CPU ({resolved['host']}): fastest "
+            choice["note"] = (f"no int8 file is faster than fp32{e2e} on this CPU ({resolved['host']}): fastest "
                               f"{chosen} {choice['int8_ms']:.3f} ms vs fp32 {choice['fp32_ms']:.3f} ms "
                               f"({speedup:.2f}×); the deployable is the {shipped} file")
             console.print(f"[yellow]{choice['note']}[/]")

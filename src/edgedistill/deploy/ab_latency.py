@@ -50,17 +50,33 @@ def interleaved_rounds(calls: dict[str, Callable[[], object]], rounds: int = 7, 
 
 
 def interleaved_latency(files: dict[str, str | Path], shape: tuple[int, ...], rounds: int = 7, runs: int = 200,
-                        threads: int = 1, warmup: int = 20, seed: int = 0) -> dict[str, Any]:
+                        threads: int = 1, warmup: int = 20, seed: int = 0, inputs: np.ndarray | None = None,
+                        after: Callable[[np.ndarray], object] | None = None) -> dict[str, Any]:
     """Per file: round medians (ms), their median, min and max; per pair (first file vs each other): speed-up.
 
-    `files` maps a name to an ONNX file; every file sees the same random input of `shape` (NCHW float32).
+    `files` maps a name to an ONNX file; every file sees the same input: `inputs`, else random of `shape` (NCHW
+    float32). after: what the deployed program does with the first output (a detector's box decoding and NMS),
+    timed inside each call at `threads` PyTorch threads, so the figures are end to end (`end_to_end` says so).
     """
+    import torch
+
     sessions = {k: ort_session(p, threads) for k, p in files.items()}
-    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32) if inputs is None else inputs
     feeds = {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}
-    calls = {k: (lambda s=s, f=feeds[k]: s.run(None, f)) for k, s in sessions.items()}
+
+    def call(s: Any, f: dict[str, np.ndarray]) -> Callable[[], object]:
+        if after is None:
+            return lambda: s.run(None, f)
+
+        def run() -> object:
+            torch.set_num_threads(threads)
+            return after(s.run(None, f)[0])
+        return run
+
+    calls = {k: call(s, feeds[k]) for k, s in sessions.items()}
     per = interleaved_rounds(calls, rounds, runs, warmup)
-    out: dict[str, Any] = {"rounds": rounds, "runs_per_round": runs, "threads": threads, "batch": shape[0],
+    out: dict[str, Any] = {"rounds": rounds, "runs_per_round": runs, "threads": threads, "batch": x.shape[0],
+                           "end_to_end": after is not None,
                            "files": {k: {"round_medians_ms": v, "median_ms": statistics.median(v), "min_ms": min(v),
                                          "max_ms": max(v)} for k, v in per.items()}}
     names = list(files)

@@ -15,8 +15,9 @@ def candidate_lines(e: dict[str, Any]) -> list[str]:
         return []
     out = []
     if ch.get("fp32_ms") is not None:
+        e2e = f", {ch['timed']}" if ch.get("timed", "graph") != "graph" else ""  # a detector's: with decoding
         out.append(f"  - fp32 source: {ch['fp32_ms']:.3f} ms [{ch['fp32_min_ms']:.3f}–{ch['fp32_max_ms']:.3f}] "
-                   f"(ORT b{ch['batch']} {ch['threads']}t, median of {ch['rounds']} interleaved rounds × "
+                   f"(ORT b{ch['batch']} {ch['threads']}t{e2e}, median of {ch['rounds']} interleaved rounds × "
                    f"{ch['runs_per_round']} runs)")
     for c in ch["candidates"]:
         if c.get("error"):

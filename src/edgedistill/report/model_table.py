@@ -84,7 +84,10 @@ def stage_notes(r: dict[str, Any], metric: str, drop_key: str, max_key: str) -> 
         if g["passed"] and not r.get("shipped", True):
             note.append("not faster than fp32 here: the fp32 file ships")
     if r.get("int8_format"):
-        note.append(f"{r['int8_format']}/{r['int8_graph']}")
+        ch = r.get("int8_choice") or {}  # a detector's choice is timed end to end (with decoding and NMS): say so
+        how = (f" (chosen {ch['timed']}: {ch['speedup_vs_fp32']:.2f}× fp32)"
+               if ch.get("timed", "graph") != "graph" and ch.get("speedup_vs_fp32") is not None else "")
+        note.append(f"{r['int8_format']}/{r['int8_graph']}{how}")
     p, key = r.get("parity") or {}, metric.lower()
     if f"{key}_onnx" in p:
         note.append(f"parity: max abs Δ {p['max_abs_diff']:.1e}, {metric} {p[f'{key}_onnx']:.2f} vs "

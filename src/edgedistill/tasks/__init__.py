@@ -59,11 +59,12 @@ CHAINS: Registry[TaskChain] = Registry("task chain")
 
 
 def _seg_recipe(base: dict[str, Any], overrides: list[str], meta: dict[str, Any]) -> Recipe:
-    from .seg_chain import seg_recipe
+    from .chain_data import task_recipe
 
     spec = {"model": str(meta["model"]), "weights": None}  # a model file names no recipe: its own model stands in
-    return seg_recipe({"segmentation": meta.get("segmentation") or {}, "student": spec, "teacher": spec,
-                       "distill": {"terms": [{"name": "pixel_kd"}]}, **base}, overrides)
+    return task_recipe("segmentation", {"segmentation": meta.get("segmentation") or {}, "student": spec,
+                                        "teacher": spec, "distill": {"terms": [{"name": "pixel_kd"}]}, **base},
+                       overrides)
 
 
 def _seg_compress(*a: Any, **kw: Any) -> dict[str, Any]:
@@ -96,11 +97,11 @@ CHAINS.register("segmentation", description="prune (Torch-Pruning), ONNX export,
 
 
 def _det_recipe(base: dict[str, Any], overrides: list[str], meta: dict[str, Any]) -> Recipe:
-    from .det_chain import det_recipe
+    from .chain_data import task_recipe
 
     spec = {"model": str(meta["model"]), "weights": None}  # a model file names no recipe: its own model stands in
-    return det_recipe({"detection": meta.get("detection") or {}, "student": spec, "teacher": spec,
-                       "distill": {"terms": [{"name": "pkd"}]}, **base}, overrides)
+    return task_recipe("detection", {"detection": meta.get("detection") or {}, "student": spec, "teacher": spec,
+                                     "distill": {"terms": [{"name": "pkd"}]}, **base}, overrides)
 
 
 def _det_compress(*a: Any, **kw: Any) -> dict[str, Any]:
@@ -130,7 +131,7 @@ def _det_audit(*a: Any, **kw: Any) -> Any:
 CHAINS.register("detection", description="FCOS/RetinaNet: prune (Torch-Pruning), ONNX export of the head graph "
                 "(NMS outside it), int8 gated on mAP drop and box agreement; deploy matrix and eval on mAP; audit on mAP and "
                 "box agreement under perturbations")(
-    TaskChain(_det_recipe, _det_compress, _det_deploy_inputs, _det_evaluate, _det_audit))
+    TaskChain(_det_recipe, _det_compress, _det_deploy_inputs, _det_evaluate, _det_audit, resumable=True))
 
 
 def task_chain(meta: dict[str, Any], what: str) -> TaskChain | None:

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserError
 from ..evaluate.detection import Agreement, kept, ap_scores, mean_ap
+from .chain_data import checked, items
 from .det_graph import DetDecoder
 
 Dets = list[dict[str, torch.Tensor]]
@@ -26,32 +26,18 @@ Predict = Callable[[np.ndarray], Dets]  # NCHW images in 0..1 → one dict of bo
 Targets = list[dict[str, torch.Tensor]]
 
 
-def det_recipe(base: dict[str, Any], overrides: list[str]) -> Any:
-    """The run's recipe (or a model file's data section) as a task=detection recipe, overrides applied."""
-    from ..recipe import build_recipe
-
-    return build_recipe({**base, "task": "detection"}, overrides)
-
-
 def det_data(r: Any, meta: dict[str, Any]) -> tuple[Any, dict[str, Any], list[str]]:
     """Train set, held-out sets and class names; the classes must be the model's."""
     from .det_data import build_det_data
 
-    train, evals, names = build_det_data(r)
-    if list(names) != list(meta["class_names"]):
-        raise UserError(f"the data's classes {names[:5]}… differ from the model's {meta['class_names'][:5]}…",
-                        key="data.root")
-    return train, evals, names
+    return checked(build_det_data(r), meta)
 
 
 def stack(ds: Any, n: int | None = None, start: int = 0) -> tuple[np.ndarray, Targets]:
     """Images (float32 NCHW in 0..1) and their boxes and labels, items start..start+n of a DetDataset."""
-    idx = range(start, min(len(ds), start + n) if n is not None else len(ds))
-    if not idx:
-        raise UserError(f"no images left in the split (asked for {n} from image {start})", key="data.max_val_samples")
-    items = [ds[i] for i in idx]
-    return (torch.stack([it[0] for it in items]).numpy().astype(np.float32),
-            [{"boxes": it[1], "labels": it[2]} for it in items])
+    got = items(ds, n, start)
+    return (torch.stack([it[0] for it in got]).numpy().astype(np.float32),
+            [{"boxes": it[1], "labels": it[2]} for it in got])
 
 
 def train_images(train: Any, start: int, n: int) -> np.ndarray:
@@ -127,5 +113,5 @@ def int8_gate(fp32: dict[str, Any], int8: dict[str, Any], max_drop: float, min_a
             "agreement": agree, "min_agreement": 100 * min_agreement, "passed": not reasons, "reasons": reasons}
 
 
-__all__ = ["agreement", "box_agreement", "det_data", "det_recipe", "int8_gate", "onnx_predict", "score", "stack",
+__all__ = ["agreement", "box_agreement", "det_data", "int8_gate", "onnx_predict", "score", "stack",
            "torch_predict", "train_images"]

@@ -17,7 +17,6 @@ end to end (an ONNX stage includes decoding and NMS in Python).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,13 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from ..atomic import atomic_write_text
 from ..errors import UserError
 from ..recipe.detection import DET_STAGES
 from .det_chain import det_data, onnx_predict, score, stack, torch_predict
 from .det_graph import NMS_NOTE, DetDecoder, check_exportable
 from .det_stages import export_det, prune_stage, quantize_det, teacher_speed
 from .seg_compress import SegCompress
+from .stage_loop import Steps, run_stages, start, write_result
 
 def check_det_stages(r: Any) -> None:
     """Every stage is one detection runs, in an order that works (prune before export before quantize)."""
@@ -75,6 +74,14 @@ class DetCompress(SegCompress):
     def predictor(self, thing: nn.Module | Path) -> Any:
         return onnx_predict(thing, self.decoder) if isinstance(thing, Path) else torch_predict(thing)
 
+    def save_ref(self, d: Path, ref: Any) -> None:
+        """A finished stage's decoded boxes (per image: boxes, labels, scores), the next stage's reference for
+        box agreement (tasks/stage_loop.py)."""
+        torch.save([{k: v.cpu() for k, v in det.items()} for det in ref], d / "ref.pt")
+
+    def load_ref(self, d: Path) -> Any:
+        return torch.load(d / "ref.pt", weights_only=True)
+
     def call(self, thing: nn.Module | Path, decoder: DetDecoder | None = None) -> Any:
         """One timed call, end to end: an ONNX file's session plus decoding and NMS (`decoder`, default the
         student's); a DetNet's forward."""
@@ -92,10 +99,13 @@ class DetCompress(SegCompress):
         return run
 
 
-def compress_det(ckpt: Path, meta: dict[str, Any], run_dir: Path | None, r: Any, out: Path, console: Console
-                 ) -> dict[str, Any]:
-    """Every stage of compress.stages for a detection student; writes stages.json and report.md into `out`."""
-    from ..compress.prune import load_pruned, save_pruned
+def compress_det(ckpt: Path, meta: dict[str, Any], run_dir: Path | None, r: Any, out: Path, console: Console,
+                 resume: bool = False) -> dict[str, Any]:
+    """Every stage of compress.stages for a detection student; writes stages.json and report.md into `out`.
+
+    resume: `out` is a compress folder started with the same stages (plan.json, checked by the caller); every
+    stage whose entry.json exists is reloaded from disk, the first unfinished one reruns (tasks/stage_loop.py)."""
+    from ..compress.prune import load_pruned
     from ..report.det_stages import det_stage_lines, print_det_stages
 
     check_det_stages(r)
@@ -104,36 +114,20 @@ def compress_det(ckpt: Path, meta: dict[str, Any], run_dir: Path | None, r: Any,
     student.set_image_size(r.data.image_size)  # type: ignore[operator]
     model: nn.Module = student.cpu().float().eval()
     job = DetCompress(r, meta, out, console, model)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "recipe.yaml", r.to_yaml())
-    console.print(f"compress folder: [bold]{out}[/]")
-    ref = job.add("student", str(ckpt), model, None, None)
-    current: nn.Module | Path = model
-    for cfg in r.compress.stages:
-        d = out / cfg.name
-        d.mkdir(exist_ok=True)
-        if cfg.name == "prune":
-            model = prune_stage(job, model, cfg, d, save_pruned)
-            ref = job.add("prune", str(d / "model.safetensors"), model, current, ref, ratio=cfg.ratio)
-            current = model
-        elif cfg.name == "export":
-            path, parity = export_det(job, model, d / "model.onnx")
-            ref = job.add("export", str(path), path, current, ref, parity=parity)
-            current = path
-        else:
-            current, ref = quantize_det(job, model, current, cfg, d, ref)
+    start(job, ckpt, resume)
+
+    def load(path: str) -> nn.Module:
+        pruned = load_pruned(path)[0]
+        pruned.set_image_size(r.data.image_size)  # type: ignore[operator]
+        return pruned
+
+    model, current = run_stages(job, model, ckpt, Steps(prune_stage, export_det, quantize_det, load), resume)
     teacher = teacher_speed(job, run_dir, current)
     result = {"task": "detection", "model": meta["model"], "checkpoint": str(ckpt), "split": r.eval.split,
               "images": len(job.images), "stages": job.rows, "final": str(current), "teacher": teacher,
               "nms": NMS_NOTE, "decode": job.decoder.settings(),
               "deploy": {"batch": job.batch, "threads": job.threads}, "dir": str(out)}
-    atomic_write_text(out / "stages.json", json.dumps(result, indent=2, default=str))
-    lines = ["# edgedistill compression report (detection)", "", f"Model `{ckpt}` ({meta['model']}). Recipe: "
-             "[recipe.yaml](recipe.yaml); all numbers: [stages.json](stages.json).", "", *det_stage_lines(result)]
-    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
-    print_det_stages(result, console)
-    console.print(f"\nreport: [bold]{out / 'report.md'}[/]")
-    return result
+    return write_result(job, result, "detection", det_stage_lines(result), print_det_stages)
 
 
 __all__ = ["DetCompress", "check_det_stages", "compress_det"]

@@ -55,8 +55,10 @@ def prune_det(model: nn.Module, ratio: float, example: torch.Tensor) -> nn.Modul
     return m
 
 
-def prune_stage(job: Any, model: nn.Module, cfg: Any, d: Path, save: Any) -> nn.Module:
-    """Prune, then distill the pruned student from the unpruned one for the stage's step_epochs."""
+def prune_stage(job: Any, model: nn.Module, cfg: Any, d: Path, resume: bool = False) -> nn.Module:
+    """Prune, then distill the pruned student from the unpruned one for the stage's step_epochs (resume: from
+    the fine-tune's last.pt in `d`, when a killed compress left one)."""
+    from ..compress.prune import save_pruned
     from ..data.det_base import DetDataset, det_loader
     from ..distill import build_terms
     from ..distill.det_base import DetDistiller
@@ -78,9 +80,9 @@ def prune_stage(job: Any, model: nn.Module, cfg: Any, d: Path, save: Any) -> nn.
         lr = r.train.lr / 10 if cfg.lr == "auto" else float(cfg.lr)
         device = resolve_device(r.train.device)
         fit(module, loader, r.train, d, monitor="map", epochs=epochs, lr=lr, name="prune", console=job.console,
-            evaluate=lambda: quick_map(pruned, seen, device, job.min_score))
+            evaluate=lambda: quick_map(pruned, seen, device, job.min_score), resume=resume)
     pruned = pruned.cpu().eval()
-    save(d / "model.safetensors", pruned, {**job.meta, "stage": "prune"})
+    save_pruned(d / "model.safetensors", pruned, {**job.meta, "stage": "prune"})
     return pruned
 
 
@@ -127,7 +129,7 @@ def quantize_det(job: Any, model: nn.Module, current: nn.Module | Path, cfg: Any
     info = choose_int8(fp32, path, calib, select, cfg, resolve(cfg.format, r.deploy.target, detect_cpu()),
                        r.compress.min_int8_agreement, "compress.stages.quantize.fp32_layers",
                        (job.batch, job.threads), min(r.compress.latency_runs, 50), job.console,
-                       agreement=box_agreement(job.decoder, job.agree_score))
+                       agreement=box_agreement(job.decoder, job.agree_score), decode=job.decoder)
     int8_scores, _ = job.scores(onnx_predict(path, job.decoder), fp32_dets)
     gate = int8_gate(fp32_scores, int8_scores, r.detection.int8_max_map_drop, r.compress.min_int8_agreement)
     choice = info.get("int8_choice", {})

@@ -16,36 +16,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserError
 from ..evaluate.segmentation import SegScores, per_image_iou
+from .chain_data import checked, items
 
 Predict = Callable[[np.ndarray], np.ndarray]  # NCHW images → N×K×H×W logits
-
-
-def seg_recipe(base: dict[str, Any], overrides: list[str]) -> Any:
-    """The run's recipe (or a model file's data section) as a task=segmentation recipe, overrides applied."""
-    from ..recipe import build_recipe
-
-    return build_recipe({**base, "task": "segmentation"}, overrides)
 
 
 def seg_data(r: Any, meta: dict[str, Any]) -> tuple[Any, dict[str, Any], list[str]]:
     """Train set, held-out sets and class names; the classes must be the model's."""
     from .seg_data import build_seg_data
 
-    train, evals, names = build_seg_data(r)
-    if list(names) != list(meta["class_names"]):
-        raise UserError(f"the data's classes {names[:5]}… differ from the model's {meta['class_names'][:5]}…",
-                        key="data.root")
-    return train, evals, names
+    return checked(build_seg_data(r), meta)
 
 
 def stack(ds: Any, n: int | None = None, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Images (float32 NCHW) and masks (int64 N×H×W) start..start+n of a SegDataset, as numpy."""
-    idx = range(start, min(len(ds), start + n) if n is not None else len(ds))
-    if not idx:
-        raise UserError(f"no images left in the split (asked for {n} from image {start})", key="data.max_val_samples")
-    pairs = [ds[i] for i in idx]
+    pairs = items(ds, n, start)
     return (torch.stack([p[0] for p in pairs]).numpy().astype(np.float32),
             torch.stack([p[1] for p in pairs]).numpy().astype(np.int64))
 
@@ -103,5 +89,5 @@ def int8_gate(fp32: dict[str, Any], int8: dict[str, Any], max_drop: float, min_a
             "agreement": agree, "min_agreement": 100 * min_agreement, "passed": not reasons, "reasons": reasons}
 
 
-__all__ = ["int8_gate", "onnx_predict", "score", "seg_data", "seg_recipe", "stack",
+__all__ = ["int8_gate", "onnx_predict", "score", "seg_data", "stack",
            "torch_predict", "train_images"]

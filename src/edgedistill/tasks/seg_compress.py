@@ -15,7 +15,6 @@ split (mIoU, per-pixel agreement with its input) and timed against its input in 
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,12 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from ..atomic import atomic_write_text
-from ..compress.chain import ENTRY, TRAINING_STATE
 from ..deploy.ab_latency import interleaved_rounds
 from ..deploy.export import check_parity, export_onnx
 from ..errors import UserError
 from ..recipe.task import SEG_STAGES
 from .seg_chain import int8_gate, onnx_predict, score, seg_data, stack, torch_predict, train_images
-
-REF = "ref.npy"  # a finished stage's argmax maps: the next stage's reference
+from .stage_loop import Steps, run_stages, start, write_result
 
 
 
@@ -120,6 +116,13 @@ class SegCompress:
     def predictor(self, thing: nn.Module | Path) -> Any:
         return onnx_predict(thing, None) if isinstance(thing, Path) else torch_predict(thing)
 
+    def save_ref(self, d: Path, ref: np.ndarray) -> None:
+        """A finished stage's argmax maps, the next stage's reference (tasks/stage_loop.py)."""
+        np.save(d / "ref.npy", ref.astype(np.int16))
+
+    def load_ref(self, d: Path) -> np.ndarray:
+        return np.load(d / "ref.npy").astype(np.int64)
+
     def add(self, stage: str, artifact: str, thing: nn.Module | Path, before: nn.Module | Path | None,
             ref: Any, **info: Any) -> Any:
         """Score and time one stage against its input; returns its predictions (the next stage's reference)."""
@@ -149,81 +152,26 @@ def compress_seg(ckpt: Path, meta: dict[str, Any], run_dir: Path | None, r: Any,
     """Every stage of compress.stages for a segmentation student; writes stages.json and report.md into `out`.
 
     resume: `out` is a compress folder started with the same stages (plan.json, checked by the caller); every
-    stage whose entry.json exists is reloaded from disk, the first unfinished one reruns (a prune fine-tune
-    from its last.pt)."""
-    from ..compress.chain import PLAN, plan
-    from ..compress.prune import load_pruned, save_pruned
+    stage whose entry.json exists is reloaded from disk, the first unfinished one reruns (tasks/stage_loop.py)."""
+    from ..compress.prune import load_pruned
     from ..report.segmentation import print_seg_stages, seg_stage_lines
 
     check_seg_stages(r)
     student, meta = load_pruned(ckpt)
     job = SegCompress(r, meta, out, console)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "recipe.yaml", r.to_yaml())
-    if not (out / PLAN).exists():
-        atomic_write_text(out / PLAN, json.dumps({"stages": plan(r), "source": str(Path(ckpt).resolve())}))
-    console.print(f"compress folder: [bold]{out}[/]" + (" (resuming: finished stages are reused)" if resume else ""))
+    start(job, ckpt, resume)
     model: nn.Module = student.cpu().float().eval()
-    ref = job.add("student", str(ckpt), model, None, None)
-    current: nn.Module | Path = model
-    for cfg in r.compress.stages:
-        d = out / cfg.name
-        d.mkdir(exist_ok=True)
-        if resume and (d / ENTRY).exists():
-            model, current, ref = _reload(job, d, model, current, ref, load_pruned)
-            continue
-        rows = len(job.rows)
-        if cfg.name == "prune":
-            model = _prune_stage(job, model, cfg, d, save_pruned, resume)
-            ref = job.add("prune", str(d / "model.safetensors"), model, current, ref, ratio=cfg.ratio)
-            current = model
-        elif cfg.name == "export":
-            path, parity = _export(job, model, d / "model.onnx")
-            ref = job.add("export", str(path), path, current, ref, parity=parity)
-            current = path
-        else:
-            current, ref = _quantize(job, model, current, cfg, d, ref)
-        _finish(d, job.rows[rows:], model if cfg.name == "prune" else None, current, ref)
+    steps = Steps(_prune_stage, _export, _quantize, lambda p: load_pruned(p)[0])
+    model, current = run_stages(job, model, ckpt, steps, resume)
     teacher = _teacher_speed(job, run_dir, current)
     result = {"task": "segmentation", "model": meta["model"], "checkpoint": str(ckpt), "split": r.eval.split,
               "images": len(job.images), "stages": job.rows, "final": str(current), "teacher": teacher,
               "deploy": {"batch": job.batch, "threads": job.threads}, "dir": str(out)}
-    atomic_write_text(out / "stages.json", json.dumps(result, indent=2, default=str))
-    lines = ["# edgedistill compression report (segmentation)", "", f"Model `{ckpt}` ({meta['model']}). Recipe: "
-             "[recipe.yaml](recipe.yaml); all numbers: [stages.json](stages.json).", "", *seg_stage_lines(result)]
-    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
-    print_seg_stages(result, console)
-    console.print(f"\nreport: [bold]{out / 'report.md'}[/]")
-    return result
+    return write_result(job, result, "segmentation", seg_stage_lines(result), print_seg_stages)
 
 
-def _finish(d: Path, rows: list[dict[str, Any]], pruned: nn.Module | None, current: nn.Module | Path,
-            ref: np.ndarray) -> None:
-    """A stage is done once its entry.json exists (written last, atomically): its rows, what the next stage
-    takes (the pruned weights, the current artifact) and its argmax maps (the next stage's reference)."""
-    np.save(d / REF, ref.astype(np.int16))
-    atomic_write_text(d / ENTRY, json.dumps({
-        "rows": rows, "model": str(d / "model.safetensors") if pruned is not None else None,
-        "current": str(current) if isinstance(current, Path) else None}, default=str))
-    for f in TRAINING_STATE:  # the fine-tune's resume point is spent once the stage is recorded
-        (d / f).unlink(missing_ok=True)
-
-
-def _reload(job: SegCompress, d: Path, model: nn.Module, current: nn.Module | Path, ref: np.ndarray,
-            load: Any) -> tuple[nn.Module, nn.Module | Path, np.ndarray]:
-    """A finished stage from its entry.json: rows, model, artifact and reference maps as it left them."""
-    e = json.loads((d / ENTRY).read_text())
-    job.rows.extend(e["rows"])
-    if e["model"]:
-        model = current = load(e["model"])[0].cpu().float().eval()
-    if e["current"]:
-        current = Path(e["current"])
-    job.console.print(f"[cyan]{d.name}[/]: finished earlier, reusing {d / ENTRY}")
-    return model, current, np.load(d / REF).astype(np.int64)
-
-
-def _prune_stage(job: SegCompress, model: nn.Module, cfg: Any, d: Path, save: Any, resume: bool = False
-                 ) -> nn.Module:
+def _prune_stage(job: SegCompress, model: nn.Module, cfg: Any, d: Path, resume: bool = False) -> nn.Module:
+    from ..compress.prune import save_pruned
     from ..distill import build_terms
     from ..distill.dense import SegDistiller
     from ..engine import fit, resolve_device
@@ -246,7 +194,7 @@ def _prune_stage(job: SegCompress, model: nn.Module, cfg: Any, d: Path, save: An
         fit(module, loader, r.train, d, monitor="miou", epochs=epochs, lr=lr, name="prune", console=job.console,
             evaluate=lambda: quick_miou(pruned, seen, device, job.k, job.ignore), resume=resume)
     pruned = pruned.cpu().eval()
-    save(d / "model.safetensors", pruned, {**job.meta, "stage": "prune"})
+    save_pruned(d / "model.safetensors", pruned, {**job.meta, "stage": "prune"})
     return pruned
 
 
