@@ -113,7 +113,7 @@ def _det_evaluate(*a: Any, **kw: Any) -> dict[str, Any]:
     return det_evaluate(*a, **kw)
 
 
-CHAINS.register("detection", description="FCOS/RetinaNet: prune (Torch-Pruning), ONNX export of the head graph "
+CHAINS.register("detection", description="FCOS/RetinaNet/SSDlite: prune (Torch-Pruning), ONNX export of the head graph "
                 "(NMS outside it), int8 gated on mAP drop and box agreement; deploy matrix and eval on mAP")(
     TaskChain(_det_recipe, _det_compress, _det_deploy_inputs, _det_evaluate))
 
