@@ -101,7 +101,7 @@ def run_detection(r: Recipe, console: Console) -> Path:
     if r.compress.stages:
         from .det_graph import check_exportable
 
-        check_exportable(student_init)  # SSDlite / Faster R-CNN: refused before training, not after
+        check_exportable(student_init)  # Faster R-CNN: refused before training, not after
     example = torch.stack([evals["val"][i][0] for i in range(min(2, len(evals["val"])))])  # type: ignore[arg-type]
     build_terms(r.distill, copy.deepcopy(student_init), teacher, example)  # a bad pairing fails now
     device = resolve_device(r.train.device)
