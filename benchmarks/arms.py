@@ -68,3 +68,13 @@ def seed_run(args: argparse.Namespace, prefix: str, seed: int, overrides: list[s
 
 def mean_sd(v: list[float]) -> dict[str, float]:
     return {"mean": statistics.mean(v), "sd": statistics.stdev(v) if len(v) > 1 else 0.0}
+
+
+def write_results(folder: Path, name: str, res: dict[str, Any], lines: list[str]) -> None:
+    """NAME.json and NAME.md (the printed table) under `folder`, machine paths made portable; then print it."""
+    from portable import portable
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(portable(json.dumps(res, indent=2)) + "\n")
+    (folder / f"{name}.md").write_text(portable("\n".join(lines) + "\n"))
+    print("\n".join(lines))

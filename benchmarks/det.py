@@ -21,7 +21,6 @@ writes det.json and det.md (mean ± sd over seeds) to --results. Not part of the
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -31,8 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from arms import add_options, mean_sd, seed_run, teacher_first
-from portable import portable
+from arms import add_options, mean_sd, seed_run, teacher_first, write_results
 
 from edgedistill.analysis.stats import paired, per_image_wilcoxon
 from edgedistill.data.det_base import det_loader
@@ -60,7 +58,7 @@ def base(args: argparse.Namespace, seed: int) -> list[str]:
             "train.weight_decay=0.0001", f"train.warmup_epochs={args.warmup}", f"train.grad_clip={args.grad_clip}",
             f"train.seed={seed}", f"train.threads={args.threads}", f"train.eval_every={args.eval_every}",
             f"eval.threads={args.threads}", "eval.latency_runs=5", "eval.warmup_runs=2", "eval.baseline=true",
-            f"distill.ce_weight=1.0", f"distill.terms={args.terms}", f"output.dir={args.out}"]
+            "distill.ce_weight=1.0", f"distill.terms={args.terms}", f"output.dir={args.out}"]
 
 
 def arm(args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -184,11 +182,7 @@ def main() -> None:
         "runs": {str(s): runs[s] for s in seeds}, "note": args.note,
     }
     res["table_seconds"] = round(time.time() - t0, 1)
-    args.results.mkdir(parents=True, exist_ok=True)
-    lines = table(res, args)
-    (args.results / "det.json").write_text(portable(json.dumps(res, indent=2)) + "\n")
-    (args.results / "det.md").write_text(portable("\n".join(lines) + "\n"))
-    print("\n".join(lines))
+    write_results(args.results, "det", res, table(res, args))
 
 
 if __name__ == "__main__":

@@ -21,15 +21,13 @@ ordinary run folder under --out (reused when finished); writes seg.json and seg.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
-from arms import add_options, mean_sd, seed_run, teacher_first
-from portable import portable
+from arms import add_options, mean_sd, seed_run, teacher_first, write_results
 
 from edgedistill.analysis.stats import paired
 
@@ -122,11 +120,7 @@ def main() -> None:
         "target_met": gain["diff"] >= 1.0 and gain["p"] is not None and gain["p"] < 0.05,
         "runs": {str(s): runs[s] for s in seeds},
     }
-    args.results.mkdir(parents=True, exist_ok=True)
-    lines = table(res, args)
-    (args.results / "seg.json").write_text(portable(json.dumps(res, indent=2)) + "\n")
-    (args.results / "seg.md").write_text(portable("\n".join(lines) + "\n"))
-    print("\n".join(lines))
+    write_results(args.results, "seg", res, table(res, args))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """FGD (focal and global distillation for detectors): its box masks, attention and losses on hand-made maps, its
 term on tiny detectors (gradient to the student and its own context blocks, never the teacher), bad parameters
 and the refused `ld` exit 2, and a one-epoch run with fgd that writes per-image mAP for compare (and that audit
-refuses)."""
+scores on mAP)."""
 
 import copy
 import json
@@ -139,4 +139,6 @@ def test_one_epoch_run_with_fgd_writes_per_image_map(tmp_path):
     assert set(p["models"]) == {"teacher", "student_alone", "student"} and p["images"]
     scores = p["models"]["student"]
     assert len(scores) == m["n_images"] and np.all(np.isnan(scores) | ((scores >= 0) & (scores <= 100)))
-    assert invoke("audit", run) == 2  # audit checks classifiers; a detection run is refused, not crashed into
+    assert invoke("audit", run, "--max-images", "2", "--perturb", "blur", "--levels", "blur=1") == 0  # on mAP
+    rows = json.loads((run / "audit" / "audit.json").read_text())["perturbations"]["blur"]["rows"]
+    assert set(rows[0]["map"]) == {"teacher", "student_alone", "student"}

@@ -86,8 +86,8 @@ def load_teacher(run_dir: Path, overrides: list[str] | None = None,
     return run_dir, recipe, metrics, _run_teacher(run_dir, recipe, metrics, needs)
 
 
-def _alone_from(other: Path, recipe: Recipe, metrics: dict[str, Any]) -> nn.Module:
-    """The student of another finished run (e.g. compare's `alone` arm) as the baseline trained alone.
+def alone_path(other: Path, recipe: Recipe, metrics: dict[str, Any]) -> Path:
+    """The student file of another finished run (e.g. compare's `alone` arm) as the baseline trained alone.
 
     It must have seen the same data and validation images and be the same architecture; else exit 2."""
     try:
@@ -99,6 +99,9 @@ def _alone_from(other: Path, recipe: Recipe, metrics: dict[str, Any]) -> nn.Modu
     if o_recipe.data.model_dump(mode="json", exclude={"workers", "device_resident"}) != recipe.data.model_dump(
             mode="json", exclude={"workers", "device_resident"}):
         why.append("its data section differs (other images or another validation split)")
+    task = metrics.get("task", "classification")
+    if task != "classification" and getattr(o_recipe, task) != getattr(recipe, task):  # synthetic scenes, classes
+        why.append(f"its {task} section differs (other scenes, classes or thresholds)")
     if o_metrics.get("class_names") != metrics.get("class_names"):
         why.append("its classes differ")
     if o_recipe.student.model != recipe.student.model:
@@ -108,7 +111,7 @@ def _alone_from(other: Path, recipe: Recipe, metrics: dict[str, Any]) -> nn.Modu
     if why:
         raise UserError(f"--alone {other}: {'; '.join(why)}; allowed: a finished run of the same student on the "
                         "same data (e.g. the alone arm of the same compare seed)", key="--alone")
-    return load_model(path)[0]
+    return path
 
 
 def load_inputs(run_dir: Path, alone: Path | None = None) -> AuditInputs:
@@ -131,7 +134,7 @@ def load_inputs(run_dir: Path, alone: Path | None = None) -> AuditInputs:
               "student": (recipe.student.model, load_model(student_file)[0])}
     own = run_dir / "student_alone" / "model.safetensors"
     if alone is not None:
-        models["student_alone"] = (recipe.student.model, _alone_from(alone, recipe, metrics))
+        models["student_alone"] = (recipe.student.model, load_model(alone_path(alone, recipe, metrics))[0])
     elif own.is_file():
         models["student_alone"] = (recipe.student.model, load_model(own)[0])
     return AuditInputs(run_dir, recipe, metrics, models)

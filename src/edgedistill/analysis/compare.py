@@ -52,18 +52,12 @@ def _per_image_unit(unit: str) -> Callable[[Path, str], dict[str, Any]]:
     return load
 
 
-def _defined_wilcoxon(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
-    """Wilcoxon on the images scored in both arms (per-image mAP is NaN where an image has no ground truth)."""
-    keep = ~(np.isnan(a) | np.isnan(b))
-    return {**stats.per_image_wilcoxon(a[keep], b[keep]), "left_out": int((~keep).sum())}
-
-
 PAIRED_UNITS.register("classification", description="per-image correctness, McNemar's test")(
     PairedUnit(_classification_unit, stats.mcnemar, "mcnemar"))
 PAIRED_UNITS.register("segmentation", description="per-image IoU, Wilcoxon signed-rank test")(
     PairedUnit(_per_image_unit("iou"), stats.per_image_wilcoxon, "per_image_iou"))
 PAIRED_UNITS.register("detection", description="per-image COCO mAP, Wilcoxon signed-rank test")(
-    PairedUnit(_per_image_unit("map"), _defined_wilcoxon, "per_image_map"))
+    PairedUnit(_per_image_unit("map"), stats.defined_wilcoxon, "per_image_map"))
 
 
 def collect(plan: Plan) -> dict[str, dict[tuple[int, int], dict[str, Any]]]:

@@ -12,6 +12,8 @@ from ..analysis.audit import analyse, check_args, collect, load_inputs, summary
 from ..atomic import atomic_write_text
 from ..engine import resolve_device
 from ..errors import UserError
+from ..run.reader import read_finished_run
+from ..tasks import task_chain
 
 
 def run_audit(run_dir: Path, *, max_images: int = 1000, batch_size: int = 128, perturb: str | None = None,
@@ -27,6 +29,13 @@ def run_audit(run_dir: Path, *, max_images: int = 1000, batch_size: int = 128, p
         raise UserError(f"--alone {alone} is RUN_DIR itself: its student is the distilled one, not a baseline "
                         "trained alone; allowed: another run (e.g. the alone arm of the same compare seed)",
                         key="--alone")
+    _, r, metrics = read_finished_run(run_dir)
+    chain = task_chain(metrics, "audit")
+    if chain is not None:  # segmentation, detection: the task's own metric under perturbation (tasks/)
+        run_dir = Path(run_dir).expanduser()
+        spec = chain.audit(run_dir, r, metrics, resolve_device(device))
+        return _task_audit(spec, run_dir, r, metrics, chosen, console, named=perturb, max_images=max_images,
+                           batch_size=batch_size, split=split or r.eval.split, alone=alone)
     inputs = load_inputs(run_dir, alone)
     r = inputs.recipe
     split = split or r.eval.split
@@ -37,13 +46,34 @@ def run_audit(run_dir: Path, *, max_images: int = 1000, batch_size: int = 128, p
     audit = analyse(col, chosen, len(inputs.metrics["class_names"]), r.eval.ece_bins, r.eval.kd_T)
     audit = {"run": str(inputs.run_dir), "split": split, **({"alone_from": str(alone)} if alone else {}), "models": {n: s for n, (s, _) in inputs.models.items()},
              **audit}
-    folder = inputs.run_dir / "audit"
-    atomic_write_text(folder / "audit.json", json.dumps(audit, indent=2))
-    md = write_audit_report(folder, audit)
-    metrics_path = inputs.run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text())  # reread: keep anything written since load_inputs
-    metrics["fidelity"] = summary(audit)
-    atomic_write_text(metrics_path, json.dumps(metrics, indent=2))
+    md = _write(inputs.run_dir, audit, write_audit_report, summary)
     print_audit(audit, console)
+    console.print(f"\nreport: [bold]{md.with_suffix('.html')}[/]")
+    return audit
+
+
+def _write(run_dir: Path, audit: dict[str, Any], write_report: Any, summarize: Any) -> Path:
+    """audit/audit.json, the report, and the `fidelity` section of metrics.json (each written atomically)."""
+    folder = run_dir / "audit"
+    atomic_write_text(folder / "audit.json", json.dumps(audit, indent=2))
+    md = write_report(folder, audit)
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())  # reread: keep anything written since the run was read
+    metrics["fidelity"] = summarize(audit)
+    atomic_write_text(metrics_path, json.dumps(metrics, indent=2))
+    return md
+
+
+def _task_audit(spec: Any, run_dir: Path, r: Any, metrics: dict[str, Any], chosen: dict[str, Any],
+                console: Console, *, alone: Path | None, split: str, **opts: Any) -> dict[str, Any]:
+    """A segmentation or detection run's audit (the task chain's side, analysis/dense_audit.py's run): audit/ and
+    the run's fidelity section."""
+    from ..analysis.dense_audit import audit_run, dense_summary
+    from ..report.task_audit import print_dense_audit, write_dense_audit_report
+
+    audit = audit_run(spec, run_dir, r, metrics, chosen, alone=alone, split=split, say=console.print, **opts)
+    audit = {"run": str(run_dir), "split": split, **({"alone_from": str(alone)} if alone else {}), **audit}
+    md = _write(run_dir, audit, write_dense_audit_report, dense_summary)
+    print_dense_audit(audit, console)
     console.print(f"\nreport: [bold]{md.with_suffix('.html')}[/]")
     return audit

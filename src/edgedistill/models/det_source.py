@@ -18,8 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..registry import unknown_name_message
-from .base import MODEL_SOURCES
+from .base import MODEL_SOURCES, parse_width
 
 BN_MOMENTUM = 0.1
 DEFAULT_SIZE = 320
@@ -138,19 +137,7 @@ WIDTHS = tuple(n for n in BUILDERS if n.startswith(("fcos_mobilenet", "retinanet
 
 def parse(name: str) -> tuple[str, float]:
     """'fcos_mobilenet_v3_small@0.5' → ('fcos_mobilenet_v3_small', 0.5); UserError naming what is allowed."""
-    base, sep, w = name.partition("@")
-    if base not in BUILDERS:
-        raise UserError(unknown_name_message("detection model", base, list(BUILDERS)))
-    if not sep:
-        return base, 1.0
-    try:
-        width = float(w)
-    except ValueError:
-        width = -1.0
-    if base not in WIDTHS or not 0.1 <= width <= 4:
-        raise UserError(f"det:{name}: @WIDTH is a MobileNetV3 width multiplier in 0.1..4 (e.g. "
-                        f"det:fcos_mobilenet_v3_small@0.5); allowed on {', '.join(WIDTHS)}")
-    return base, width
+    return parse_width(name, BUILDERS, WIDTHS, "detection", "det:fcos_mobilenet_v3_small@0.5")
 
 
 class DetSource:

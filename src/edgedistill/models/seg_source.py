@@ -13,9 +13,8 @@ from collections.abc import Callable
 from torch import nn
 
 from ..errors import UserError
-from ..registry import unknown_name_message
 from . import seg_timm
-from .base import MODEL_SOURCES
+from .base import MODEL_SOURCES, parse_width
 
 BN_MOMENTUM = 0.1
 
@@ -74,23 +73,12 @@ BUILDERS: dict[str, Callable[[int, float], tuple[nn.Module, str]]] = {
     "deeplabv3_resnet50": _deeplab_resnet(50),
     "deeplabv3_resnet101": _deeplab_resnet(101),
 }
+WIDTHS = tuple(n for n in BUILDERS if "mobilenet" in n)
 
 
 def parse(name: str) -> tuple[str, float]:
     """'lraspp_mobilenet_v3_small@0.5' → ('lraspp_mobilenet_v3_small', 0.5); UserError naming what is allowed."""
-    base, sep, w = name.partition("@")
-    if base not in BUILDERS:
-        raise UserError(unknown_name_message("segmentation model", base, list(BUILDERS)))
-    if not sep:
-        return base, 1.0
-    try:
-        width = float(w)
-    except ValueError:
-        width = -1.0
-    if "mobilenet" not in base or not 0.1 <= width <= 4:
-        raise UserError(f"seg:{name}: @WIDTH is a MobileNetV3 width multiplier in 0.1..4 (e.g. "
-                        "seg:lraspp_mobilenet_v3_small@0.5); allowed on lraspp_*/deeplabv3_mobilenet_v3_large")
-    return base, width
+    return parse_width(name, BUILDERS, WIDTHS, "segmentation", "seg:lraspp_mobilenet_v3_small@0.5")
 
 
 class SegSource:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from .base import Section
+from .dense import refuse_unsupported
 
 if TYPE_CHECKING:
     from .core import Recipe
@@ -51,20 +52,7 @@ def check_detection(r: Recipe) -> None:
     n = 4 if r.data.source == "det-shapes" else d.num_classes
     if d.class_names is not None and n is not None and len(d.class_names) != n:
         raise ValueError(f"detection.class_names has {len(d.class_names)} names for {n} classes; allowed: {n} names")
-    unsupported: dict[str, Any] = {
-        "distill.scheme": (r.distill.scheme, "offline"), "teachers.models": (bool(r.teachers.models), False),
-        "distill.teacher_cache": (r.distill.teacher_cache, False),
-        "distill.function_matching": (r.distill.function_matching, False),
-        "data.device_resident": (r.data.device_resident, False), "data.unlabeled": (r.data.unlabeled, None),
-        "teacher.probe": (r.teacher.probe, False), "train.amp": (r.train.amp, "off"),
-    }
-    for key, (value, ok) in unsupported.items():
-        if value != ok:
-            raise ValueError(f"{key} is not yet available for task=detection (got {value!r}); allowed: {ok!r}")
-    for i, stage in enumerate(r.compress.stages):
-        if stage.name not in DET_STAGES:
-            raise ValueError(f"compress.stages.{i}: stage {stage.name!r} is not available for task=detection; "
-                             f"allowed: {', '.join(DET_STAGES)}")
+    refuse_unsupported(r, "detection", DET_STAGES, {"train.amp": (r.train.amp, "off")})
 
 
 __all__ = ["DET_SOURCES", "DET_STAGES", "DetectionConfig", "check_detection"]

@@ -8,11 +8,12 @@ before any work.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from .base import Section
+from .dense import refuse_unsupported
 from .detection import DET_SOURCES, check_detection
 
 if TYPE_CHECKING:
@@ -106,20 +107,7 @@ def _check_segmentation(r: Recipe) -> None:
     n = r.segmentation.num_classes or (5 if r.data.source == "seg-shapes" else None)
     if names is not None and len(names) != n:
         raise ValueError(f"segmentation.class_names has {len(names)} names for {n} classes; allowed: {n} names")
-    unsupported: dict[str, Any] = {
-        "distill.scheme": (r.distill.scheme, "offline"), "teachers.models": (bool(r.teachers.models), False),
-        "distill.teacher_cache": (r.distill.teacher_cache, False),
-        "distill.function_matching": (r.distill.function_matching, False),
-        "data.device_resident": (r.data.device_resident, False), "data.unlabeled": (r.data.unlabeled, None),
-        "teacher.probe": (r.teacher.probe, False),
-    }
-    for key, (value, ok) in unsupported.items():
-        if value != ok:
-            raise ValueError(f"{key} is not yet available for task=segmentation (got {value!r}); allowed: {ok!r}")
-    for i, stage in enumerate(r.compress.stages):
-        if stage.name not in SEG_STAGES:
-            raise ValueError(f"compress.stages.{i}: stage {stage.name!r} is not available for task=segmentation; "
-                             f"allowed: {', '.join(SEG_STAGES)}")
+    refuse_unsupported(r, "segmentation", SEG_STAGES)
 
 
 __all__ = ["SEG_SOURCES", "SEG_STAGES", "SegmentationConfig", "TASK_DESCRIPTION", "Task", "check_task"]

@@ -19,6 +19,10 @@ def _f(v: Any, fmt: str = ".3f") -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
 
+def _gaps(ys: list[Any]) -> list[float]:
+    return [math.nan if v is None else v for v in ys]
+
+
 def _count(n: int, rate: float) -> str:
     """"3 (42.9%)"; a bare count when the rate is undefined (the teacher made no error)."""
     return str(n) if math.isnan(rate) else f"{n} ({100 * rate:.1f}%)"
@@ -67,8 +71,9 @@ def perturbation_rows(audit: dict[str, Any]) -> tuple[list[str], list[list[str]]
     return head, rows
 
 
-def robustness_chart(audit: dict[str, Any], path: Path) -> bool:
-    """Accuracy (solid) and agreement with the teacher (dashed) against severity, one panel per perturbation."""
+def robustness_chart(audit: dict[str, Any], path: Path, metric: str = "top1", label: str = "top-1") -> bool:
+    """The metric (solid: top-1, mIoU, mAP) and agreement with the teacher (dashed) against severity, one panel per
+    perturbation; an undefined value (None: no box to agree on) leaves a gap."""
     perts = audit["perturbations"]
     if not perts:
         return False
@@ -80,10 +85,10 @@ def robustness_chart(audit: dict[str, Any], path: Path) -> bool:
         xs = [0, *range(1, len(p["rows"]) + 1)]
         ticks = ["clean", *(f"{r['level']:.3g}" for r in p["rows"])]
         for m in audit["clean"]:
-            ys = [audit["clean"][m]["top1"], *(r["top1"][m] for r in p["rows"])]
-            ax.plot(xs, ys, marker="o", ms=3, color=colors.get(m), label=f"top-1 {LABELS.get(m, m)}")
+            ys = _gaps([audit["clean"][m][metric], *(r[metric][m] for r in p["rows"])])
+            ax.plot(xs, ys, marker="o", ms=3, color=colors.get(m), label=f"{label} {LABELS.get(m, m)}")
         for s in audit["fidelity"]:
-            ys = [audit["fidelity"][s]["agreement"], *(r["agreement"][s] for r in p["rows"])]
+            ys = _gaps([audit["fidelity"][s]["agreement"], *(r["agreement"][s] for r in p["rows"])])
             ax.plot(xs, ys, ls="--", marker="s", ms=3, color=colors.get(s), label=f"agree {LABELS.get(s, s)}")
         ax.set_xticks(xs, ticks)
         ax.set(title=name, xlabel=p["meaning"], ylabel="%", ylim=(0, 102))

@@ -7,31 +7,15 @@ from typing import Any
 
 from rich.console import Console
 
-from .model_table import cell, stage_table, teacher_speed_line
+from .model_table import cell, speed_cell, stage_notes, stage_table, teacher_speed_line
 
 STAGE_HEAD = ("stage", "mAP", "mAP50", "box agreement with input %", "size MB", "latency ms", "× its input", "note")
 
 
 def _stage_row(r: dict[str, Any]) -> list[str]:
-    lat = r.get("latency")
-    note = []
-    if r.get("gate"):
-        g = r["gate"]
-        note.append(f"int8 gate {'passed' if g['passed'] else 'FAILED: ' + '; '.join(g['reasons'])} "
-                    f"(mAP drop {g['map_drop']:+.2f} ≤ {g['max_map_drop']:g})")
-        if g["passed"] and not r.get("shipped", True):
-            note.append("not faster than fp32 here: the fp32 file ships")
-    if r.get("int8_format"):
-        note.append(f"{r['int8_format']}/{r['int8_graph']}")
-    if r.get("parity"):
-        p = r["parity"]
-        note.append(f"parity: max abs Δ {p['max_abs_diff']:.1e}, mAP {p['map_onnx']:.2f} vs PyTorch {p['map_pytorch']:.2f}")
-    if r.get("ratio") is not None:
-        note.append(f"{100 * r['ratio']:.0f}% channels pruned, {r.get('params', 0):,} params")
     return [r["stage"], cell(r.get("map"), "{:.2f}"), cell(r.get("map50"), "{:.2f}"), cell(r.get("agreement"), "{:.1f}"),
-            cell(r.get("size_mb"), "{:.2f}"), cell(r.get("latency_ms"), "{:.2f}"),
-            "–" if not lat else f"{lat['speedup']:.2f} ({lat['speedup_min']:.2f}–{lat['speedup_max']:.2f})",
-            ", ".join(note)]
+            cell(r.get("size_mb"), "{:.2f}"), cell(r.get("latency_ms"), "{:.2f}"), speed_cell(r),
+            ", ".join(stage_notes(r, "mAP", "map_drop", "max_map_drop"))]
 
 
 def det_stage_lines(result: dict[str, Any]) -> list[str]:

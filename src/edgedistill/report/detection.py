@@ -6,19 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
-
-from ..atomic import atomic_write_text
-from .model_table import model_rows, terms_text
+from .model_table import print_task_summary, terms_text, write_task_report
 
 COLUMNS = (("mAP", "map", "{:.1f}"), ("mAP50", "map50", "{:.1f}"), ("mAP small", "map_small", "{:.1f}"),
            ("mAP medium", "map_medium", "{:.1f}"), ("mAP large", "map_large", "{:.1f}"),
            ("teacher agreement", "teacher_agreement", "{:.1f}"), ("params", "params", "{:,}"),
            ("latency ms (b=1)", "latency_ms_median", "{:.2f}"))
-
-
-def _rows(metrics: dict[str, Any]) -> list[list[str]]:
-    return model_rows(metrics, COLUMNS)
 
 
 def det_lines(metrics: dict[str, Any]) -> list[str]:
@@ -40,26 +33,11 @@ def det_lines(metrics: dict[str, Any]) -> list[str]:
 
 
 def write_det_report(run_dir: Path, metrics: dict[str, Any]) -> Path:
-    head = ["model", "spec", *(c for c, _, _ in COLUMNS)]
-    secs = ", ".join(f"{k} {v:.0f} s" for k, v in metrics["seconds"].items())
-    lines = ["# edgedistill detection report", "", *det_lines(metrics), "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-             *("| " + " | ".join(r) + " |" for r in _rows(metrics)), "",
-             f"Time: {secs}. All numbers: [metrics.json](metrics.json); recipe: [recipe.yaml](recipe.yaml).", ""]
-    path = run_dir / "report.md"
-    atomic_write_text(path, "\n".join(lines))
-    return path
+    return write_task_report(run_dir, metrics, "detection", COLUMNS, det_lines(metrics))
 
 
 def print_det_summary(metrics: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"edgedistill detection — {metrics['split']} split, {metrics['n_images']} images")
-    for col in ("", "model", *(c for c, _, _ in COLUMNS)):
-        table.add_column(col, justify="left" if col in ("", "model") else "right")
-    for row in _rows(metrics):
-        table.add_row(row[0], row[1].strip("`"), *row[2:])
-    console.print(table)
-    for line in det_lines(metrics)[2:]:
-        console.print(line.replace("**", ""))
+    print_task_summary(metrics, console, "detection", COLUMNS, det_lines(metrics))
 
 
 __all__ = ["print_det_summary", "write_det_report"]

@@ -42,3 +42,58 @@ def stage_table(title: str, head: list[str] | tuple[str, ...], rows: list[list[s
     for r in rows:
         table.add_row(*r)
     return table
+
+
+def write_task_report(run_dir: Any, metrics: dict[str, Any], task: str, columns: tuple[Column, ...],
+                      lines: list[str], extra: list[str] | None = None) -> Any:
+    """report.md of a dense-task run: its lines in words, the model table, `extra` sections, the time spent."""
+    from ..atomic import atomic_write_text
+
+    head = ["model", "spec", *(c for c, _, _ in columns)]
+    secs = ", ".join(f"{k} {v:.0f} s" for k, v in metrics["seconds"].items())
+    out = [f"# edgedistill {task} report", "", *lines, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+           *("| " + " | ".join(r) + " |" for r in model_rows(metrics, columns)), *(extra or []), "",
+           f"Time: {secs}. All numbers: [metrics.json](metrics.json); recipe: [recipe.yaml](recipe.yaml).", ""]
+    path = run_dir / "report.md"
+    atomic_write_text(path, "\n".join(out))
+    return path
+
+
+def print_task_summary(metrics: dict[str, Any], console: Any, task: str, columns: tuple[Column, ...],
+                       lines: list[str]) -> None:
+    """The console model table of a dense-task run, then its lines in words (markdown bold dropped)."""
+    from rich.table import Table
+
+    table = Table(title=f"edgedistill {task} — {metrics['split']} split, {metrics['n_images']} images")
+    for col in ("", "model", *(c for c, _, _ in columns)):
+        table.add_column(col, justify="left" if col in ("", "model") else "right")
+    for row in model_rows(metrics, columns):
+        table.add_row(row[0], row[1].strip("`"), *row[2:])
+    console.print(table)
+    for line in lines[2:]:
+        console.print(line.replace("**", ""))
+
+
+def stage_notes(r: dict[str, Any], metric: str, drop_key: str, max_key: str) -> list[str]:
+    """The note cell of a compress stage row: the int8 gate (drop of `metric`), the int8 format, what prune kept."""
+    note = []
+    if r.get("gate"):
+        g = r["gate"]
+        note.append(f"int8 gate {'passed' if g['passed'] else 'FAILED: ' + '; '.join(g['reasons'])} "
+                    f"({metric} drop {g[drop_key]:+.2f} ≤ {g[max_key]:g})")
+        if g["passed"] and not r.get("shipped", True):
+            note.append("not faster than fp32 here: the fp32 file ships")
+    if r.get("int8_format"):
+        note.append(f"{r['int8_format']}/{r['int8_graph']}")
+    p, key = r.get("parity") or {}, metric.lower()
+    if f"{key}_onnx" in p:
+        note.append(f"parity: max abs Δ {p['max_abs_diff']:.1e}, {metric} {p[f'{key}_onnx']:.2f} vs "
+                    f"PyTorch {p[f'{key}_pytorch']:.2f}")
+    if r.get("ratio") is not None:
+        note.append(f"{100 * r['ratio']:.0f}% channels pruned, {r.get('params', 0):,} params")
+    return note
+
+
+def speed_cell(r: dict[str, Any]) -> str:
+    lat = r.get("latency")
+    return "–" if not lat else f"{lat['speedup']:.2f} ({lat['speedup_min']:.2f}–{lat['speedup_max']:.2f})"

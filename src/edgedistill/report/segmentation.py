@@ -6,18 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
-
-from ..atomic import atomic_write_text
-from .model_table import LABELS, cell, model_rows, stage_table, teacher_speed_line, terms_text
+from .model_table import (LABELS, cell, print_task_summary, speed_cell, stage_notes, stage_table, teacher_speed_line,
+                          terms_text, write_task_report)
 
 COLUMNS = (("mIoU", "miou", "{:.1f}"), ("pixel acc", "pixel_acc", "{:.1f}"), ("boundary F1", "boundary_f1", "{:.1f}"),
            ("teacher agreement", "teacher_agreement", "{:.1f}"), ("params", "params", "{:,}"),
            ("latency ms (b=1)", "latency_ms_median", "{:.2f}"))
-
-
-def _rows(metrics: dict[str, Any]) -> list[list[str]]:
-    return model_rows(metrics, COLUMNS)
 
 
 def seg_lines(metrics: dict[str, Any]) -> list[str]:
@@ -37,54 +31,25 @@ def seg_lines(metrics: dict[str, Any]) -> list[str]:
 
 
 def write_seg_report(run_dir: Path, metrics: dict[str, Any]) -> Path:
-    head = ["model", "spec", *(c for c, _, _ in COLUMNS)]
-    lines = ["# edgedistill segmentation report", "", *seg_lines(metrics), "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-             *("| " + " | ".join(r) + " |" for r in _rows(metrics)), "", "## IoU per class", ""]
-    names = metrics["class_names"]
-    lines += ["| class | " + " | ".join(LABELS.get(n, n) for n in metrics["models"]) + " |",
-              "|---|" + "---|" * len(metrics["models"])]
-    for i, cls in enumerate(names):
-        cells = [cell(e["per_class_iou"][i], "{:.1f}") for e in metrics["models"].values()]
-        lines.append(f"| {cls} | " + " | ".join(cells) + " |")
-    secs = ", ".join(f"{k} {v:.0f} s" for k, v in metrics["seconds"].items())
-    lines += ["", f"Time: {secs}. All numbers: [metrics.json](metrics.json); recipe: [recipe.yaml](recipe.yaml).", ""]
-    path = run_dir / "report.md"
-    atomic_write_text(path, "\n".join(lines))
-    return path
+    models = metrics["models"]
+    extra = ["", "## IoU per class", "", "| class | " + " | ".join(LABELS.get(n, n) for n in models) + " |",
+             "|---|" + "---|" * len(models)]
+    extra += [f"| {cls} | " + " | ".join(cell(e["per_class_iou"][i], "{:.1f}") for e in models.values()) + " |"
+              for i, cls in enumerate(metrics["class_names"])]
+    return write_task_report(run_dir, metrics, "segmentation", COLUMNS, seg_lines(metrics), extra)
 
 
 def print_seg_summary(metrics: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"edgedistill segmentation — {metrics['split']} split, {metrics['n_images']} images")
-    for col in ("", "model", *(c for c, _, _ in COLUMNS)):
-        table.add_column(col, justify="left" if col in ("", "model") else "right")
-    for row in _rows(metrics):
-        table.add_row(row[0], row[1].strip("`"), *row[2:])
-    console.print(table)
-    for line in seg_lines(metrics)[2:]:
-        console.print(line.replace("**", ""))
+    print_task_summary(metrics, console, "segmentation", COLUMNS, seg_lines(metrics))
 
 
 STAGE_HEAD = ("stage", "mIoU", "pixel acc", "agreement with input %", "size MB", "latency ms", "× its input", "note")
 
 
 def _stage_row(r: dict[str, Any]) -> list[str]:
-    lat = r.get("latency")
-    note = []
-    if r.get("gate"):
-        g = r["gate"]
-        note.append(f"int8 gate {'passed' if g['passed'] else 'FAILED: ' + '; '.join(g['reasons'])} "
-                    f"(mIoU drop {g['miou_drop']:+.2f} ≤ {g['max_miou_drop']:g})")
-        if g["passed"] and not r.get("shipped", True):
-            note.append("not faster than fp32 here: the fp32 file ships")
-    if r.get("int8_format"):
-        note.append(f"{r['int8_format']}/{r['int8_graph']}")
-    if r.get("ratio") is not None:
-        note.append(f"{100 * r['ratio']:.0f}% channels pruned, {r.get('params', 0):,} params")
     return [r["stage"], cell(r.get("miou"), "{:.2f}"), cell(r.get("pixel_acc"), "{:.1f}"),
             cell(r.get("agreement"), "{:.1f}"), cell(r.get("size_mb"), "{:.2f}"), cell(r.get("latency_ms"), "{:.2f}"),
-            "–" if not lat else f"{lat['speedup']:.2f} ({lat['speedup_min']:.2f}–{lat['speedup_max']:.2f})",
-            ", ".join(note)]
+            speed_cell(r), ", ".join(stage_notes(r, "mIoU", "miou_drop", "max_miou_drop"))]
 
 
 def seg_stage_lines(result: dict[str, Any]) -> list[str]:

@@ -43,13 +43,15 @@ class TaskChain:
 
     recipe(base, overrides, meta): the command's recipe; compress(ckpt, meta, run_dir, recipe, out, console
     [, resume=True] where `resumable`); deploy_inputs(recipe, meta, model, opts) → held-out images, calibration
-    and selection images, and the task's matrix settings; evaluate(ckpt, meta, recipe, split, json_out, console).
+    and selection images, and the task's matrix settings; evaluate(ckpt, meta, recipe, split, json_out, console);
+    audit(run_dir, recipe, metrics, device) → the task's side of `edgedistill audit` (evaluate/audit_spec.py).
     """
 
     recipe: Callable[..., Recipe]
     compress: Callable[..., dict[str, Any]]
     deploy_inputs: Callable[..., tuple[Any, Any, Any, dict[str, Any]]]
     evaluate: Callable[..., dict[str, Any]]
+    audit: Callable[..., Any]
     resumable: bool = False  # compress --resume reloads its finished stages
 
 
@@ -82,9 +84,15 @@ def _seg_evaluate(*a: Any, **kw: Any) -> dict[str, Any]:
     return seg_evaluate(*a, **kw)
 
 
+def _seg_audit(*a: Any, **kw: Any) -> Any:
+    from .seg_audit import seg_audit
+
+    return seg_audit(*a, **kw)
+
+
 CHAINS.register("segmentation", description="prune (Torch-Pruning), ONNX export, int8 gated on mIoU drop and "
-                "per-pixel agreement; deploy matrix and eval on mIoU")(
-    TaskChain(_seg_recipe, _seg_compress, _seg_deploy_inputs, _seg_evaluate, resumable=True))
+                "per-pixel agreement; deploy matrix and eval on mIoU; audit on mIoU and per-pixel agreement under perturbations")(
+    TaskChain(_seg_recipe, _seg_compress, _seg_deploy_inputs, _seg_evaluate, _seg_audit, resumable=True))
 
 
 def _det_recipe(base: dict[str, Any], overrides: list[str], meta: dict[str, Any]) -> Recipe:
@@ -113,9 +121,16 @@ def _det_evaluate(*a: Any, **kw: Any) -> dict[str, Any]:
     return det_evaluate(*a, **kw)
 
 
-CHAINS.register("detection", description="FCOS/RetinaNet/SSDlite: prune (Torch-Pruning), ONNX export of the head graph "
-                "(NMS outside it), int8 gated on mAP drop and box agreement; deploy matrix and eval on mAP")(
-    TaskChain(_det_recipe, _det_compress, _det_deploy_inputs, _det_evaluate))
+def _det_audit(*a: Any, **kw: Any) -> Any:
+    from .det_audit import det_audit
+
+    return det_audit(*a, **kw)
+
+
+CHAINS.register("detection", description="FCOS/RetinaNet/SSDlite: prune (Torch-Pruning), ONNX export of the head "
+                "graph (NMS outside it), int8 gated on mAP drop and box agreement; deploy matrix and eval on mAP; audit "
+                "on mAP and box agreement under perturbations")(
+    TaskChain(_det_recipe, _det_compress, _det_deploy_inputs, _det_evaluate, _det_audit))
 
 
 def task_chain(meta: dict[str, Any], what: str) -> TaskChain | None:
