@@ -26,7 +26,8 @@ def det_stage_lines(result: dict[str, Any]) -> list[str]:
            "box decoding and NMS in Python); box agreement: boxes matched one to one (IoU ≥ 0.5, same class) with "
            "the input stage's.", "",
            f"NMS: {result['nms']} — score_thresh {dec['score_thresh']:g}, nms_thresh {dec['nms_thresh']:g}, "
-           f"{dec['detections_per_img']} detections per image; ONNX outputs {dec['outputs']}.", "",
+           f"{dec['detections_per_img']} detections per image; ONNX outputs {dec['outputs']}"
+           + (f"; scores: {dec['scores']}; resize: {dec['resize']}." if "resize" in dec else "."), "",
            "| " + " | ".join(STAGE_HEAD) + " |", "|" + "---|" * len(STAGE_HEAD),
            *("| " + " | ".join(_stage_row(r)) + " |" for r in result["stages"])]
     t = result.get("teacher")

@@ -128,9 +128,9 @@ def _det_audit(*a: Any, **kw: Any) -> Any:
     return det_audit(*a, **kw)
 
 
-CHAINS.register("detection", description="FCOS/RetinaNet: prune (Torch-Pruning), ONNX export of the head graph "
-                "(NMS outside it), int8 gated on mAP drop and box agreement; deploy matrix and eval on mAP; audit on mAP and "
-                "box agreement under perturbations")(
+CHAINS.register("detection", description="FCOS/RetinaNet/SSDlite: prune (Torch-Pruning), ONNX export of the head "
+                "graph (NMS outside it), int8 gated on mAP drop and box agreement; deploy matrix and eval on mAP; audit "
+                "on mAP and box agreement under perturbations")(
     TaskChain(_det_recipe, _det_compress, _det_deploy_inputs, _det_evaluate, _det_audit, resumable=True))
 
 

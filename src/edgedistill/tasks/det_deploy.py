@@ -62,7 +62,8 @@ def det_deploy_inputs(r: Any, meta: dict[str, Any], model: nn.Module, opts: dict
         "int8_agreement": box_agreement(decoder, d.agreement_score),
         "matrix": {"score": row_score, "columns": COLUMNS, "agreement": "box"},
         "onnx_meta": {"task": "detection", "input": "N×3×S×S RGB in 0..1 (the graph normalizes)",
-                      "output": settings["outputs"], "nms": settings["nms"], "decode": json.dumps(settings)},
+                      "output": settings["outputs"], "nms": settings["nms"], "resize": settings["resize"],
+                      "decode": json.dumps(settings)},
         "result": {"task": "detection", "pytorch_map": base["map"], "int8_max_map_drop": limit,
                    "nms": settings["nms"], "decode": settings}}
 

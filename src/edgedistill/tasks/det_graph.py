@@ -1,10 +1,13 @@
-"""The exportable part of a dense detector (FCOS / RetinaNet) and the Python half that finishes it.
+"""The exportable part of a one-stage detector (FCOS / RetinaNet / SSDlite) and the Python half that finishes it.
 
-HeadGraph: normalized input → backbone/FPN → head, one tensor out (N×A×C: per-anchor class logits, the 4 box
-regression values, and FCOS's centerness), a fixed input size, dynamic batch. Box decoding and NMS stay
-outside the graph (data-dependent shapes, ops runtimes differ on): DetDecoder hands the ONNX outputs to the
-model's own torchvision postprocess_detections (its box coder, score_thresh, topk, batched_nms, nms_thresh,
-detections_per_img) on the anchors torchvision's AnchorGenerator makes for that image size.
+HeadGraph: normalized input → backbone/FPN (SSD: its feature extractor) → head, one tensor out (N×A×C: per-anchor
+class logits, the 4 box regression values, and FCOS's centerness), a fixed input size, dynamic batch. Box
+decoding and NMS stay outside the graph (data-dependent shapes, ops runtimes differ on): DetDecoder hands the
+ONNX outputs to the model's own torchvision postprocess_detections (its box coder, score_thresh, topk,
+batched_nms, nms_thresh, detections_per_img) on the anchors the model's own generator makes for that image size
+(AnchorGenerator; SSD's DefaultBoxGenerator). SSD's transform resizes to a fixed size: the graph takes that size
+(data.image_size, the identity resize), so the resize stays outside it, said in the metadata as NMS is.
+Faster R-CNN (two stages, RoI ops between them) has no such cut.
 """
 
 from __future__ import annotations
@@ -19,20 +22,34 @@ from torch import nn
 from ..errors import UserError
 
 NMS_NOTE = "outside the graph (torchvision batched_nms after the session)"
+RESIZE_NOTE = "outside the graph: inputs are data.image_size squares (the model's own resize is the identity there)"
 KEYS = ("cls_logits", "bbox_regression", "bbox_ctrness")
 
 
+def is_ssd(model: nn.Module) -> bool:
+    """An SSD / SSDlite DetNet: one anchor list over all levels, softmax scores with a background class."""
+    from torchvision.models.detection.ssd import SSD
+
+    return isinstance(getattr(model, "net", None), SSD)
+
+
+def exportable(model: nn.Module) -> bool:
+    """FCOS/RetinaNet (`has_head`) and SSD/SSDlite: a head with raw per-anchor outputs, one stage."""
+    return bool(getattr(model, "has_head", False)) or is_ssd(model)
+
+
 def check_exportable(model: nn.Module, key: str = "student.model") -> None:
-    """Only FCOS/RetinaNet (a dense head with raw per-anchor outputs) have an exportable head graph."""
-    if not getattr(model, "has_head", False):
-        raise UserError("compress/deploy of task=detection exports the dense head of FCOS or RetinaNet (NMS "
-                        "outside the graph); this model has none (SSDlite, Faster R-CNN); allowed: det:fcos_* or "
-                        "det:retinanet_* models", key=key)
+    """Only one-stage detectors (a head with raw per-anchor outputs) have an exportable head graph."""
+    if not exportable(model):
+        raise UserError("compress/deploy of task=detection exports the head of a one-stage detector (NMS outside "
+                        "the graph); a two-stage one (Faster R-CNN: RoI ops between its stages) has none; allowed: "
+                        "det:fcos_*, det:retinanet_* or det:ssdlite* models", key=key)
 
 
 class HeadGraph(nn.Module):
     """A DetNet's forward up to its head's raw outputs, on N×3×S×S images in 0..1 (its own normalization and
-    stride padding inside, as torchvision's transform does them), concatenated on the last axis."""
+    stride padding inside, as torchvision's transform does them; SSD's size_divisible is 1: no padding),
+    concatenated on the last axis."""
 
     def __init__(self, det: nn.Module):
         super().__init__()
@@ -56,11 +73,17 @@ class HeadGraph(nn.Module):
 
 class DetDecoder:
     """Raw head outputs (N×A×C, numpy or torch) → one dict per image (boxes x1y1x2y2 px, labels 0..K-1, scores),
-    through the model's own postprocess_detections; anchors are made once for the input size."""
+    through the model's own postprocess_detections; anchors are made once for the input size. FCOS/RetinaNet's
+    postprocess takes outputs and anchors split by level; SSD's takes them whole."""
 
     def __init__(self, det: nn.Module, size: int):
         check_exportable(det)
         self.net, self.offset, self.size = det.net, int(det.offset), (int(size), int(size))
+        self.ssd = is_ssd(det)
+        fixed = getattr(self.net.transform, "fixed_size", None)
+        if fixed is not None and tuple(fixed) != self.size:
+            raise UserError(f"the model resizes to {tuple(fixed)}, the graph takes {self.size}; allowed: the "
+                            "model's image size (set_image_size)", key="data.image_size")
         was = det.training
         det.eval()
         with torch.no_grad():
@@ -70,15 +93,17 @@ class DetDecoder:
             out = self.net.head(feats)
         det.train(was)
         hw = [f.shape[2] * f.shape[3] for f in feats]
-        per = anchors.shape[0] // sum(hw)
-        self.per_level = [n * per for n in hw]
-        self.anchors = list(anchors.split(self.per_level))
+        gen = self.net.anchor_generator
+        per = gen.num_anchors_per_location() if self.ssd else [anchors.shape[0] // sum(hw)] * len(hw)
+        self.per_level = [n * a for n, a in zip(hw, per, strict=True)]
+        self.anchors = anchors if self.ssd else list(anchors.split(self.per_level))
         self.widths = {k: int(out[k].shape[2]) for k in KEYS if k in out}
 
     def __call__(self, raw: np.ndarray | torch.Tensor) -> list[dict[str, torch.Tensor]]:
         t = torch.as_tensor(np.asarray(raw, np.float32)) if not isinstance(raw, torch.Tensor) else raw.float()
         parts = t.split(list(self.widths.values()), dim=2)
-        head = {k: list(p.split(self.per_level, dim=1)) for k, p in zip(self.widths, parts, strict=True)}
+        head = {k: (p if self.ssd else list(p.split(self.per_level, dim=1)))
+                for k, p in zip(self.widths, parts, strict=True)}
         with torch.no_grad():
             dets = self.net.postprocess_detections(head, [self.anchors] * len(t), [self.size] * len(t))
         return [{**d, "labels": d["labels"] - self.offset} for d in dets]
@@ -89,7 +114,8 @@ class DetDecoder:
         return {"nms": NMS_NOTE, "score_thresh": float(n.score_thresh), "nms_thresh": float(n.nms_thresh),
                 "detections_per_img": int(n.detections_per_img), "topk_candidates": int(n.topk_candidates),
                 "outputs": "N×A×C: " + ", ".join(f"{k} ({w})" for k, w in self.widths.items()),
-                "anchors": int(sum(self.per_level))}
+                "anchors": int(sum(self.per_level)), "resize": RESIZE_NOTE,
+                "scores": "softmax over background + classes (SSD)" if self.ssd else "sigmoid per class"}
 
 
-__all__ = ["DetDecoder", "HeadGraph", "NMS_NOTE", "check_exportable"]
+__all__ = ["DetDecoder", "HeadGraph", "NMS_NOTE", "RESIZE_NOTE", "check_exportable", "exportable", "is_ssd"]

@@ -14,15 +14,19 @@ from torch import nn
 from ..deploy.export import check_parity, export_onnx, failed_path
 from ..errors import UserError
 from .det_chain import agreement, box_agreement, int8_gate, onnx_predict, score, torch_predict, train_images
-from .det_graph import DetDecoder, HeadGraph
+from .det_graph import DetDecoder, HeadGraph, exportable, is_ssd
 
 PARITY_MAP_TOL = 0.5  # mAP points an fp32 ONNX file may differ from PyTorch by (float rounding at NMS ties)
 PARITY_MIN_AGREEMENT = 98.0  # % of boxes (score ≥ detection.score_threshold) matched between ONNX and PyTorch
 
 
 def head_outputs(det: nn.Module) -> list[nn.Module]:
-    """The convs whose output channels are the head's answers: classes × anchors, 4 × anchors, centerness."""
+    """The convs whose output channels are the head's answers: classes × anchors, 4 × anchors, centerness (SSD:
+    the last conv of each level's class and box predictor)."""
     h = det.net.head
+    if is_ssd(det):
+        return [list(block.modules())[-1] for part in (h.classification_head, h.regression_head)
+                for block in part.module_list]
     return [m for m in (h.classification_head.cls_logits, h.regression_head.bbox_reg,
                         getattr(h.regression_head, "bbox_ctrness", None)) if m is not None]
 
@@ -94,7 +98,8 @@ def export_det(job: Any, model: nn.Module, path: Path, decoder: DetDecoder | Non
     dec = decoder or job.decoder
     export_onnx(HeadGraph(model).eval(), path, size, job.names, [0.0] * 3, [1.0] * 3, opset=c.opset, extra={
         "task": "detection", "input": "N×3×S×S RGB in 0..1 (the graph normalizes)",
-        "output": dec.settings()["outputs"], "nms": dec.settings()["nms"], "decode": json.dumps(dec.settings())})
+        "output": dec.settings()["outputs"], "nms": dec.settings()["nms"], "resize": dec.settings()["resize"],
+        "decode": json.dumps(dec.settings())})
     if not check:
         return path, {}
     x = torch.from_numpy(job.images[:c.parity_images])
@@ -145,8 +150,8 @@ def quantize_det(job: Any, model: nn.Module, current: nn.Module | Path, cfg: Any
 
 
 def teacher_speed(job: Any, run_dir: Path | None, final: nn.Module | Path) -> dict[str, Any] | None:
-    """The run's trained teacher (its fp32 ONNX head graph + decoding, or PyTorch for a model without a dense
-    head) against the final student artifact, end to end and interleaved; None without a teacher."""
+    """The run's trained teacher (its fp32 ONNX head graph + decoding, or PyTorch for a two-stage model) against
+    the final student artifact, end to end and interleaved; None without a teacher."""
     from ..models import load_model
 
     f = run_dir / "teacher" / "model.safetensors" if run_dir is not None else None
@@ -155,12 +160,12 @@ def teacher_speed(job: Any, run_dir: Path | None, final: nn.Module | Path) -> di
     teacher = load_model(f)[0].cpu().float().eval()
     teacher.set_image_size(job.r.data.image_size)  # type: ignore[operator]
     s, _ = job.scores(torch_predict(teacher), None)
-    if getattr(teacher, "has_head", False):
+    if exportable(teacher):
         dec = DetDecoder(teacher, job.r.data.image_size)
         path = export_det(job, teacher, job.out / "teacher" / "model.onnx", dec, check=False)[0]
         call, form = job.call(path, dec), "fp32 ONNX + decoding and NMS"
     else:
-        call, form = job.call(teacher), "PyTorch (no dense head to export)"
+        call, form = job.call(teacher), "PyTorch (two-stage: no head graph to export)"
     t = job.timing({"teacher": call, "student": job.call(final)})
     return {"map": s["map"], "teacher_ms": t["ms"]["teacher"], "student_ms": t["ms"]["student"], "form": form,
             "student_speedup": t["speedup"], "speedup_min": t["speedup_min"], "speedup_max": t["speedup_max"],

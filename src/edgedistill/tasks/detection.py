@@ -40,7 +40,7 @@ class DetTask(DenseTask):
     def check_student(self, r: Recipe, student: nn.Module) -> None:
         from .det_graph import check_exportable
 
-        check_exportable(student)  # SSDlite / Faster R-CNN: refused before training, not after
+        check_exportable(student)  # Faster R-CNN: refused before training, not after
 
     def distiller(self, r: Recipe, student: nn.Module, teacher: nn.Module | None = None, terms: Any = None
                   ) -> nn.Module:
