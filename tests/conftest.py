@@ -34,6 +34,16 @@ def _work_unit(item) -> str | None:
     return getattr(item, "module", item).__name__ if any(d.scope == "module" for d in defs) else None
 
 
+def _join_group(item, group: str) -> None:
+    """What pytest-xdist's loadgroup does for an xdist_group mark: the group's name after an `@` in the node id, the
+    one thing its scheduler reads. xdist 3.8 writes item._nodeid, which pytest 9.2 no longer reads (node ids are
+    NodeId objects): the mark alone then groups nothing (pytest-xdist issue #1386), so the id is set here."""
+    if hasattr(item, "_id") and "@" not in item.nodeid.rpartition("]")[2]:
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(f"{item.nodeid}@{group}")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Under xdist, group the items that share an expensive fixture and hand out the slow work first (run with
@@ -44,8 +54,9 @@ def pytest_collection_modifyitems(config, items):
     units: dict[str, list] = {}
     for item in items:
         group = _work_unit(item)
-        if group:
+        if group and getattr(config.option, "loadgroup", False):
             item.add_marker(pytest.mark.xdist_group(group))
+            _join_group(item, group)
         units.setdefault(group or item.nodeid, []).append(item)
     rank = lambda unit: (not any(i.get_closest_marker("slow") for i in unit), len(unit) == 1)
     items[:] = [i for unit in sorted(units.values(), key=rank) for i in unit]
