@@ -17,12 +17,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/edgedistill demo
 
+# Two pytest-xdist workers (one per core, at most 2: tests/conftest.py), one torch thread each; the tests that share
+# a module- or session-scoped fixture run on one worker (loadgroup), the slow ones are handed out first.
+# A plain `pytest` (no -n) still runs everything in one process.
+XDIST := -n auto --dist loadgroup --no-loadscope-reorder
+
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest $(XDIST)
 
 # The inner loop: everything but the tests marked slow (end-to-end runs, real servers, subprocess CLIs).
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest $(XDIST) -m "not slow"
 
 clean:
 	rm -rf runs .pytest_cache
