@@ -47,8 +47,7 @@ def _resume_dir(run_dir: Path | None, recipe: Recipe, ckpt: Path) -> Path | None
 
 
 def _take_plan(base: dict[str, Any], overrides: list[str], out: Path) -> bool:
-    """--resume without compress.stages on the command line continues the folder's own stage list (plan.json),
-    as `compress RUN --resume` after a kill is typed without the stages the first command was given."""
+    """--resume without compress.stages takes the folder's plan.json: after a kill users retype the bare command."""
     from ..compress.chain import PLAN
 
     if any(o.split("=", 1)[0].strip().startswith("compress.stages") for o in overrides) or not (out / PLAN).exists():
