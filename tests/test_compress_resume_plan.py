@@ -46,3 +46,11 @@ def test_stages_on_the_command_line_still_win_and_a_change_is_refused(tmp_path: 
 def test_no_plan_no_change(tmp_path: Path) -> None:
     base: dict = {}
     assert not _take_plan(base, [], tmp_path) and base == {}
+
+
+def test_stage_without_space_after_colon_names_the_fix() -> None:
+    # `{name:export}` is YAML for {"name:export": None}: pydantic said only "Unable to extract tag"
+    with pytest.raises(UserError) as e:
+        build_recipe({}, ["compress.stages=[{name:export}]"])
+    assert "compress.stages.0" in str(e.value) and "space after each colon" in str(e.value)
+    assert "export" in str(e.value) and "Unable to extract tag" not in str(e.value)
