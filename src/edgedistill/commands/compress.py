@@ -46,6 +46,16 @@ def _resume_dir(run_dir: Path | None, recipe: Recipe, ckpt: Path) -> Path | None
     return mine[-1] if mine else None
 
 
+def _take_plan(base: dict[str, Any], overrides: list[str], out: Path) -> bool:
+    """--resume without compress.stages takes the folder's plan.json: after a kill users retype the bare command."""
+    from ..compress.chain import PLAN
+
+    if any(o.split("=", 1)[0].strip().startswith("compress.stages") for o in overrides) or not (out / PLAN).exists():
+        return False
+    base["compress"] = {**(base.get("compress") or {}), "stages": json.loads((out / PLAN).read_text())["stages"]}
+    return True
+
+
 def compress_target(target: str, overrides: list[str], console: Console, resume: bool = False
                     ) -> dict[str, Any]:
     """Compress a run folder's student (teacher from the run) or a model file; returns the stage result.
@@ -73,6 +83,8 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
         r = chain.recipe(base, overrides, meta)
         out = _resume_dir(run_dir, r, Path(ckpt)) if resume else None
         if out is not None:
+            if _take_plan(base, overrides, out):
+                r = chain.recipe(base, overrides, meta)
             check_plan(out, r)  # before any work: a changed stage list is refused, not mixed in
             return chain.compress(ckpt, meta, run_dir, r, out, console, resume=True)
         out = make_run_dir(r, False) if run_dir is None else _free_dir(run_dir / "compress")
@@ -81,6 +93,9 @@ def compress_target(target: str, overrides: list[str], console: Console, resume:
     own_out = run_dir is None or any(o.split("=", 1)[0].strip().startswith("output.") for o in overrides)
     base.setdefault("train", {})["resume"] = False
     recipe = build_recipe(base, overrides)
+    if resume and (found := _resume_dir(None if own_out else run_dir, recipe, Path(ckpt))) is not None \
+            and _take_plan(base, overrides, found):
+        recipe = build_recipe(base, overrides)
     if not recipe.compress.stages:
         raise UserError("no compression stages given; allowed: a run whose recipe has compress.stages, or "
                         "compress.stages=[…] as an override (see README)", key="compress.stages")

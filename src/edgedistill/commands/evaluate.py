@@ -42,7 +42,9 @@ def evaluate_checkpoint(path: str, overrides: list[str], split: str, json_out: P
     loader = make_loader(data.held_out(split), 256, train=False, workers=recipe.data.workers)
     logits, labels = predict(model, loader)
     metrics = classification_metrics(logits, labels, data.num_classes)
-    table = Table(title=f"{ckpt} — {split} split, {len(labels)} images")
+    console.print(f"{ckpt} — {split} split, {len(labels)} images",
+                  markup=False, highlight=False)  # a line: a title would wrap to the narrow table
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in metrics.items():

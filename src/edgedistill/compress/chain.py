@@ -138,9 +138,11 @@ def check_plan(out_dir: Path, recipe: Recipe) -> None:
     stored = json.loads(path.read_text()).get("stages")
     if stored != plan(recipe):
         names = [s.get("name") for s in stored or []]
-        raise UserError(f"compress.stages differ from the ones {out_dir} started with ({names}: "
-                        f"{json.dumps(stored)}); allowed: the same compress.stages to resume, or a run "
-                        "without --resume (a new compress folder)", key="compress.stages")
+        given = [s.name for s in recipe.compress.stages]
+        raise UserError(f"compress.stages {given} differ from the ones {out_dir} started with ({names}, every "
+                        f"field in {path}); allowed: no compress.stages (resumes with the folder's own), the "
+                        "same compress.stages, or a run without --resume (a new compress folder)",
+                        key="compress.stages")
 
 
 def cross_check(ctx: Context, name: str, art: Artifact, images: torch.Tensor, int8_bar: float) -> dict[str, Any]:

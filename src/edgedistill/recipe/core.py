@@ -167,6 +167,10 @@ def format_validation_error(err: ValidationError, section: str = "", head: str =
             )
             continue
         value = e.get("input")
+        if e["type"] == "union_tag_not_found":  # `{name:export}` is YAML for {"name:export": null}
+            lines.append(f"{loc}: no stage name in {shorten(repr(value))}; allowed: {{name: STAGE, …}} with STAGE one "
+                         f"of {', '.join(STAGE_TYPES)} (YAML needs a space after each colon: {{name: export}})")
+            continue
         shown = "" if isinstance(value, dict) else f" (got {shorten(repr(value))})"
         lines.append(f"{loc or 'recipe'}: {shorten(msg, 400)}{shown}")
     return f"{head}: {lines[0]}" if len(lines) == 1 else f"{head}:\n  " + "\n  ".join(lines)

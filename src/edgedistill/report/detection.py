@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from .model_table import print_task_summary, terms_text, write_task_report
+from .model_table import keeps_line, print_task_summary, terms_text, write_task_report
 
 COLUMNS = (("mAP", "map", "{:.1f}"), ("mAP50", "map50", "{:.1f}"), ("mAP small", "map_small", "{:.1f}"),
            ("mAP medium", "map_medium", "{:.1f}"), ("mAP large", "map_large", "{:.1f}"),
@@ -27,8 +27,7 @@ def det_lines(metrics: dict[str, Any]) -> list[str]:
                    f"{c['map50_gain_over_alone']:+.2f} mAP50, {c['agreement_gain']:+.2f} points of teacher "
                    "agreement (one seed)")
     if c.get("retention"):
-        out.append(f"- the student keeps {100 * c['retention']:.1f}% of the teacher's mAP with "
-                   f"{c['params_ratio'] or 0:.1f}× fewer parameters, {c['latency_ratio'] or 0:.1f}× lower latency")
+        out.append(keeps_line(c, "mAP"))
     return out
 
 

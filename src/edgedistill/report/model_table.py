@@ -23,6 +23,18 @@ def terms_text(metrics: dict[str, Any]) -> str:
     return ", ".join(f"{t['name']} ×{t['weight']:g}" for t in metrics["terms"]) or "none"
 
 
+def keeps_line(c: dict[str, Any], metric: str) -> str:
+    """The retention line; a ratio under 1 reads "5.2× more", not "0.2× fewer" (a student larger than its teacher)."""
+    def times(r: float | None, less: str, more: str) -> str:
+        if not r:
+            return f"– {less}"
+        return f"{r:.1f}× {less}" if r >= 1 else f"{1 / r:.1f}× {more}"
+
+    return (f"- the student keeps {100 * c['retention']:.1f}% of the teacher's {metric} with "
+            f"{times(c['params_ratio'], 'fewer parameters', 'more parameters')}, "
+            f"{times(c['latency_ratio'], 'lower latency', 'higher latency')}")
+
+
 def teacher_speed_line(t: dict[str, Any], form: str) -> str:
     """The run's teacher (`form`, its headline score) against the final student artifact, interleaved."""
     from pathlib import Path

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from .model_table import (LABELS, cell, print_task_summary, speed_cell, stage_notes, stage_table, teacher_speed_line,
-                          terms_text, write_task_report)
+from .model_table import (LABELS, cell, keeps_line, print_task_summary, speed_cell, stage_notes, stage_table,
+                          teacher_speed_line, terms_text, write_task_report)
 
 COLUMNS = (("mIoU", "miou", "{:.1f}"), ("pixel acc", "pixel_acc", "{:.1f}"), ("boundary F1", "boundary_f1", "{:.1f}"),
            ("teacher agreement", "teacher_agreement", "{:.1f}"), ("params", "params", "{:,}"),
@@ -25,8 +25,7 @@ def seg_lines(metrics: dict[str, Any]) -> list[str]:
         out.append(f"- distillation gain over the student alone: **{c['gain_over_alone']:+.2f} mIoU**, "
                    f"{c['agreement_gain']:+.2f} points of teacher agreement (one seed)")
     if c.get("retention"):
-        out.append(f"- the student keeps {100 * c['retention']:.1f}% of the teacher's mIoU with "
-                   f"{c['params_ratio'] or 0:.1f}× fewer parameters, {c['latency_ratio'] or 0:.1f}× lower latency")
+        out.append(keeps_line(c, "mIoU"))
     return out
 
 

@@ -81,7 +81,9 @@ def det_evaluate(ckpt: Path, meta: dict[str, Any], r: Any, split: str, json_out:
     model.set_image_size(r.data.image_size)  # type: ignore[operator]
     s = score(torch_predict(model)(images), targets, r.detection.score_threshold, r.detection.agreement_score)
     metrics = {k: s[k] for k in (*EVAL_KEYS, "boxes")}
-    table = Table(title=f"{ckpt} — {split} split, {len(images)} images, {s['boxes']} boxes (detection)")
+    console.print(f"{ckpt} — {split} split, {len(images)} images, {s['boxes']} boxes (detection)",
+                  markup=False, highlight=False)  # a line: a title would wrap to the narrow table
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k in EVAL_KEYS:

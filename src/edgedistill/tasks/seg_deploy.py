@@ -64,7 +64,9 @@ def seg_evaluate(ckpt: Path, meta: dict[str, Any], r: Any, split: str, json_out:
     s = score(torch_predict(model)(images).argmax(1), masks, len(names), r.segmentation.ignore_index,
               r.segmentation.boundary_tolerance)
     metrics = {k: s[k] for k in ("miou", "pixel_acc", "boundary_f1", "per_class_iou", "pixels")}
-    table = Table(title=f"{ckpt} — {split} split, {len(images)} images (segmentation)")
+    console.print(f"{ckpt} — {split} split, {len(images)} images (segmentation)",
+                  markup=False, highlight=False)  # a line: a title would wrap to the narrow table
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k in ("miou", "pixel_acc", "boundary_f1"):
