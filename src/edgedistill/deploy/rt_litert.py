@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend, Runner, Source, quiet
-from .shared_weights import unshare_weights
+from .shared_weights import keep_float, unshare_weights
 
 
 BATCH_NOTE = ("converted at batch 1 and its reshapes keep batch 1 (litert-torch cannot convert a dynamic batch): "
@@ -66,6 +66,9 @@ class LiteRt(Backend):
                 pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
             graph = torch.export.export(model, (x,)).module()
             unshare_weights(graph)  # a head shared by FPN levels: quantize every level's convs
+            float_out = tuple(getattr(source.model, "float_outputs", ()))
+            if float_out:  # a detection head: its output convs and concatenations stay float (shared_weights.py)
+                info["float"] = f"{keep_float(graph, float_out)} nodes: output convs of {', '.join(float_out)} and cat"
             graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
             with torch.no_grad():  # the graph is exported at batch 1, so calibration feeds one image at a time
                 for i in range(len(source.calib)):
