@@ -47,8 +47,11 @@ def row_cells(row: dict[str, Any], settings: list[str], columns: list[list[str]]
 
 
 def notes(result: dict[str, Any]) -> list[str]:
-    """Why each row that did not pass did not: not installed (how to install), failed (which op), below gate."""
+    """Why each row that did not pass did not (not installed: how to install; failed: which op; below gate), and
+    what a built row's runtime did differently (its info's note)."""
     lines = [f"{r['label']} {r['precision']}: {r['reason']}" for r in result["rows"] if r.get("reason")]
+    lines += [f"{r['label']} {r['precision']}: {r['info']['note']}" for r in result["rows"]
+              if r.get("info", {}).get("note")]
     return lines + [f"{r['label']} {r['precision']} at {_setting_header(k)}: {v['error']}" for r in result["rows"]
                     for k, v in r.get("latency", {}).items() if "error" in v]
 

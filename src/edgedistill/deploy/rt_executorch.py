@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend, Runner, Source, quiet
+from .shared_weights import unshare_weights
 
 MAX_BATCH = 64
 EXAMPLE_BATCH = 32
@@ -46,6 +47,7 @@ class ExecuTorch(Backend):
             from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
             graph = torch.export.export(model, (x,), dynamic_shapes=dims).module()
+            unshare_weights(graph)  # a head shared by FPN levels: quantize every level's convs
             quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
             graph = prepare_pt2e(graph, quantizer)
             with torch.no_grad():

@@ -1,7 +1,10 @@
 """LiteRT rows: a `.tflite` file converted by litert-torch, fp32 and int8 (PT2E), run by ai-edge-litert.
 
 litert-torch 0.10 cannot lower a dynamic batch through `flatten` (its JAX bridge needs concrete shapes), so
-the file is converted at batch 1 and the interpreter's `resize_tensor_input` sets the batch at run time.
+the file is converted at batch 1 and the interpreter's `resize_tensor_input` sets the batch at run time. Where
+the file's own reshapes fix the batch (GroupNorm's and a detection head's reshapes are lowered with batch 1
+written in; the XNNPACK delegate then refuses the resize: "failed to reshape runtime"), a batch runs one image
+per invoke and the row's info says so (BATCH_NOTE).
 A PT2E int8 file takes and returns int8 tensors; the runner quantizes the input and dequantizes the output
 with the scale and zero point the file declares, as an application on the device does.
 """
@@ -14,6 +17,25 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend, Runner, Source, quiet
+from .shared_weights import keep_float, unshare_weights
+
+
+BATCH_NOTE = ("converted at batch 1 and its reshapes keep batch 1 (litert-torch cannot convert a dynamic batch): "
+              "a batch of N runs as N invokes")
+
+
+def resizes(path: Path, shape: list[int]) -> bool:
+    """Whether the file's interpreter accepts a batch of 2 (False: batch 1 is written into its reshapes)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path), num_threads=1)
+    try:
+        with quiet():
+            it.resize_tensor_input(it.get_input_details()[0]["index"], [2, *shape[1:]])
+            it.allocate_tensors()
+    except RuntimeError:
+        return False
+    return True
 
 
 class LiteRt(Backend):
@@ -42,7 +64,12 @@ class LiteRt(Backend):
 
             quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
                 pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
-            graph = quantize_pt2e.prepare_pt2e(torch.export.export(model, (x,)).module(), quantizer)
+            graph = torch.export.export(model, (x,)).module()
+            unshare_weights(graph)  # a head shared by FPN levels: quantize every level's convs
+            float_out = tuple(getattr(source.model, "float_outputs", ()))
+            if float_out:  # a detection head: its output convs and concatenations stay float (shared_weights.py)
+                info["float"] = f"{keep_float(graph, float_out)} nodes: output convs of {', '.join(float_out)} and cat"
+            graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
             with torch.no_grad():  # the graph is exported at batch 1, so calibration feeds one image at a time
                 for i in range(len(source.calib)):
                     graph(torch.from_numpy(source.calib[i:i + 1]).float())
@@ -52,6 +79,8 @@ class LiteRt(Backend):
         folder.mkdir(parents=True, exist_ok=True)
         out = folder / ("model.tflite" if precision == "fp32" else "model.int8.tflite")
         litert_torch.convert(model, (x,), **kwargs).export(str(out))
+        if not resizes(out, list(x.shape)):
+            info["note"] = BATCH_NOTE
         return out, info
 
     def runner(self, path: Path, threads: int) -> Runner:
@@ -64,7 +93,11 @@ class LiteRt(Backend):
         info = np.iinfo(inp["dtype"]) if inp["dtype"] != np.float32 else None
         shape: list[int] = []
 
+        fixed = not resizes(path, list(inp["shape"]))
+
         def run(x: np.ndarray) -> np.ndarray:
+            if fixed and len(x) > 1:
+                return np.concatenate([run(x[i:i + 1]) for i in range(len(x))])
             if list(x.shape) != shape:
                 with quiet():  # the XNNPACK delegate is applied here and announces itself once per process
                     it.resize_tensor_input(inp["index"], list(x.shape))

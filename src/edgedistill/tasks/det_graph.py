@@ -59,6 +59,8 @@ class HeadGraph(nn.Module):
         self.register_buffer("mean", torch.tensor(t.image_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(t.image_std).view(1, 3, 1, 1), persistent=False)
         self.stride = int(t.size_divisible)
+        # LiteRT int8 keeps these output convs float: its converter gives all concatenated outputs one scale
+        self.float_outputs = () if is_ssd(det) else ("cls_logits", "bbox_reg", "bbox_ctrness")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std
