@@ -20,11 +20,12 @@ from .onnx_runtime import ort_session
 
 
 def interleaved_rounds(calls: dict[str, Callable[[], object]], rounds: int = 7, runs: int = 200,
-                       warmup: int = 20) -> dict[str, list[float]]:
+                       warmup: int = 20, threads: int | None = None) -> dict[str, list[float]]:
     """Per name: the median ms of each round, the calls timed in alternating order (any runtime's callable).
 
-    A call may set PyTorch's thread count to the one it is timed at; the caller's count is restored after, so a
-    measurement never changes how the process trains or evaluates next."""
+    `threads`: PyTorch's thread count for the whole measurement (a PyTorch model or a detector's decoding timed at
+    the deploy threads), set once, not in every timed call; the caller's count is restored after (also when a
+    call sets its own), so a measurement never changes how the process trains or evaluates next."""
     import torch
 
     if rounds < 1 or runs < 1:
@@ -32,6 +33,8 @@ def interleaved_rounds(calls: dict[str, Callable[[], object]], rounds: int = 7, 
     previous = torch.get_num_threads()
     per: dict[str, list[float]] = {k: [] for k in calls}
     try:
+        if threads is not None:
+            torch.set_num_threads(threads)
         for call in calls.values():
             for _ in range(warmup):
                 call()
@@ -58,7 +61,6 @@ def interleaved_latency(files: dict[str, str | Path], shape: tuple[int, ...], ro
     float32). after: what the deployed program does with the first output (a detector's box decoding and NMS),
     timed inside each call at `threads` PyTorch threads, so the figures are end to end (`end_to_end` says so).
     """
-    import torch
 
     sessions = {k: ort_session(p, threads) for k, p in files.items()}
     x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32) if inputs is None else inputs
@@ -67,14 +69,10 @@ def interleaved_latency(files: dict[str, str | Path], shape: tuple[int, ...], ro
     def call(s: Any, f: dict[str, np.ndarray]) -> Callable[[], object]:
         if after is None:
             return lambda: s.run(None, f)
-
-        def run() -> object:
-            torch.set_num_threads(threads)
-            return after(s.run(None, f)[0])
-        return run
+        return lambda: after(s.run(None, f)[0])
 
     calls = {k: call(s, feeds[k]) for k, s in sessions.items()}
-    per = interleaved_rounds(calls, rounds, runs, warmup)
+    per = interleaved_rounds(calls, rounds, runs, warmup, threads=threads if after is not None else None)
     out: dict[str, Any] = {"rounds": rounds, "runs_per_round": runs, "threads": threads, "batch": x.shape[0],
                            "end_to_end": after is not None,
                            "files": {k: {"round_medians_ms": v, "median_ms": statistics.median(v), "min_ms": min(v),

@@ -93,10 +93,7 @@ class DetCompress(SegCompress):
         s = ort_session(thing, self.threads)
         feed, dec = {s.get_inputs()[0].name: x}, decoder or self.decoder
 
-        def run() -> None:
-            torch.set_num_threads(self.threads)
-            dec(s.run(None, feed)[0])
-        return run
+        return lambda: dec(s.run(None, feed)[0])  # decoding at self.threads: timing() sets them
 
 
 def compress_det(ckpt: Path, meta: dict[str, Any], run_dir: Path | None, r: Any, out: Path, console: Console,

@@ -90,7 +90,8 @@ class SegCompress:
         """Interleaved rounds at the deploy batch and threads: each name's median ms and the speed-up of the last
         call against the first (median of per-round ratios)."""
         c = self.r.compress
-        per = interleaved_rounds(calls, rounds=5, runs=max(3, c.latency_runs // 5), warmup=min(3, c.warmup_runs))
+        per = interleaved_rounds(calls, rounds=5, runs=max(3, c.latency_runs // 5), warmup=min(3, c.warmup_runs),
+                                 threads=self.threads)
         names = list(per)
         ratios = [a / b for a, b in zip(per[names[0]], per[names[-1]], strict=True)]
         return {"ms": {k: float(np.median(v)) for k, v in per.items()}, "speedup": float(np.median(ratios)),
@@ -107,8 +108,7 @@ class SegCompress:
             return lambda: s.run(None, feed)
         m, t = thing.cpu().float().eval(), torch.from_numpy(x)
 
-        def run() -> None:
-            torch.set_num_threads(self.threads)
+        def run() -> None:  # at self.threads: timing() sets them for the whole measurement
             with torch.inference_mode():
                 m(t)
         return run
