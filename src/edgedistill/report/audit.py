@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from ..atomic import atomic_write_text
 from .charts import plt
 from .html import write_html
-from .tables import LABELS, markdown_table
+from .tables import LABELS, markdown_table, rich_table
 
 
 def _f(v: Any, fmt: str = ".3f") -> str:
@@ -138,9 +137,4 @@ def write_audit_report(folder: Path, audit: dict[str, Any]) -> Path:
 def print_audit(audit: dict[str, Any], console: Console) -> None:
     for title, (head, rows) in (("Fidelity audit", fidelity_rows(audit)), ("Under perturbation",
                                                                            perturbation_rows(audit))):
-        t = Table(title=f"{title}: {audit['n_images']} images, {audit['split']} split")
-        for i, h in enumerate(head):
-            t.add_column(h, justify="left" if i == 0 else "right")
-        for r in rows:
-            t.add_row(*r)
-        console.print(t)
+        console.print(rich_table(f"{title}: {audit['n_images']} images, {audit['split']} split", head, rows))

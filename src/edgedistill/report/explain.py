@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from ..atomic import atomic_path, atomic_write_text
 from .charts import plt
 from .html import write_html
-from .tables import markdown_table
+from .tables import markdown_table, rich_table
 
 METHOD_LABELS = {"approximation_tree": "approximation tree", "cart_real": "CART, real images",
                  "cart_pseudo": "CART, pseudo-samples"}
@@ -134,10 +133,5 @@ def write_explain_report(folder: Path, explain: dict[str, Any]) -> Path:
 
 def print_explain(explain: dict[str, Any], console: Console) -> None:
     head, rows = stability_rows(explain)
-    t = Table(title=f"Approximation tree vs CART: {explain['settings']['repeats']} fits, depth "
-                    f"{explain['settings']['depth']}")
-    for i, h in enumerate(head):
-        t.add_column(h, justify="left" if i == 0 else "right")
-    for r in rows:
-        t.add_row(*r)
-    console.print(t)
+    console.print(rich_table(f"Approximation tree vs CART: {explain['settings']['repeats']} fits, depth "
+                             f"{explain['settings']['depth']}", head, rows))

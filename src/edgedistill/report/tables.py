@@ -82,6 +82,16 @@ def comparison_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def rich_table(title: str, header: list[str], body: list[list[str]], caption: str | None = None) -> Table:
+    """The console twin of markdown_table: the first column (a name) left, the numbers right."""
+    t = Table(title=title, caption=caption)
+    for i, h in enumerate(header):
+        t.add_column(h, justify="left" if i == 0 else "right")
+    for r in body:
+        t.add_row(*r)
+    return t
+
+
 def markdown_table(header: list[str], body: list[list[str]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in body]

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from ..atomic import atomic_write_text
 from .audit import robustness_chart
 from .html import write_html
-from .tables import LABELS, markdown_table
+from .tables import LABELS, markdown_table, rich_table
 
 SHORT = {"teacher": "T", "student": "S", "student_alone": "A"}  # the perturbation table is wide: LEGEND says them
 LEGEND = ("T teacher, S student (distilled), A student alone; (Δ) change from clean in points; kept: perturbed / "
@@ -103,13 +102,8 @@ def write_dense_audit_report(folder: Path, audit: dict[str, Any]) -> Path:
 def print_dense_audit(audit: dict[str, Any], console: Console) -> None:
     for title, (head, rows) in (("Fidelity audit", clean_rows(audit)), ("Under perturbation",
                                                                          perturbation_rows(audit))):
-        t = Table(title=f"{title}: {audit['n_images']} images, {audit['split']} split ({audit['task']})",
-                  caption=LEGEND if title == "Under perturbation" else None)
-        for i, h in enumerate(head):
-            t.add_column(h, justify="left" if i == 0 else "right")
-        for r in rows:
-            t.add_row(*r)
-        console.print(t)
+        console.print(rich_table(f"{title}: {audit['n_images']} images, {audit['split']} split ({audit['task']})",
+                                 head, rows, caption=LEGEND if title == "Under perturbation" else None))
     for line in _skipped(audit):
         console.print(line)
 
