@@ -167,10 +167,11 @@ def explore(s: Search, trial: optuna.Trial) -> None:
 
 
 def counted(study: optuna.Study) -> list[FrozenTrial]:
-    """Trials that count towards search.trials: all but waiting ones, those killed (rerun instead), repeats of a
-    trained candidate and infeasible ones (neither costs training; a mostly infeasible space still trains)."""
+    """Trials that count towards search.trials: all but waiting ones, those killed (rerun instead) or retired
+    (never started), repeats of a trained candidate and infeasible ones (neither costs training; a mostly
+    infeasible space still trains)."""
     return [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING
-            and not t.user_attrs.get("killed") and not t.user_attrs.get("repeat")
+            and not t.user_attrs.get("killed") and not t.user_attrs.get("retired") and not t.user_attrs.get("repeat")
             and t.user_attrs.get("status") != "infeasible"]
 
 
@@ -178,21 +179,39 @@ MAX_TRIALS_FACTOR = 10  # trials started by one session, infeasible included, st
 
 
 def revive_killed(s: Search, study: optuna.Study) -> list[Candidate]:
-    """Running trials whose process died (their lock is free) are failed as killed and enqueued again."""
+    """Running trials whose process died (their lock is free) are failed as killed and enqueued again.
+
+    Called before this session's workers start. Optuna hands out waiting trials oldest first, so a candidate
+    explore() enqueued in the dead session would be taken before the killed ones and, once search.trials are
+    counted, leave one of them never rerun: those stale waiting trials are retired first (failed, marked, not
+    counted); explore() enqueues afresh when the sampler repeats itself again."""
+    if "://" in s.storage:  # RDB: heartbeats retry stale trials, and other machines' workers may be live
+        return []
+    dead = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if not is_locked(_lock(s, t.number))]
+    if not dead:
+        return []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        _fail(study, t, "retired")
     out = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if is_locked(_lock(s, t.number)) or "://" in s.storage:  # RDB: heartbeats retry stale trials
-            continue
-        study._storage.set_trial_user_attr(t._trial_id, "killed", True)
-        try:
-            study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
+    for t in dead:
+        if not _fail(study, t, "killed"):
             continue
         if "spec" in t.user_attrs:
             cand = Candidate(t.user_attrs["spec"], int(t.user_attrs["image_size"]))
             study.enqueue_trial(s.space.params_of(cand), skip_if_exists=False)
             out.append(cand)
     return out
+
+
+def _fail(study: optuna.Study, t: FrozenTrial, why: str) -> bool:
+    """Mark a trial (killed / retired) and fail it; False if it finished meanwhile."""
+    study._storage.set_trial_user_attr(t._trial_id, why, True)
+    try:
+        study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    return True
 
 
 def work(s: Search, worker: int = 0, timeout: float | None = None, on_trial: Any = None) -> None:
