@@ -138,3 +138,20 @@ def test_ssdlite_deploy_matrix_rows_onnxruntime_and_openvino(tmp_path):
     rows = {r["runtime"]: r for r in m["rows"]}
     assert set(rows) >= {"onnxruntime", "openvino"}
     assert all(r["status"] == "pass" and np.isfinite(r["map"]) for r in rows.values())
+
+
+def test_ssdlite_below_64_px_is_refused_before_any_training(tmp_path, capsys):
+    """At 32 px SSDlite's levels are 2, 1, 1, 1, 1, 1 cells a side: it runs and learns nothing, so it is refused
+    naming data.image_size and the cells; 64 px builds."""
+    from edgedistill.tasks.det_graph import check_input_size
+    from edgedistill.tasks.detection import build_det_model
+
+    with pytest.raises(UserError, match=r"\[2, 1, 1, 1, 1, 1\]") as e:
+        check_input_size(build_det_model(SSD, 3, 32, None, "student.model"), 32)
+    assert e.value.key == "data.image_size" and "≥ 64" in str(e.value)
+    check_input_size(build_det_model(SSD, 3, 64, None, "student.model"), 64)
+    check_input_size(build_det_model("det:fcos_mobilenet_v3_small@0.25", 3, 32, None, "student.model"), 32)
+    out = tmp_path / "runs"
+    assert invoke("run", "recipes/det-demo.yaml", "data.image_size=32", f"teacher.model={SSD}",
+                  f"output.dir={out}") == 2
+    assert "data.image_size" in capsys.readouterr().err and not out.exists()

@@ -46,6 +46,24 @@ def check_exportable(model: nn.Module, key: str = "student.model") -> None:
                         "det:fcos_*, det:retinanet_* or det:ssdlite* models", key=key)
 
 
+SSD_MIN_SIZE = 64  # SSDlite's six levels at 64 px: 4, 2, 1, 1, 1, 1 cells a side; at 32 px: 2, 1, 1, 1, 1, 1
+
+
+def check_input_size(model: nn.Module, size: int, key: str = "data.image_size") -> None:
+    """SSDlite halves its input five times after stride 16: below 64 px it has one level finer than 1×1 and
+    trains to ~0 mAP (it runs, so without this check nothing says why). FCOS/RetinaNet pad to their stride."""
+    if is_ssd(model) and size < SSD_MIN_SIZE:
+        import torch
+
+        backbone, was = model.net.backbone, model.training
+        with torch.no_grad():
+            cells = [int(f.shape[-1]) for f in backbone.eval()(torch.zeros(1, 3, size, size)).values()]
+        backbone.train(was)
+        raise UserError(f"SSDlite at {size} px sees its six feature levels at {cells} cells a side: too small to "
+                        f"learn; allowed: ≥ {SSD_MIN_SIZE} (128 or more learns well), or det:fcos_*/det:retinanet_*",
+                        key=key)
+
+
 class HeadGraph(nn.Module):
     """A DetNet's forward up to its head's raw outputs, on N×3×S×S images in 0..1 (its own normalization and
     stride padding inside, as torchvision's transform does them; SSD's size_divisible is 1: no padding),

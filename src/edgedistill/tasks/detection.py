@@ -35,6 +35,9 @@ class DetTask(DenseTask):
         return build_det_data(r)
 
     def prepare(self, r: Recipe, model: nn.Module) -> nn.Module:
+        from .det_graph import check_input_size
+
+        check_input_size(model, r.data.image_size)  # teacher or student: an SSDlite too small to learn, before training
         return _sized(model, r.data.image_size)
 
     def check_student(self, r: Recipe, student: nn.Module) -> None:
