@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import UserError
 from ..evaluate.audit_spec import AuditSpec, Batch
 from . import stats
-from .perturb import PERTURBATIONS, Pixels, fgsm_pixels, perturb
+from .perturb import PERTURBATIONS, Pixels, fgsm_step, perturb
 
 TEST = "asymptotic"  # scipy's normal approximation: the audit runs up to 3 tests per row (stats.per_image_wilcoxon)
 
@@ -30,7 +30,7 @@ TEST = "asymptotic"  # scipy's normal approximation: the audit runs up to 3 test
 def check_perturbations(task: AuditSpec, chosen: dict[str, tuple[float, ...]], named: str | None
                         ) -> tuple[dict[str, tuple[float, ...]], dict[str, str]]:
     """The perturbations this task can run and the skipped ones with why; a skipped one named in --perturb: exit 2."""
-    if "fgsm" not in chosen or task.fgsm_target is not None:
+    if "fgsm" not in chosen or task.fgsm_loss is not None:
         return chosen, {}
     if named is not None:
         can = ", ".join(n for n in PERTURBATIONS if n != "fgsm")
@@ -68,10 +68,11 @@ def perturbed(task: AuditSpec, loader: Iterable[Batch], name: str, level: float,
     for b, (x, *rest) in enumerate(loader):
         px = pixels.to_pixels(x)
         if name == "fgsm":  # made on the teacher, transferred unchanged to the students
-            assert task.fgsm_target is not None
-            target = task.fgsm_target((x, *rest)).to(task.device)
+            loss = task.fgsm_loss
+            assert loss is not None
             with torch.enable_grad():
-                adv = fgsm_pixels(teacher, px.to(task.device), target, level, pixels.normalize).cpu()
+                adv = fgsm_step(lambda z, b=(x, *rest): loss(teacher, z, b), px.to(task.device), level,
+                                pixels.normalize).cpu()
         else:
             adv = perturb(name, px, level, seed=10_000 * b + i)
         yield (pixels.normalize(adv), *rest)

@@ -108,9 +108,15 @@ def fgsm_pixels(model: nn.Module, px: torch.Tensor, labels: torch.Tensor, eps: f
                 normalize: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """One signed-gradient step of size eps on the model's cross-entropy, in pixel space (Goodfellow et al., 2015)."""
     model.eval()
+    return fgsm_step(lambda x: F.cross_entropy(model(x), labels.to(px.device)), px, eps, normalize)
+
+
+def fgsm_step(loss_of: Callable[[torch.Tensor], torch.Tensor], px: torch.Tensor, eps: float,
+              normalize: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """One signed-gradient step of size eps on any scalar loss of the normalized input, in pixel space: a task's
+    own loss (a detector's training losses, a segmenter's per-pixel cross-entropy)."""
     x = px.detach().clone().requires_grad_(True)
-    loss = F.cross_entropy(model(normalize(x)), labels.to(px.device))
-    (grad,) = torch.autograd.grad(loss, x)
+    (grad,) = torch.autograd.grad(loss_of(normalize(x)), x)
     return (px + eps * grad.sign()).clamp(0, 1).detach()
 
 

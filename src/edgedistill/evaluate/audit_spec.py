@@ -1,5 +1,5 @@
 """What a task gives the audit of its runs (analysis/dense_audit.py): its metric and per-image unit, the evaluation
-of every model on the same batches, the pixel mapping of its loader, its FGSM target, and how to read a run.
+of every model on the same batches, the pixel mapping of its loader, the loss its FGSM steps on, and how to read a run.
 
 Kept here, below both, so that the task layer (tasks/seg_audit.py, tasks/det_audit.py) fills it in without
 importing analysis/, and analysis/ runs it without importing tasks/.
@@ -17,6 +17,7 @@ from torch import nn
 
 Batch = tuple[Any, ...]  # (images, *targets) as the task's loader yields them
 Evaluate = Callable[[dict[str, nn.Module], Iterable[Batch]], dict[str, dict[str, Any]]]
+FgsmLoss = Callable[[nn.Module, torch.Tensor, Batch], torch.Tensor]  # (model, normalized images on device, batch) → loss
 
 
 def _none() -> None:
@@ -35,8 +36,8 @@ class AuditSpec:
     evaluate: Evaluate
     mean: Sequence[float]  # the loader's normalization (0 and 1: images in [0, 1])
     std: Sequence[float]
-    fgsm_target: Callable[[Batch], torch.Tensor] | None = None  # labels of the teacher's cross-entropy; None: no FGSM
-    fgsm_skip: str = ""  # why fgsm is skipped when fgsm_target is None
+    fgsm_loss: FgsmLoss | None = None  # the teacher's loss FGSM steps on; None: no FGSM
+    fgsm_skip: str = ""  # why fgsm is skipped when fgsm_loss is None
     extra: tuple[str, ...] = ()  # further scores kept per model and row (pixel_acc, map50, …)
     device: torch.device = torch.device("cpu")
     data: Callable[[], dict[str, Any]] = dict  # held-out splits by name
@@ -45,4 +46,4 @@ class AuditSpec:
     load: Callable[[Path], nn.Module] | None = None  # a model file of the run
 
 
-__all__ = ["AuditSpec", "Batch", "Evaluate"]
+__all__ = ["AuditSpec", "Batch", "Evaluate", "FgsmLoss"]

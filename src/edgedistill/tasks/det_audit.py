@@ -1,21 +1,44 @@
 """`edgedistill audit` of a task=detection run, the task's side (evaluate/audit_spec.py): COCO mAP
 (torchmetrics/pycocotools), box agreement with the teacher and per-image mAP by the run's own det_evaluate.
-FGSM is skipped: it steps on a classifier's loss (FGSM_SKIP)."""
+FGSM steps on the teacher's own training losses (classification, box regression and, for FCOS, centerness) for the
+ground-truth boxes, as attacks on detectors do (Xie et al., 2017), with its normalization layers in eval mode."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..evaluate.audit_spec import AuditSpec
+from ..evaluate.audit_spec import AuditSpec, Batch
 from ..evaluate.detection import det_evaluate
 
-FGSM_SKIP = ("FGSM steps on a classification loss; a detector's loss needs its target assignment in training mode, "
-             "which the audit does not run")
+
+
+@contextmanager
+def _losses_mode(model: nn.Module) -> Iterator[None]:
+    """torchvision detectors return losses only in training mode; their batch norm and dropout stay in eval mode
+    (running statistics untouched, the same function as at evaluation), and the model goes back to eval after."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Dropout)):
+            m.eval()
+    try:
+        yield
+    finally:
+        model.eval()
+
+
+def det_fgsm_loss(model: nn.Module, x: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The sum of the detector's training losses for the batch's ground-truth boxes and labels."""
+    boxes, labels = ([t.to(x.device) for t in ts] for ts in batch[1:3])
+    with _losses_mode(model):
+        losses = model(x, boxes, labels)
+    return sum(losses.values())  # type: ignore[return-value]
 
 
 def det_audit_task(r: Any, device: torch.device) -> AuditSpec:
@@ -26,8 +49,8 @@ def det_audit_task(r: Any, device: torch.device) -> AuditSpec:
     def evaluate(models: dict[str, nn.Module], batches: Any) -> dict[str, dict[str, Any]]:
         return det_evaluate(models, batches, device, d.score_threshold, d.agreement_score, per_image=True)
 
-    return AuditSpec("detection", "map", "mAP", "per_image_map", "box", evaluate, (0.0,) * 3, (1.0,) * 3, None,
-                     FGSM_SKIP, extra=("map50",), device=device)
+    return AuditSpec("detection", "map", "mAP", "per_image_map", "box", evaluate, (0.0,) * 3, (1.0,) * 3,
+                     det_fgsm_loss, extra=("map50",), device=device)
 
 
 def det_audit(run_dir: Path, r: Any, metrics: dict[str, Any], device: torch.device) -> AuditSpec:
@@ -57,4 +80,4 @@ def det_audit(run_dir: Path, r: Any, metrics: dict[str, Any], device: torch.devi
         loader=lambda ds, b: det_loader(ds, b, train=False, workers=r.data.workers, seed=0))
 
 
-__all__ = ["FGSM_SKIP", "det_audit", "det_audit_task"]
+__all__ = ["det_audit", "det_audit_task", "det_fgsm_loss"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..evaluate.audit_spec import AuditSpec, Batch
 from ..evaluate.segmentation import seg_evaluate
@@ -21,12 +22,13 @@ def seg_audit_task(r: Any, num_classes: int, device: torch.device) -> AuditSpec:
     def evaluate(models: dict[str, nn.Module], batches: Any) -> dict[str, dict[str, Any]]:
         return seg_evaluate(models, batches, device, num_classes, ignore, tol)
 
-    def fgsm_target(batch: Batch) -> torch.Tensor:
-        """The masks, unlabelled pixels (ignore_index) as -100: left out of the cross-entropy."""
-        return batch[1].masked_fill(batch[1] == ignore, -100)
+    def fgsm_loss(model: nn.Module, x: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Per-pixel cross-entropy on the masks, unlabelled pixels (ignore_index) left out."""
+        model.eval()
+        return F.cross_entropy(model(x), batch[1].to(x.device), ignore_index=ignore)
 
     return AuditSpec("segmentation", "miou", "mIoU", "per_image_iou", "per-pixel", evaluate, r.data.mean, r.data.std,
-                     fgsm_target, extra=("pixel_acc", "boundary_f1"), device=device)
+                     fgsm_loss, extra=("pixel_acc", "boundary_f1"), device=device)
 
 
 def seg_audit(run_dir: Path, r: Any, metrics: dict[str, Any], device: torch.device) -> AuditSpec:
