@@ -53,10 +53,12 @@ def finished_runs(folder) -> dict[str, tuple[int, str]]:
 def test_resume_reruns_every_killed_trial_before_a_candidate_the_dead_session_enqueued(tmp_path):
     """Optuna hands out waiting trials oldest first: a candidate explore() enqueued before the kill was taken
     ahead of the killed ones and, search.trials counted, one killed candidate was never rerun (the flake of the
-    two-worker test below, 1 run in 4). revive_killed retires it, and it does not count."""
+    two-worker test below). revive_killed retires it, and it does not count. And a killed trial whose run had
+    finished before the kill reached the study: its rerun reused the run as a "repeat", which does not count, so
+    the killed candidate was never counted (the same test's other failure)."""
     from edgedistill.recipe import build_recipe
     from edgedistill.search.space import Candidate, resolve_space
-    from edgedistill.search.study import Search, counted, open_search_study, revive_killed
+    from edgedistill.search.study import Search, counted, open_search_study, repeats, revive_killed
     from edgedistill.search.trials import Flash
 
     rec = build_recipe(recipe(tmp_path, space=SPACE, trials=3))
@@ -71,10 +73,19 @@ def test_resume_reruns_every_killed_trial_before_a_candidate_the_dead_session_en
     study.enqueue_trial(space.params_of(Candidate("cifar:resnet8", 24)))  # explore()'s, in the dead session
 
     assert revive_killed(s, study) == [Candidate("cifar:resnet8", 8)]
-    assert space.suggest(study.ask()) == Candidate("cifar:resnet8", 8)  # the killed one first
+    rerun = study.ask()
+    assert space.suggest(rerun) == Candidate("cifar:resnet8", 8)  # the killed one first
     states = {t.number: (t.state.name, t.user_attrs) for t in study.get_trials(deepcopy=False)}
     assert states[0] == ("FAIL", {"spec": "cifar:resnet8", "image_size": 8, "killed": True})
     assert states[1] == ("FAIL", {"retired": True}) and 1 not in {t.number for t in counted(study)}
+
+    # the killed trial's run had finished before the kill reached the study: the rerun counts it, not a repeat
+    for size in (8, 24):
+        run = tmp_path / "flash" / Candidate("cifar:resnet8", size).slug
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text("{}")
+    assert not repeats(s, rerun, Candidate("cifar:resnet8", 8))
+    assert repeats(s, rerun, Candidate("cifar:resnet8", 24))  # a run no killed trial left: reused, not counted
 
 
 @pytest.mark.slow

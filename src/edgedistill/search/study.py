@@ -123,7 +123,7 @@ def objective(trial: optuna.Trial, s: Search) -> tuple[float, ...]:
                 explore(s, trial)  # suggested again though known to be over the budget
         else:
             t0 = time.perf_counter()
-            if (s.folder / "flash" / cand.slug / "metrics.json").exists() or taken(trial, cand):
+            if repeats(s, trial, cand):
                 trial.set_user_attr("repeat", True)  # suggested again: its finished run is reused, not retrained
                 explore(s, trial)
             try:
@@ -147,6 +147,19 @@ def taken(trial: optuna.Trial, cand: Candidate) -> bool:
     return any(t.number < trial.number and t.state in (TrialState.RUNNING, TrialState.COMPLETE)
                and not t.user_attrs.get("killed") and t.user_attrs.get("spec") == cand.spec
                and t.user_attrs.get("image_size") == cand.image_size for t in trial.study.get_trials(deepcopy=False))
+
+
+def repeats(s: Search, trial: optuna.Trial, cand: Candidate) -> bool:
+    """Suggested again: an earlier counted trial has the candidate, or its finished run exists (the hand-picked
+    reference's). A run a killed trial finished before the kill reached the study is not a repeat: this trial
+    counts it (the killed one does not), else the killed candidate is never counted and the search trains one more."""
+    if taken(trial, cand):
+        return True
+    if not (s.folder / "flash" / cand.slug / "metrics.json").exists():
+        return False
+    return not any(t.user_attrs.get("killed") and t.user_attrs.get("spec") == cand.spec
+                   and t.user_attrs.get("image_size") == cand.image_size
+                   for t in trial.study.get_trials(deepcopy=False))
 
 
 def explore(s: Search, trial: optuna.Trial) -> None:
