@@ -38,3 +38,18 @@ def test_agreement_matches_boxes_of_the_same_class_one_to_one():
     a.update({**t, "scores": torch.tensor([0.9, 0.1])}, t)  # the student's second box is below the score
     assert a.compute() == pytest.approx(100 * 2 * 3 / (3 + 4))
     assert Agreement(0.5).compute() is None
+
+
+def test_an_image_with_300_boxes_scores_its_100_best_as_coco_does():
+    """SSDlite returns up to 300 boxes an image; COCO's mAP counts the 100 best-scored (maxDets). `scored` keeps
+    those: the same mAP as torchmetrics given all 300 (which drops the rest itself, warning that it does)."""
+    from edgedistill.evaluate.detection import scored
+
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(300, 2, generator=g) * 60
+    pred = {"boxes": torch.cat([xy, xy + 4 + 20 * torch.rand(300, 2, generator=g)], 1),
+            "scores": torch.rand(300, generator=g), "labels": torch.randint(0, 2, (300,), generator=g)}
+    pred["boxes"][:2], pred["scores"][:2] = TRUTH[0]["boxes"], torch.tensor([0.05, 0.06])  # the true boxes rank low
+    best = scored(pred, 0.0)
+    assert len(best["boxes"]) == 100 and best["scores"].min() >= pred["scores"].sort().values[-100]
+    assert _map([best]) == _map([pred]) and len(scored(_pred()[0], 0.85)["boxes"]) == 1

@@ -56,6 +56,19 @@ def kept(d: dict[str, torch.Tensor], min_score: float) -> dict[str, torch.Tensor
     return {k: v[keep] for k, v in d.items()}
 
 
+COCO_MAX_DETS = 100  # COCO's maxDets: its mAP counts an image's 100 best-scored boxes
+
+
+def scored(d: dict[str, torch.Tensor], min_score: float) -> dict[str, torch.Tensor]:
+    """The boxes COCO's mAP counts: at least min_score, the 100 best (SSDlite returns up to 300: torchmetrics would
+    drop the rest itself, with a warning per run)."""
+    d = kept(d, min_score)
+    if len(d["scores"]) <= COCO_MAX_DETS:
+        return d
+    top = d["scores"].topk(COCO_MAX_DETS).indices
+    return {k: v[top] for k, v in d.items()}
+
+
 class Agreement:
     def __init__(self, min_score: float):
         self.min_score, self.sums = min_score, np.zeros(3)  # matches, student boxes, teacher boxes
@@ -102,7 +115,7 @@ def det_evaluate(models: dict[str, nn.Module], loader: Any, device: torch.device
         preds = {n: [{k: v.cpu() for k, v in d.items()} for d in m(images.to(device))] for n, m in models.items()}
         target = _targets(boxes, labels)
         for n, p in preds.items():
-            shown = [kept(d, min_score) for d in p]
+            shown = [scored(d, min_score) for d in p]
             maps[n].update(shown, target)
             if per_image:
                 images_map[n] += per_image_map(shown, target)

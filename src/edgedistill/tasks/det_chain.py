@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..evaluate.detection import Agreement, kept, ap_scores, mean_ap
+from ..evaluate.detection import Agreement, ap_scores, mean_ap, scored
 from .chain_data import checked, items
 from .det_graph import DetDecoder
 
@@ -81,7 +81,7 @@ def score(dets: Dets, targets: Targets, min_score: float, agreement_score: float
           ) -> dict[str, Any]:
     """COCO mAP numbers (%) of `dets` on the targets; with `ref`, the box agreement with it (`agreement`, %)."""
     metric = mean_ap()
-    metric.update([kept(d, min_score) for d in dets], targets)
+    metric.update([scored(d, min_score) for d in dets], targets)
     out: dict[str, Any] = {**ap_scores(metric), "images": len(dets), "boxes": sum(len(t["boxes"]) for t in targets)}
     out["map"] = out["map"] or 0.0
     out["agreement"] = agreement(dets, ref, agreement_score) if ref is not None else None
