@@ -198,6 +198,18 @@ def test_explain_without_a_teacher_exit_2(tmp_path, capsys):
     assert code == 2 and "recipe.yaml" in err
 
 
+def test_explain_of_a_detection_run_exit_2_naming_the_task(tmp_path, capsys):
+    """A detector has no single classifier head: refused by the run's task, before any model is read."""
+    from edgedistill.recipe import load_recipe
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "recipe.yaml").write_text(load_recipe("recipes/det-demo.yaml").to_yaml())
+    (run / "metrics.json").write_text(json.dumps({"task": "detection", "class_names": ["a", "b", "c", "d"]}))
+    code, _out, err = cli(capsys, "explain", str(run))
+    assert code == 2 and "task=detection" in err and "RUN_DIR" in err and "Traceback" not in err
+
+
 TINY = ["data.image_size=16", "data.max_train_samples=256", "data.max_val_samples=64", "teacher.model=cifar:resnet8",
         "teacher.epochs=2", "train.epochs=1", "train.batch_size=32", "eval.latency_runs=1", "eval.warmup_runs=1",
         "eval.baseline=false"]

@@ -83,6 +83,11 @@ def load_teacher(run_dir: Path, overrides: list[str] | None = None,
                  needs: str = "explain") -> tuple[Path, Any, dict[str, Any], nn.Module]:
     """A finished run's folder, recipe (plus overrides), metrics and teacher: what `explain` starts from."""
     run_dir, recipe, metrics = read_finished_run(run_dir, overrides)
+    task = metrics.get("task", "classification")
+    if task != "classification":  # a detector or segmenter has no single classifier head to approximate
+        raise UserError(f"{run_dir} is a task={task} run; {needs} approximates a classifier's decisions; allowed: "
+                        f"a task=classification run (`edgedistill audit` and `compare` take {task} runs)",
+                        key="RUN_DIR")
     return run_dir, recipe, metrics, _run_teacher(run_dir, recipe, metrics, needs)
 
 

@@ -54,6 +54,11 @@ def predict_images(onnx_path: str | Path, image_paths: Sequence[str | Path], top
     if threads is not None and threads < 1:
         raise UserError(f"--threads {threads}: allowed: 1 or more, or omit it for ONNX Runtime's choice")
     meta = read_onnx_meta(onnx_path)
+    task = meta.get("task", "classification")
+    if task != "classification":  # its outputs are per pixel or per anchor: a softmax over them ranks nothing
+        raise UserError(f"{onnx_path} is a task={task} model (outputs {meta.get('output', '?')}); predict classifies "
+                        f"images; allowed: a classification model's ONNX file (a {task} model's files are scored "
+                        "by `edgedistill eval` and `edgedistill deploy` on its run's images)", key="MODEL")
     names, size = meta["class_names"], meta["image_size"]
     batch = []
     for p in image_paths:
