@@ -31,13 +31,14 @@ def _model(spec: str = FCOS, seed: int = 0):
     return m
 
 
-def _job(model, targets, agree_score: float = 0.3, min_score: float = 0.05):
-    """What export_det reads of a compress job, on the images X."""
+def _job(model, targets, agree_score: float = 0.3, min_score: float = 0.05, spec: str = "det:fcos_mobilenet_v3_small"):
+    """What export_det reads of a compress job, on the images X (meta: the spec the ONNX file records)."""
     from edgedistill.recipe import build_recipe
     from edgedistill.tasks.det_graph import DetDecoder
 
     return SimpleNamespace(r=build_recipe(BASE), names=["a", "b", "c"], images=X.numpy(), targets=targets,
-                           min_score=min_score, agree_score=agree_score, decoder=DetDecoder(model, 64))
+                           min_score=min_score, agree_score=agree_score, decoder=DetDecoder(model, 64),
+                           meta={"model": spec})
 
 
 def _own_boxes(dets, min_score=0.05):

@@ -130,21 +130,6 @@ def test_predict_images_without_torch(resnet20, tmp_path):
         assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0 + 1e-5
 
 
-@pytest.mark.parametrize("task", ["segmentation", "detection"])
-def test_predict_refuses_a_segmentation_or_detection_file_naming_its_task(tmp_path, capsys, task):
-    """Their outputs are per pixel or per anchor: a softmax over them would print a ranking that means nothing."""
-    from conftest import cli
-
-    from edgedistill.deploy.export import export_onnx
-
-    path = export_onnx(torch.nn.Conv2d(3, 2, 1).eval(), tmp_path / "m.onnx", 8, ["bg", "fg"], [0.5] * 3, [0.5] * 3,
-                       extra={"task": task, "output": "per pixel"})
-    img = tmp_path / "a.png"
-    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(img)
-    code, out, err = cli(capsys, "predict", str(path), str(img))
-    assert code == 2 and f"task={task}" in err and "MODEL" in err and not out
-
-
 def test_predict_preprocessing_matches_eval_transform(tmp_path):
     from edgedistill.data.transforms import _eval_resize
     from edgedistill.deploy.onnx_classify import preprocess

@@ -94,14 +94,18 @@ def compress(
 @app.command()
 def predict(
     model: Annotated[Path, typer.Argument(help="an ONNX file written by edgedistill (fp32 or int8)")],
-    images: Annotated[list[Path], typer.Argument(help="image files to classify")],
-    top_k: Annotated[int, typer.Option(help="classes shown per image")] = 3,
+    images: Annotated[list[Path], typer.Argument(help="image files")],
+    top_k: Annotated[int, typer.Option(help="classes (or boxes) shown per image")] = 3,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads (default: its choice)")] = None,
+    min_score: Annotated[float, typer.Option(help="detection: boxes shown at or above this score")] = 0.25,
+    out: Annotated[Path | None, typer.Option(help="folder for predictions.json, and a mask PNG (segmentation) "
+                                             "or the image with its boxes (detection) per image")] = None,
 ) -> None:
-    """Classify image files with an exported ONNX model alone (ONNX Runtime; torch is not imported)."""
+    """Classify, segment or detect on image files with an exported ONNX model (classification and segmentation
+    without torch)."""
     from .commands.predict import print_predictions
 
-    print_predictions(model, images, top_k, threads, console)
+    print_predictions(model, images, top_k, threads, console, min_score=min_score, out=out)
 
 
 @app.command()

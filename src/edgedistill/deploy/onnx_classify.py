@@ -69,7 +69,12 @@ def predict_images(onnx_path: str | Path, image_paths: Sequence[str | Path], top
             raise UserError(f"cannot read image {p}: {e}") from None
     if not batch:
         return []
-    probs = _softmax(ort_predict(ort_session(onnx_path, threads), np.stack(batch)))
+    logits = ort_predict(ort_session(onnx_path, threads), np.stack(batch))
+    if logits.ndim != 2:  # a file without a task (an older export) whose output is per pixel or per anchor
+        raise UserError(f"{onnx_path} outputs {list(logits.shape)}, not one row of class scores per image; allowed: "
+                        "a classification model's ONNX file, or a segmentation/detection file that records its task "
+                        "(export it again)", key="MODEL")
+    probs = _softmax(logits)
     k = max(1, min(top_k, probs.shape[1]))
     out = []
     for p, row in zip(image_paths, probs):

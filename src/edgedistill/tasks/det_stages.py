@@ -90,14 +90,15 @@ def prune_stage(job: Any, model: nn.Module, cfg: Any, d: Path, resume: bool = Fa
     return pruned
 
 
-def export_det(job: Any, model: nn.Module, path: Path, decoder: DetDecoder | None = None, check: bool = True
-               ) -> tuple[Path, dict[str, Any]]:
+def export_det(job: Any, model: nn.Module, path: Path, decoder: DetDecoder | None = None, check: bool = True,
+               spec: str | None = None) -> tuple[Path, dict[str, Any]]:
     """The head graph as fp32 ONNX (input RGB 0..1, normalization inside; NMS outside, said in the metadata),
     parity-checked on the raw outputs and on the decoded boxes of the held-out images."""
     c, size = job.r.compress, job.r.data.image_size
     dec = decoder or job.decoder
     export_onnx(HeadGraph(model).eval(), path, size, job.names, [0.0] * 3, [1.0] * 3, opset=c.opset, extra={
-        "task": "detection", "input": "N×3×S×S RGB in 0..1 (the graph normalizes)",
+        "task": "detection", "model": spec or str(job.meta["model"]),  # predict rebuilds the decoder from it
+        "input": "N×3×S×S RGB in 0..1 (the graph normalizes)",
         "output": dec.settings()["outputs"], "nms": dec.settings()["nms"], "resize": dec.settings()["resize"],
         "decode": json.dumps(dec.settings())})
     if not check:
@@ -162,7 +163,8 @@ def teacher_speed(job: Any, run_dir: Path | None, final: nn.Module | Path) -> di
     s, _ = job.scores(torch_predict(teacher), None)
     if exportable(teacher):
         dec = DetDecoder(teacher, job.r.data.image_size)
-        path = export_det(job, teacher, job.out / "teacher" / "model.onnx", dec, check=False)[0]
+        path = export_det(job, teacher, job.out / "teacher" / "model.onnx", dec, check=False,
+                          spec=job.r.teacher.model)[0]
         call, form = job.call(path, dec), "fp32 ONNX + decoding and NMS"
     else:
         call, form = job.call(teacher), "PyTorch (two-stage: no head graph to export)"

@@ -198,10 +198,14 @@ def _prune_stage(job: SegCompress, model: nn.Module, cfg: Any, d: Path, resume: 
     return pruned
 
 
+def seg_meta(ignore: int) -> dict[str, str]:
+    """The metadata of every segmentation ONNX file (student and teacher): predict dispatches on `task`."""
+    return {"task": "segmentation", "ignore_index": str(ignore), "output": "N×K×H×W logits (argmax over K)"}
+
+
 def _export(job: SegCompress, model: nn.Module, path: Path) -> tuple[Path, dict[str, Any]]:
     c, d = job.r.compress, job.r.data
-    export_onnx(model, path, d.image_size, job.names, d.mean, d.std, opset=c.opset, extra={
-        "task": "segmentation", "ignore_index": str(job.ignore), "output": "N×K×H×W logits (argmax over K)"})
+    export_onnx(model, path, d.image_size, job.names, d.mean, d.std, opset=c.opset, extra=seg_meta(job.ignore))
     parity = check_parity(model, path, torch.from_numpy(job.images[:c.parity_images]), atol=c.atol, rtol=c.rtol)
     if not parity["passed"]:
         raise UserError(f"fp32 ONNX parity failed (max |Δlogit| {parity['max_abs_diff']:.2g} > atol {c.atol}); kept "
@@ -247,7 +251,7 @@ def _teacher_speed(job: SegCompress, run_dir: Path | None, final: nn.Module | Pa
     teacher = load_model(f)[0].cpu().float().eval()
     d = job.r.data
     path = export_onnx(teacher, job.out / "teacher" / "model.onnx", d.image_size, job.names, d.mean, d.std,
-                       opset=job.r.compress.opset)
+                       opset=job.r.compress.opset, extra=seg_meta(job.ignore))
     s, _ = job.scores(onnx_predict(path), None)
     t = job.timing({"teacher": job.call(path), "student": job.call(final)})
     return {"miou": s["miou"], "teacher_ms": t["ms"]["teacher"], "student_ms": t["ms"]["student"],
