@@ -20,31 +20,6 @@ from ..errors import UserError
 TASKS = ("classification", "segmentation", "detection")
 
 
-def check_options(top_k: int, threads: int | None, min_score: float) -> None:
-    """Every option checked before a file is read."""
-    if top_k < 1:
-        raise UserError(f"--top-k {top_k}: allowed: 1 or more (classes, or boxes, shown per image)", key="--top-k")
-    if threads is not None and threads < 1:
-        raise UserError(f"--threads {threads}: allowed: 1 or more, or omit it for ONNX Runtime's choice",
-                        key="--threads")
-    if not 0.0 <= min_score < 1.0:
-        raise UserError(f"--min-score {min_score}: allowed: 0 ≤ score < 1 (boxes shown at or above it)",
-                        key="--min-score")
-
-
-def _open(paths: list[Path]) -> list[tuple[str, Any]]:
-    from PIL import Image, UnidentifiedImageError
-
-    out = []
-    for p in paths:
-        try:
-            with Image.open(Path(p).expanduser()) as img:
-                out.append((str(p), img.convert("RGB")))
-        except (OSError, UnidentifiedImageError) as e:
-            raise UserError(f"cannot read image {p}: {e}", key="IMAGES") from None
-    return out
-
-
 def _names(paths: list[str]) -> list[str]:
     """One output file name per image: its stem, made unique by its position where two stems are the same."""
     stems = [Path(p).stem for p in paths]
@@ -55,6 +30,7 @@ def print_predictions(model: Path, images: list[Path], top_k: int, threads: int 
                       min_score: float = 0.25, out: Path | None = None) -> None:
     """One line per image: the top_k classes (probabilities), class shares (%) or boxes (score, x1 y1 x2 y2)."""
     from ..atomic import atomic_write_text
+    from ..deploy.onnx_classify import check_options, open_images, predict_images
     from ..deploy.onnx_runtime import read_onnx_meta
 
     check_options(top_k, threads, min_score)
@@ -62,48 +38,44 @@ def print_predictions(model: Path, images: list[Path], top_k: int, threads: int 
     task = meta.get("task", "classification")
     if task not in TASKS:
         raise UserError(f"{model} records task={task}; allowed: an ONNX file of {', '.join(TASKS)}", key="MODEL")
-    if out is not None and out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; allowed: a folder (made if missing)", key="--out")
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} is a file; allowed: a folder (made if missing)", key="--out")
+        out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     if task == "classification":
-        from ..deploy.onnx_classify import predict_images
-
-        rows = predict_images(model, images, top_k=top_k, threads=threads)
+        rows = predict_images(model, images, top_k=top_k, threads=threads, meta=meta)
         for r in rows:
             shown = ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"])
             console.print(f"{escape(r['path'])}: {escape(shown)}", highlight=False)
     elif task == "segmentation":
         from ..deploy.onnx_segment import save_mask, segment_images
 
-        opened = _open(images)
-        results = segment_images(model, opened, meta, threads) if opened else []
-        for r in results:
+        opened = open_images(images)
+        rows = segment_images(model, opened, meta, threads) if opened else []
+        names = _names([r["path"] for r in rows])
+        for r, name in zip(rows, names, strict=True):
             shown = ", ".join(f"{k} {v:.1f}%" for k, v in list(r["shares"].items())[:top_k])
             console.print(f"{escape(r['path'])}: {escape(shown)}", highlight=False)
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            for r, name in zip(results, _names([r["path"] for r in results]), strict=True):
-                save_mask(r.pop("mask"), out / name)
+            mask = r.pop("mask")
+            if out is not None:
+                save_mask(mask, out / name)
                 r["mask"] = name
-        rows = [{k: v for k, v in r.items() if k != "mask" or out is not None} for r in results]
     else:
         from ..tasks.det_predict import detect_images, draw_boxes
 
-        opened = _open(images)
+        opened = open_images(images)
         rows = detect_images(model, opened, meta, min_score, threads) if opened else []
-        for r in rows:
+        for (_, img), r, name in zip(opened, rows, _names([r["path"] for r in rows]), strict=True):
             shown = ", ".join(f"{b['label']} {b['score']:.2f} [{', '.join(f'{v:g}' for v in b['box'])}]"
                               for b in r["boxes"][:top_k])
             more = f" (+{len(r['boxes']) - top_k} more)" if len(r["boxes"]) > top_k else ""
             console.print(f"{escape(r['path'])}: {len(r['boxes'])} box(es) ≥ {min_score:g}"
                           f"{': ' if shown else ''}{escape(shown)}{more}", highlight=False)
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            for (_, img), r, name in zip(opened, rows, _names([r["path"] for r in rows]), strict=True):
+            if out is not None:
                 draw_boxes(img, r["boxes"], list(meta["class_names"]), out / name)
                 r["drawn"] = name
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "predictions.json", json.dumps({"model": str(model), "task": task, "images": rows},
                                                               indent=2))
         console.print(f"written: {escape(str(out))}/ (predictions.json"

@@ -46,27 +46,43 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def predict_images(onnx_path: str | Path, image_paths: Sequence[str | Path], top_k: int = 5,
-                   threads: int | None = None) -> list[dict[str, Any]]:
-    """Per image: path, top-k [{label, index, prob}] from softmaxed logits, preprocessing from the file's meta."""
+def check_options(top_k: int, threads: int | None, min_score: float = 0.0) -> None:
+    """predict's options, checked before a file is read."""
     if top_k < 1:
-        raise UserError(f"--top-k {top_k}: allowed: 1 or more (classes shown per image)")
+        raise UserError(f"--top-k {top_k}: allowed: 1 or more (classes, or boxes, shown per image)", key="--top-k")
     if threads is not None and threads < 1:
-        raise UserError(f"--threads {threads}: allowed: 1 or more, or omit it for ONNX Runtime's choice")
-    meta = read_onnx_meta(onnx_path)
+        raise UserError(f"--threads {threads}: allowed: 1 or more, or omit it for ONNX Runtime's choice",
+                        key="--threads")
+    if not 0.0 <= min_score < 1.0:
+        raise UserError(f"--min-score {min_score}: allowed: 0 ≤ score < 1 (boxes shown at or above it)",
+                        key="--min-score")
+
+
+def open_images(paths: Sequence[str | Path]) -> list[tuple[str, Image.Image]]:
+    """Each file as (its path as given, RGB image); an unreadable one exits 2 naming it."""
+    out = []
+    for p in paths:
+        try:
+            with Image.open(Path(p).expanduser()) as img:
+                out.append((str(p), img.convert("RGB")))
+        except (OSError, UnidentifiedImageError) as e:
+            raise UserError(f"cannot read image {p}: {e}", key="IMAGES") from None
+    return out
+
+
+def predict_images(onnx_path: str | Path, image_paths: Sequence[str | Path], top_k: int = 5,
+                   threads: int | None = None, meta: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Per image: path, top-k [{label, index, prob}] from softmaxed logits, preprocessing from the file's meta
+    (`meta`: read_onnx_meta's, when the caller has it already)."""
+    check_options(top_k, threads)
+    meta = meta or read_onnx_meta(onnx_path)
     task = meta.get("task", "classification")
     if task != "classification":  # its outputs are per pixel or per anchor: a softmax over them ranks nothing
         raise UserError(f"{onnx_path} is a task={task} model (outputs {meta.get('output', '?')}); predict classifies "
                         f"images; allowed: a classification model's ONNX file (a {task} model's files are scored "
                         "by `edgedistill eval` and `edgedistill deploy` on its run's images)", key="MODEL")
     names, size = meta["class_names"], meta["image_size"]
-    batch = []
-    for p in image_paths:
-        try:
-            with Image.open(Path(p).expanduser()) as img:
-                batch.append(preprocess(img, size, meta["mean"], meta["std"]))
-        except (OSError, UnidentifiedImageError) as e:
-            raise UserError(f"cannot read image {p}: {e}") from None
+    batch = [preprocess(img, size, meta["mean"], meta["std"]) for _, img in open_images(image_paths)]
     if not batch:
         return []
     logits = ort_predict(ort_session(onnx_path, threads), np.stack(batch))
